@@ -1,0 +1,108 @@
+/**
+ * Small valibot builders for environment variables. Every variable is a string (or unset) in the
+ * environment; each builder validates it and turns it into the value the steps use.
+ *
+ * Each field carries its documentation (description + metadata), so the one schema in schema.ts
+ * is the single source for validation, `--help`, the README table and `.env.example`.
+ * Messages never include the received value: some variables are secrets.
+ */
+import * as v from 'valibot';
+
+export type Group = 'setup' | 'database' | 'superadmin' | 'logging';
+
+export type FieldDoc = {
+  group: Group;
+  /** Required when SKIP_SETUP=true (the only time the schema is applied). */
+  required: boolean;
+  /** Can be read from the file named by NAME_FILE; never printed. */
+  secret: boolean;
+  /** Default as the operator would write it, for the docs. */
+  default?: string;
+  /** Example value for `.env.example`. */
+  example: string;
+};
+
+type Doc = Omit<FieldDoc, 'required' | 'secret' | 'default'> & Partial<Pick<FieldDoc, 'secret'>>;
+
+const BOOLEAN_VALUES = ['true', 'false'] as const;
+
+function documented<TSchema extends v.GenericSchema<string | undefined, unknown>>(
+  schema: TSchema,
+  description: string,
+  doc: Doc,
+  extra: { required: boolean; default?: string },
+) {
+  const meta: FieldDoc = { secret: false, ...doc, ...extra };
+  return v.pipe(schema, v.description(description), v.metadata(meta));
+}
+
+export function required<TOut>(pipeline: v.GenericSchema<string, TOut>, description: string, doc: Doc) {
+  // In the environment, the only non-string is a missing variable.
+  const value = v.pipe(v.string('is required'), pipeline);
+  return documented(value, description, doc, { required: true });
+}
+
+export function optional<TOut>(pipeline: v.GenericSchema<string, TOut>, description: string, doc: Doc) {
+  return documented(v.optional(pipeline), description, doc, { required: false });
+}
+
+export function withDefault<TOut>(
+  pipeline: v.GenericSchema<string, TOut>,
+  defaultText: string,
+  description: string,
+  doc: Doc,
+) {
+  // The default goes through the same pipeline, so it is validated and transformed like a value.
+  const value = v.optional(pipeline, defaultText);
+  return documented(value, description, doc, { required: false, default: defaultText });
+}
+
+// ---- value pipelines -------------------------------------------------------------------------
+
+export const boolean = () =>
+  v.pipe(
+    v.string(),
+    v.picklist(BOOLEAN_VALUES, 'must be true or false'),
+    v.transform((x) => x === 'true'),
+  );
+
+export const integer = (min: number, max: number, unit = '') =>
+  v.pipe(
+    v.string(),
+    v.regex(/^\d+$/, `must be a whole number${unit}`),
+    v.transform(Number),
+    v.minValue(min, `must be at least ${min}${unit}`),
+    v.maxValue(max, `must be at most ${max}${unit}`),
+  );
+
+export const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  v.pipe(v.string(), v.picklist(values, `must be one of: ${values.join(', ')}`));
+
+/** Printable text: names and the like. Control characters would corrupt logs and emails. */
+export const text = (maxLength: number) =>
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.minLength(1, 'must not be empty'),
+    v.maxLength(maxLength, `must be at most ${maxLength} characters`),
+    v.check((x) => !/[\p{Cc}]/u.test(x), 'must not contain control characters'),
+  );
+
+export const email = () =>
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.maxLength(254, 'must be at most 254 characters'),
+    v.email('must be an email address such as admin@example.com'),
+    // Emails are compared case-insensitively and stored lowercase.
+    v.toLowerCase(),
+  );
+
+/** E.164: a plus sign, then up to 15 digits, no spaces. */
+export const phoneE164 = () =>
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 phone number: + then 7 to 15 digits, no spaces (e.g. +33612345678)'),
+  );
+

@@ -1,0 +1,122 @@
+/**
+ * Turns the raw environment into a validated Env, or one ConfigError listing every problem at once.
+ * Secrets may come from NAME or from the file named by NAME_FILE (Docker / Kubernetes secrets).
+ */
+import { readFileSync } from 'node:fs';
+import * as v from 'valibot';
+import { ConfigError } from '../errors.js';
+import { registerSecret } from '../redact.js';
+import type { FieldDoc } from './fields.js';
+import { envSchema, type Env, type VariableName } from './schema.js';
+
+export const VARIABLES = Object.keys(envSchema.entries) as VariableName[];
+
+export function fieldDoc(name: VariableName): FieldDoc {
+  return v.getMetadata(envSchema.entries[name]) as FieldDoc;
+}
+
+export const SECRET_VARIABLES = VARIABLES.filter((name) => fieldDoc(name).secret);
+
+/** Prefixes of our variables: an unknown variable with one of them is most likely a typo. */
+const OUR_PREFIXES = /^(SKIP_SETUP|DATABASE_|AUTO_SUPERADMIN_|STORAGE_|SMTP_|SENDGRID_|EMAIL_|LOG_FORMAT)/;
+
+export type SecretSource = 'env' | 'file' | 'unset';
+
+export interface LoadedConfig {
+  env: Env;
+  /** Where each secret came from (never its value), for diagnostics. */
+  secretSources: Record<string, SecretSource>;
+  warnings: string[];
+}
+
+export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const input: Record<string, string | undefined> = {};
+  const secretSources: Record<string, SecretSource> = {};
+
+  for (const name of VARIABLES) {
+    // Compose turns `VAR: ${VAR}` with VAR unset into an empty string: empty means unset.
+    input[name] = raw[name] === '' ? undefined : raw[name];
+  }
+
+  for (const name of SECRET_VARIABLES) {
+    const fileVar = `${name}_FILE`;
+    const path = raw[fileVar] || undefined;
+    secretSources[name] = input[name] !== undefined ? 'env' : path ? 'file' : 'unset';
+    registerSecret(input[name]);
+    if (path === undefined) continue;
+    if (input[name] !== undefined) {
+      problems.push(`${name}: both ${name} and ${fileVar} are set; set only one of them`);
+      continue;
+    }
+    try {
+      // The secrets convention: one trailing newline (editors and `echo` add it) is not part of the value.
+      input[name] = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+      registerSecret(input[name]);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      problems.push(`${fileVar}: cannot read the file ${path} (${code}); mount the secret there or fix the path`);
+    }
+  }
+  registerUrlPassword(input.DATABASE_URL);
+
+  const result = v.safeParse(envSchema, input);
+  for (const issue of result.issues ?? []) {
+    const name = issue.path?.map((p) => String(p.key)).join('.') ?? 'environment';
+    problems.push(`${name}: ${issue.message}`);
+  }
+  if (result.success) problems.push(...crossChecks(result.output));
+
+  if (problems.length > 0) {
+    throw new ConfigError(
+      `invalid configuration: ${problems.length} problem${problems.length > 1 ? 's' : ''}`,
+      problems,
+      'correct the variables listed above (see --help or the README for each one)',
+    );
+  }
+  const env = result.output as Env;
+
+  const rawSchema = input.DATABASE_SCHEMA?.trim();
+  if (rawSchema && rawSchema !== env.DATABASE_SCHEMA) {
+    warnings.push(
+      `DATABASE_SCHEMA "${rawSchema}" is used as "${env.DATABASE_SCHEMA}": PostgreSQL folds unquoted identifiers to lowercase. Write it in lowercase to silence this warning.`,
+    );
+  }
+  for (const name of Object.keys(raw)) {
+    if (OUR_PREFIXES.test(name) && !(VARIABLES as string[]).includes(name) && !isFileVariable(name)) {
+      warnings.push(`${name} is not a variable this version knows; ignored (a typo?)`);
+    }
+  }
+  return { env, secretSources, warnings };
+}
+
+function isFileVariable(name: string): boolean {
+  return name.endsWith('_FILE') && (SECRET_VARIABLES as string[]).includes(name.slice(0, -5));
+}
+
+/** The password inside DATABASE_URL is a secret even when the URL itself fails validation. */
+function registerUrlPassword(url: string | undefined): void {
+  const match = url && /^[^:]+:\/\/[^:/@]*:([^@]*)@/.exec(url);
+  if (!match?.[1]) return;
+  registerSecret(match[1]);
+  try {
+    registerSecret(decodeURIComponent(match[1]));
+  } catch {
+    /* invalid encoding: the raw form is registered, validation reports it */
+  }
+}
+
+function crossChecks(env: Env): string[] {
+  const problems: string[] = [];
+  if (env.DATABASE_SSL && env.DATABASE_URL.sslmode && ['disable', 'allow', 'prefer'].includes(env.DATABASE_URL.sslmode)) {
+    problems.push(
+      `DATABASE_URL: sslmode=${env.DATABASE_URL.sslmode} contradicts DATABASE_SSL=true; use sslmode=require, verify-ca or verify-full`,
+    );
+  }
+  const caSources = [env.DATABASE_SSL_CA && 'DATABASE_SSL_CA', env.DATABASE_SSL_CA_FILE && 'DATABASE_SSL_CA_FILE', env.DATABASE_URL.sslrootcert && 'sslrootcert in DATABASE_URL'].filter(Boolean);
+  if (caSources.length > 1) {
+    problems.push(`DATABASE_SSL_CA: set the CA in one place only (found ${caSources.join(', ')})`);
+  }
+  return problems;
+}

@@ -1,0 +1,74 @@
+/**
+ * One line per event. Text for people (colours unless NO_COLOR or not a TTY), or with LOG_FORMAT=json
+ * exactly one JSON object per line on stdout and stderr, for log pipelines. Every line is redacted.
+ */
+import { redact } from './redact.js';
+
+export type Level = 'info' | 'warn' | 'error';
+
+export interface LogFields {
+  step?: string;
+  durationMs?: number;
+  /** Extra structured context (never secrets); printed in JSON, appended in text. */
+  [key: string]: unknown;
+}
+
+export interface Logger {
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+}
+
+export interface LoggerOptions {
+  format: 'text' | 'json';
+  color: boolean;
+  stdout?: (line: string) => void;
+  stderr?: (line: string) => void;
+}
+
+const COLORS: Record<Level, string> = { info: '\x1b[32m', warn: '\x1b[33m', error: '\x1b[31m' };
+const MARKS: Record<Level, string> = { info: 'ok', warn: 'warn', error: 'FAIL' };
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const out = opts.stdout ?? ((line: string) => process.stdout.write(line + '\n'));
+  const err = opts.stderr ?? ((line: string) => process.stderr.write(line + '\n'));
+
+  const write = (level: Level, message: string, fields: LogFields = {}) => {
+    const { step, durationMs, ...rest } = fields;
+    let line: string;
+    if (opts.format === 'json') {
+      line = JSON.stringify({
+        time: new Date().toISOString(),
+        level,
+        step: step ?? null,
+        message,
+        duration_ms: durationMs ?? null,
+        ...rest,
+      });
+    } else {
+      const mark = opts.color ? `${COLORS[level]}${MARKS[level]}\x1b[0m` : MARKS[level];
+      const where = step ? `[${step}] ` : '';
+      const took = durationMs === undefined ? '' : ` (${formatDuration(durationMs)})`;
+      line = `${mark.padEnd(opts.color ? 13 : 4)} ${where}${message}${took}`;
+    }
+    (level === 'info' ? out : err)(redact(line));
+  };
+
+  return {
+    info: (m, f) => write('info', m, f),
+    warn: (m, f) => write('warn', m, f),
+    error: (m, f) => write('error', m, f),
+  };
+}
+
+export function formatDuration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** Options from the raw environment: the logger must work before (and when) validation fails. */
+export function loggerOptionsFromEnv(env: NodeJS.ProcessEnv): LoggerOptions {
+  return {
+    format: env.LOG_FORMAT === 'json' ? 'json' : 'text',
+    color: !env.NO_COLOR && process.stdout.isTTY === true && env.TERM !== 'dumb',
+  };
+}
