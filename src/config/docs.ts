@@ -1,0 +1,85 @@
+/**
+ * Documentation rendered from the schema: `--help`, the README's variable table, `.env.example`.
+ * build/docs.ts writes the last two; a test fails when they are out of date.
+ */
+import * as v from 'valibot';
+import { EXIT_CODES } from '../errors.js';
+import type { FieldDoc, Group } from './fields.js';
+import { fieldDoc, VARIABLES } from './load.js';
+import { envSchema } from './schema.js';
+
+export interface VariableDoc extends FieldDoc {
+  name: string;
+  description: string;
+}
+
+const GROUP_TITLES: Record<Group, string> = {
+  setup: 'Setup',
+  database: 'PostgreSQL',
+  superadmin: 'Super admin',
+  logging: 'Logging',
+};
+
+export function variableDocs(): VariableDoc[] {
+  return VARIABLES.map((name) => ({ name, description: v.getDescription(envSchema.entries[name]) ?? '', ...fieldDoc(name) }));
+}
+
+export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
+  { usage: 'bootstrap', description: 'the default: with SKIP_SETUP=true, set the instance up and disable the setup wizard; otherwise change nothing' },
+  { usage: '--help, -h', description: 'this help' },
+  { usage: '--version, -V', description: 'print the version' },
+];
+
+export function renderHelp(version: string): string {
+  const lines = [
+    `superfasttt-bootstrap ${version}: one-shot setup of a superfasttt instance (PostgreSQL, migrations, super admin).`,
+    '',
+    'Usage: superfasttt-bootstrap [command]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.usage.padEnd(16)}${c.description}`),
+    '',
+    'Environment (* required when SKIP_SETUP=true; secrets also as NAME_FILE=<path>):',
+  ];
+  for (const [group, title] of Object.entries(GROUP_TITLES)) {
+    lines.push(`  ${title}`);
+    for (const doc of variableDocs().filter((d) => d.group === group)) {
+      const flags = [doc.required && '*', doc.secret && 'secret', doc.default !== undefined && `default ${doc.default}`].filter(Boolean).join(', ');
+      lines.push(`    ${doc.name}${flags ? ` (${flags})` : ''}`, `        ${doc.description}`);
+    }
+  }
+  lines.push('', 'Exit codes:', ...EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`));
+  lines.push('', 'Full documentation: README.md of the superfasttt-bootstrap repository (label org.opencontainers.image.source of the image).');
+  return lines.join('\n');
+}
+
+export function renderVariableTable(): string {
+  const rows = ['| Variable | Required | Default | Secret (`_FILE`) | Description |', '| --- | --- | --- | --- | --- |'];
+  for (const doc of variableDocs()) {
+    rows.push(
+      `| \`${doc.name}\` | ${doc.required ? 'yes' : 'no'} | ${doc.default === undefined ? '' : `\`${doc.default}\``} | ${doc.secret ? 'yes' : ''} | ${doc.description.replace(/\|/g, '\\|')} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+export function renderExitCodeTable(): string {
+  return ['| Code | Meaning |', '| --- | --- |', ...EXIT_CODES.map((e) => `| ${e.code} | ${e.meaning} |`)].join('\n');
+}
+
+export function renderEnvExample(): string {
+  const lines = [
+    '# superfasttt-bootstrap environment. Generated from the schema (npm run docs): do not edit by hand.',
+    '# Secrets: prefer NAME_FILE=/run/secrets/name over NAME=value (never commit real values).',
+  ];
+  for (const [group, title] of Object.entries(GROUP_TITLES)) {
+    lines.push('', `# --- ${title}`);
+    for (const doc of variableDocs().filter((d) => d.group === group)) {
+      lines.push(`# ${doc.description}${doc.required ? ' (required)' : ''}`);
+      const value = doc.default ?? doc.example;
+      lines.push(`${doc.required || doc.default !== undefined ? '' : '# '}${doc.name}=${value}`);
+      if (doc.secret) lines.push(`# ${doc.name}_FILE=/run/secrets/${doc.name.toLowerCase()}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}

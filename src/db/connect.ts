@@ -1,0 +1,142 @@
+/**
+ * One PostgreSQL connection for the whole run (the advisory lock is held by the session).
+ * Unreachable servers are retried with capped exponential backoff until DATABASE_CONNECT_TIMEOUT;
+ * answers that will not change by waiting (bad password, unknown database, TLS refused) fail at once.
+ */
+import postgres from 'postgres';
+import { DatabaseError } from '../errors.js';
+import type { Env } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { formatDuration } from '../log.js';
+import { serverOffersTls, tlsNotOffered, tlsPlan } from './tls.js';
+
+export type Sql = postgres.Sql;
+
+/** Error codes worth waiting for: the server (or its DNS name) is not there yet, or still starting. */
+const RETRYABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND', // compose and Kubernetes register a service's name only once it runs
+  'EPIPE',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P03', // cannot_connect_now: the database system is starting up
+  '53300', // too_many_connections
+]);
+
+export interface Connection {
+  sql: Sql;
+  serverVersion: string;
+  tls: boolean;
+}
+
+export async function connect(env: Env, log: Logger, signal: AbortSignal): Promise<Connection> {
+  const { host, port, user, password, database } = env.DATABASE_URL;
+  const plan = tlsPlan(env);
+  const deadline = Date.now() + env.DATABASE_CONNECT_TIMEOUT * 1000;
+  const attemptTimeout = () => Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000)));
+
+  const sql = postgres({
+    host,
+    port,
+    user,
+    pass: password,
+    database,
+    ssl: plan.ssl,
+    max: 1, // one connection for the whole run: the session holds the advisory lock
+    idle_timeout: 0,
+    max_lifetime: null,
+    connect_timeout: attemptTimeout(),
+    fetch_types: false, // saves a catalog query per start; we use no array or custom types
+    onnotice: () => {}, // "already exists, skipping" notices are not for the operator
+    connection: { application_name: 'superfasttt-bootstrap' },
+  });
+
+  let delay = 250;
+  let lastWaitLog = 0;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (plan.required && !(await serverOffersTls(host, port, attemptTimeout() * 1000))) {
+        throw tlsNotOffered(host, port);
+      }
+      const [row] = await sql<{ version: string; num: number; tls: boolean }[]>`
+        select current_setting('server_version') as version,
+               current_setting('server_version_num')::int as num,
+               coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false) as tls`;
+      if (!row) throw new Error('no answer to the version query');
+      if (row.num < 130000) {
+        throw new DatabaseError(`PostgreSQL ${row.version} is too old: 13 or newer is required`, 'upgrade the server');
+      }
+      return { sql, serverVersion: row.version, tls: row.tls };
+    } catch (error) {
+      const code = errorCode(error);
+      const remaining = deadline - Date.now();
+      if (error instanceof DatabaseError || !RETRYABLE.has(code) || remaining <= 0 || signal.aborted) {
+        await sql.end({ timeout: 0 });
+        throw error instanceof DatabaseError ? error : classifyConnectError(error, env);
+      }
+      if (Date.now() - lastWaitLog > 10_000) {
+        lastWaitLog = Date.now();
+        log.warn(`PostgreSQL at ${host}:${port} not reachable yet (${code}); retrying for up to ${formatDuration(remaining)}`, {
+          step: 'database',
+          attempt,
+        });
+      }
+      const jittered = Math.min(delay, remaining) * (0.75 + Math.random() * 0.5);
+      await sleep(jittered, signal);
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
+export function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
+const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME_MISMATCH/;
+
+/** Turns a driver or socket error into a message an operator can act on. Never includes the URL. */
+export function classifyConnectError(error: unknown, env: Env): DatabaseError {
+  const { host, port, user, database } = env.DATABASE_URL;
+  const code = errorCode(error);
+  const detail = (error as Error)?.message ?? String(error);
+  const where = `PostgreSQL at ${host}:${port}`;
+  const cause = { cause: error };
+  switch (code) {
+    case '28P01':
+      return new DatabaseError(`${where} refused the password of user "${user}" (DATABASE_URL)`, 'check the user and password in DATABASE_URL (percent-encode special characters such as @ : / in the password)', cause);
+    case '28000':
+      return new DatabaseError(`${where} refused user "${user}" on database "${database}": ${detail}`, 'allow this role and client in pg_hba.conf, or enable TLS (DATABASE_SSL=true) if the server only accepts TLS connections', cause);
+    case '3D000':
+      return new DatabaseError(`${where}: database "${database}" does not exist`, 'check the database name at the end of DATABASE_URL', cause);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new DatabaseError(`PostgreSQL host "${host}" could not be resolved (DNS, ${code}) within DATABASE_CONNECT_TIMEOUT=${env.DATABASE_CONNECT_TIMEOUT} s`, 'check the host in DATABASE_URL and the DNS / service name', cause);
+  }
+  if (TLS_CODES.test(code) || /certificate|TLS|SSL/i.test(detail)) {
+    return new DatabaseError(`TLS connection to ${where} failed: ${detail}`, 'give the CA that signed the server certificate in DATABASE_SSL_CA or DATABASE_SSL_CA_FILE (or NODE_EXTRA_CA_CERTS), check that the host in DATABASE_URL matches the certificate, or use sslmode=require to encrypt without verifying', cause);
+  }
+  if (RETRYABLE.has(code)) {
+    return new DatabaseError(`${where} unreachable for ${env.DATABASE_CONNECT_TIMEOUT} s (${code}: ${detail})`, 'check host and port in DATABASE_URL, that the server runs and that the network lets this container reach it; raise DATABASE_CONNECT_TIMEOUT if it starts slowly', cause);
+  }
+  return new DatabaseError(`cannot connect to ${where} as "${user}": ${detail}${code ? ` (${code})` : ''}`, 'check DATABASE_URL and the server log', cause);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

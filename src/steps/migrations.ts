@@ -1,0 +1,103 @@
+/**
+ * Step 4: apply the migrations bundled from migrations/*.sql, inside the tenant schema (the
+ * session's search_path), each in its own transaction with its history row, so a crash leaves
+ * either all of a migration or none of it. The history table lives in the tenant schema and keeps
+ * a checksum per migration: a migration changed after it was applied is refused, and so is a
+ * history written by a newer version (never downgrade a schema). Concurrency: the lock step.
+ */
+import { MigrationError } from '../errors.js';
+import { errorCode } from '../db/connect.js';
+import { dbOf, throwIfAborted, type Step } from './step.js';
+
+export const HISTORY_TABLE = 'superfasttt_migrations';
+
+export interface Migration {
+  /** File name without .sql, e.g. 0001_initial; applied in this order. */
+  name: string;
+  sql: string;
+  /** sha256 of the file with line endings normalised to LF. */
+  checksum: string;
+}
+
+interface Applied {
+  name: string;
+  checksum: string;
+  bootstrap_version: string;
+}
+
+export function migrationsStep(migrations: readonly Migration[]): Step {
+  return {
+    name: 'migrations',
+    errorClass: MigrationError,
+    async run(ctx) {
+      const { sql } = dbOf(ctx);
+      // Unqualified names resolve in the tenant schema (search_path set by the schema step).
+      await sql`create table if not exists superfasttt_migrations (
+        name text primary key,
+        checksum text not null,
+        applied_at timestamptz not null default now(),
+        bootstrap_version text not null
+      )`;
+      const applied = await sql<Applied[]>`select name, checksum, bootstrap_version from superfasttt_migrations order by name`;
+      const pending = pendingMigrations(migrations, applied);
+
+      for (const migration of pending) {
+        throwIfAborted(ctx.signal);
+        const started = performance.now();
+        try {
+          await sql.begin(async (tx) => {
+            await tx.unsafe(migration.sql).simple(); // simple protocol: a file holds several statements
+            await tx`insert into superfasttt_migrations (name, checksum, bootstrap_version)
+                     values (${migration.name}, ${migration.checksum}, ${ctx.version})`;
+          });
+        } catch (error) {
+          throwIfAborted(ctx.signal);
+          const code = errorCode(error);
+          throw new MigrationError(
+            `migration ${migration.name} failed and was rolled back: ${(error as Error).message}${code ? ` (SQLSTATE ${code})` : ''}`,
+            code === '42501'
+              ? `the role lacks a privilege the migration needs; grant it (see the README's grants) and run again`
+              : 'nothing of this migration was applied; fix the cause above and run again',
+            { cause: error },
+          );
+        }
+        ctx.log.info(`applied ${migration.name}`, { step: 'migrations', durationMs: performance.now() - started });
+      }
+      if (pending.length > 0) ctx.changes.push(`${pending.length} migration(s) applied`);
+      return pending.length === 0
+        ? `schema is up to date (${migrations.length} migration(s) applied before)`
+        : `applied ${pending.length} migration(s); ${migrations.length} in total`;
+    },
+  };
+}
+
+/** What is left to apply; throws when the history does not belong to this set of migrations. */
+export function pendingMigrations(migrations: readonly Migration[], applied: readonly Applied[]): Migration[] {
+  const known = new Map(migrations.map((m) => [m.name, m]));
+  for (const row of applied) {
+    const migration = known.get(row.name);
+    if (!migration) {
+      throw new MigrationError(
+        `the schema was migrated by a newer superfasttt-bootstrap (${row.bootstrap_version}): migration ${row.name} is unknown to this version`,
+        `run superfasttt-bootstrap ${row.bootstrap_version} or newer (the version that matches the app); a schema is never migrated down`,
+      );
+    }
+    if (migration.checksum !== row.checksum) {
+      throw new MigrationError(
+        `migration ${row.name} was changed after it was applied (checksum ${row.checksum.slice(0, 12)} in the history, ${migration.checksum.slice(0, 12)} in this version)`,
+        'restore the original migration file and put the change in a new migration; never edit an applied migration',
+      );
+    }
+  }
+  const done = new Set(applied.map((row) => row.name));
+  const last = applied.at(-1)?.name;
+  const pending = migrations.filter((m) => !done.has(m.name));
+  const early = last === undefined ? undefined : pending.find((m) => m.name < last);
+  if (early) {
+    throw new MigrationError(
+      `migration ${early.name} sorts before ${last}, which is already applied: migrations must only be added at the end`,
+      'rename the new migration so that it sorts after every applied one',
+    );
+  }
+  return pending;
+}

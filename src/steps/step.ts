@@ -1,0 +1,66 @@
+/**
+ * A step of the bootstrap: a name, the error class (exit code) of its failures, and run().
+ * The command is a list of steps; the pipeline runs them in order and logs one line per step.
+ */
+import { BootstrapError, InterruptedError } from '../errors.js';
+import type { Env } from '../config/schema.js';
+import type { Connection } from '../db/connect.js';
+import type { Logger } from '../log.js';
+
+type ErrorClass = new (message: string, fix?: string, options?: { cause?: unknown }) => BootstrapError;
+
+/** What the steps share. Later steps read what earlier ones found (the connection, what changed). */
+export interface RunContext {
+  env: Env;
+  log: Logger;
+  signal: AbortSignal;
+  version: string;
+  db?: Connection;
+  /** Changes made by this run, for the summary line. Empty on a re-run of a complete instance. */
+  changes: string[];
+}
+
+export interface Step {
+  readonly name: string;
+  /** Unclassified operational failures of this step (driver and socket errors) get this class. */
+  readonly errorClass: ErrorClass;
+  /** Does the work; returns the one-line result that is logged. */
+  run(ctx: RunContext): Promise<string>;
+}
+
+export async function runSteps(steps: readonly Step[], ctx: RunContext): Promise<void> {
+  for (const step of steps) {
+    throwIfAborted(ctx.signal);
+    const started = performance.now();
+    let summary: string;
+    try {
+      summary = await step.run(ctx);
+    } catch (error) {
+      throwIfAborted(ctx.signal);
+      throw classify(error, step);
+    }
+    ctx.log.info(summary, { step: step.name, durationMs: performance.now() - started });
+  }
+}
+
+export function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new InterruptedError(signal.reason as NodeJS.Signals);
+}
+
+/**
+ * Driver and socket errors carry a string `code` (SQLSTATE, errno): they are operational and take
+ * the step's class. Anything else (TypeError, ...) is a bug and stays as it is (exit 1, with stack).
+ */
+function classify(error: unknown, step: Step): unknown {
+  if (error instanceof BootstrapError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return error;
+  const message = (error as Error).message;
+  return new step.errorClass(`${step.name}: ${message} (${code})`, undefined, { cause: error });
+}
+
+/** Connection of the run; a step that needs it comes after the database step. */
+export function dbOf(ctx: RunContext): Connection {
+  if (!ctx.db) throw new Error('internal: step needs the database connection before the database step ran');
+  return ctx.db;
+}

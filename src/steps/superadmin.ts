@@ -1,0 +1,62 @@
+/**
+ * Last step: the super admin exists with role super_admin, and the completion marker is set, in
+ * ONE transaction: a crash can never leave an instance marked done without its admin.
+ * An existing account keeps its password and names (it may have changed them since) unless
+ * AUTO_SUPERADMIN_RESET_PASSWORD=true; a non-admin account is promoted.
+ */
+import { SuperAdminError } from '../errors.js';
+import { hashPassword, verifyPassword } from '../password.js';
+import { dbOf, type Step } from './step.js';
+
+interface ExistingUser {
+  id: string;
+  role: string;
+  password_hash: string;
+}
+
+export const superAdminStep: Step = {
+  name: 'superadmin',
+  errorClass: SuperAdminError,
+  async run(ctx) {
+    const { sql } = dbOf(ctx);
+    const env = ctx.env;
+    const email = env.AUTO_SUPERADMIN_EMAIL;
+    const [existing] = await sql<ExistingUser[]>`select id, role, password_hash from users where email = ${email}`;
+
+    // Hash outside the transaction: the lock step already keeps other bootstraps away.
+    const newHash =
+      !existing || (env.AUTO_SUPERADMIN_RESET_PASSWORD && !(await verifyPassword(existing.password_hash, env.AUTO_SUPERADMIN_PASSWORD)))
+        ? await hashPassword(env.AUTO_SUPERADMIN_PASSWORD)
+        : undefined;
+
+    const actions: string[] = [];
+    const marked = await sql.begin(async (tx) => {
+      if (!existing) {
+        await tx`insert into users (email, first_name, last_name, phone, password_hash, role)
+                 values (${email}, ${env.AUTO_SUPERADMIN_FIRSTNAME}, ${env.AUTO_SUPERADMIN_LASTNAME},
+                         ${env.AUTO_SUPERADMIN_PHONE ?? null}, ${newHash!}, 'super_admin')`;
+        actions.push(`super admin ${email} created`);
+      } else {
+        if (existing.role !== 'super_admin') {
+          await tx`update users set role = 'super_admin', updated_at = now() where id = ${existing.id}`;
+          actions.push(`existing user ${email} promoted from ${existing.role} to super_admin`);
+          ctx.log.warn(`user ${email} existed with role ${existing.role}: promoted to super_admin`, { step: 'superadmin' });
+        }
+        if (newHash) {
+          await tx`update users set password_hash = ${newHash}, updated_at = now() where id = ${existing.id}`;
+          actions.push(`password of ${email} reset (AUTO_SUPERADMIN_RESET_PASSWORD=true)`);
+        }
+      }
+      const rows = await tx`update setup_state
+        set completed = true, completed_at = now(), completed_by = 'bootstrap', bootstrap_version = ${ctx.version}
+        where not completed returning 1`;
+      return rows.count > 0;
+    });
+
+    if (marked) actions.push('setup marked as completed');
+    ctx.changes.push(...actions);
+    return actions.length > 0
+      ? actions.join('; ')
+      : `super admin ${email} already present; setup already completed (nothing changed)`;
+  },
+};

@@ -1,0 +1,20 @@
+/**
+ * Kubernetes shows the content of /dev/termination-log in `kubectl describe pod`. The default path
+ * is written only when it exists (the kubelet creates it), so a run on a laptop or in a plain
+ * container leaves nothing behind; an explicit TERMINATION_LOG is created.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { redact } from './redact.js';
+
+const DEFAULT_PATH = '/dev/termination-log';
+
+export function writeTerminationLog(message: string, configured: string | undefined): void {
+  const path = configured || DEFAULT_PATH;
+  if (!configured && !existsSync(path)) return;
+  try {
+    // Kubernetes keeps at most 4096 bytes.
+    writeFileSync(path, redact(message).slice(0, 4000) + '\n');
+  } catch {
+    /* read-only or missing: the message is in the logs anyway */
+  }
+}

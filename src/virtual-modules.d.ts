@@ -1,0 +1,5 @@
+/** Provided at build time by build/build.mjs from migrations/*.sql. */
+declare module 'virtual:migrations' {
+  const migrations: import('./steps/migrations.js').Migration[];
+  export default migrations;
+}
