@@ -9,13 +9,20 @@ export const ARGON2_OPTIONS = {
   parallelism: 1,
 } as const;
 
+type Argon2 = typeof import('@node-rs/argon2');
+
+/** The bundled CJS module, imported dynamically, exposes its exports as `default` only. */
+async function loadArgon2(): Promise<Argon2> {
+  const mod = (await import('@node-rs/argon2')) as Argon2 & { default?: Argon2 };
+  return mod.default ?? mod;
+}
+
 export async function hashPassword(password: string): Promise<string> {
-  const argon2 = await import('@node-rs/argon2');
-  return argon2.hash(password, ARGON2_OPTIONS);
+  return (await loadArgon2()).hash(password, ARGON2_OPTIONS);
 }
 
 export async function verifyPassword(hash: string, password: string): Promise<boolean> {
-  const argon2 = await import('@node-rs/argon2');
+  const argon2 = await loadArgon2();
   try {
     return await argon2.verify(hash, password);
   } catch {

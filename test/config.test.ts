@@ -74,6 +74,8 @@ describe('validation reports every problem at once, exit 2, without secrets', ()
     ['short password', { AUTO_SUPERADMIN_PASSWORD: 'Short-9' }, /AUTO_SUPERADMIN_PASSWORD: must be at least 12 characters/],
     ['placeholder password', { AUTO_SUPERADMIN_PASSWORD: 'xxxxxxxxxxxxxxxx' }, /AUTO_SUPERADMIN_PASSWORD: looks like a placeholder/],
     ['changeme password', { AUTO_SUPERADMIN_PASSWORD: 'ChangeMe-Please-2024' }, /AUTO_SUPERADMIN_PASSWORD: looks like a placeholder/],
+    ['template word password', { AUTO_SUPERADMIN_PASSWORD: 'Password-2024!' }, /AUTO_SUPERADMIN_PASSWORD: looks like a placeholder/],
+    ['digits-only password', { AUTO_SUPERADMIN_PASSWORD: '918273645091' }, /AUTO_SUPERADMIN_PASSWORD: looks like a placeholder/],
     ['name with control character', { AUTO_SUPERADMIN_FIRSTNAME: 'Al\u0007ice' }, /AUTO_SUPERADMIN_FIRSTNAME: must not contain control characters/],
     ['ssl contradiction', { DATABASE_SSL: 'true', DATABASE_URL: 'postgres://u:secretpw@h/db?sslmode=disable' }, /sslmode=disable contradicts DATABASE_SSL=true/],
     ['log format', { LOG_FORMAT: 'xml' }, /LOG_FORMAT: must be one of: text, json/],

@@ -102,14 +102,20 @@ const schemaName = () =>
   );
 
 /** Values that people leave in templates; refused so a published default never becomes a real password. */
-const PLACEHOLDER_PASSWORDS = /xxxx|changeme|change_me|change-me|password|motdepasse|secret|example|placeholder|12345|azerty|qwerty|<|>|\$\{/i;
+const PLACEHOLDER_FRAGMENTS = /xxxx|change[_-]?me|<[^>]*>|\$\{/i;
+/** Template words that are the whole password once digits and symbols are removed ("Password123!"). */
+const PLACEHOLDER_WORDS = new Set(['password', 'motdepasse', 'secret', 'admin', 'example', 'placeholder', 'azerty', 'qwerty', 'letmein', 'welcome', 'superfasttt', 'changeit', '']);
+
+function isPlaceholder(password: string): boolean {
+  return PLACEHOLDER_FRAGMENTS.test(password) || PLACEHOLDER_WORDS.has(password.toLowerCase().replace(/[^a-z]/g, ''));
+}
 
 const adminPassword = () =>
   v.pipe(
     v.string(),
     v.check((x) => [...x].length >= 12, 'must be at least 12 characters long'),
     v.maxLength(1024, 'must be at most 1024 characters long'),
-    v.check((x) => !PLACEHOLDER_PASSWORDS.test(x), 'looks like a placeholder (xxxx, changeme, password, 12345, ...): set a real password'),
+    v.check((x) => !isPlaceholder(x), 'looks like a placeholder (xxxx, changeme, <...>, Password123, ...): set a real password'),
     v.check((x) => new Set(x).size >= 5, 'is too repetitive: use at least 5 different characters'),
   );
 

