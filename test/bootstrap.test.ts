@@ -101,6 +101,27 @@ describe('bootstrap of a fresh tenant', () => {
   });
 });
 
+describe('secrets from files', () => {
+  it('DATABASE_URL_FILE and AUTO_SUPERADMIN_PASSWORD_FILE (with trailing newlines) bootstrap the instance', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const tenant = await createTenant(pg);
+    const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-'));
+    writeFileSync(join(dir, 'url'), tenant.url + '\n');
+    writeFileSync(join(dir, 'password'), ADMIN.password + '\n');
+    const r = await run(tenant, {
+      DATABASE_URL: undefined,
+      DATABASE_URL_FILE: join(dir, 'url'),
+      AUTO_SUPERADMIN_PASSWORD: undefined,
+      AUTO_SUPERADMIN_PASSWORD_FILE: join(dir, 'password'),
+    });
+    assertExit(r, 0, /created/);
+    const [user] = await users(pg, tenant.schema);
+    assert.ok(await verify(user!.password_hash, ADMIN.password), 'the newline must not be part of the password');
+  });
+});
+
 describe('existing users', () => {
   it('promotes an existing non-admin (any email case), keeping its password and names', async () => {
     const tenant = await createTenant(pg);
@@ -245,6 +266,13 @@ describe('connection problems (exit 3, not retried)', () => {
       url.searchParams.set('sslrootcert', pg.caFile!);
       assertExit(await run(tenant, { DATABASE_URL: url.toString() }), 0);
     }
+  });
+
+  it('verify-full with the CA from NODE_EXTRA_CA_CERTS succeeds', async () => {
+    const tenant = await createTenant(pg);
+    const url = new URL(tenant.url);
+    url.searchParams.set('sslmode', 'verify-full');
+    assertExit(await run(tenant, { DATABASE_URL: url.toString(), NODE_EXTRA_CA_CERTS: pg.caFile }), 0, /TLS on/);
   });
 
   it('verify-full without the CA fails at once with the fix', async () => {
