@@ -101,6 +101,23 @@ describe('bootstrap of a fresh tenant', () => {
   });
 });
 
+describe('the bundle', () => {
+  it('dist/ copied alone into an empty directory bootstraps a tenant (native argon2 binding included)', async () => {
+    const { cpSync, mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { dirname, join } = await import('node:path');
+    const { BUNDLE } = await import('./harness/cli.js');
+    const alone = mkdtempSync(join(tmpdir(), 'sf-dist-'));
+    cpSync(dirname(BUNDLE), alone, { recursive: true });
+    const tenant = await createTenant(pg);
+    secrets.push(tenant.password);
+    const r = await runCli(instanceEnv(tenant), { bundle: join(alone, 'superfasttt-bootstrap.mjs'), cwd: alone });
+    outputs.push(r);
+    assertExit(r, 0, /super admin .* created/);
+    assert.match((await users(pg, tenant.schema))[0]!.password_hash, /^\$argon2id\$/);
+  });
+});
+
 describe('secrets from files', () => {
   it('DATABASE_URL_FILE and AUTO_SUPERADMIN_PASSWORD_FILE (with trailing newlines) bootstrap the instance', async () => {
     const { mkdtempSync, writeFileSync } = await import('node:fs');

