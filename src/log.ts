@@ -50,6 +50,11 @@ export function createLogger(opts: LoggerOptions): Logger {
       const where = step ? `[${step}] ` : '';
       const took = durationMs === undefined ? '' : ` (${formatDuration(durationMs)})`;
       line = `${mark.padEnd(opts.color ? 13 : 4)} ${where}${message}${took}`;
+      // A failure's details, indented under it: what to correct, then how.
+      const problems = Array.isArray(rest.problems) ? (rest.problems as string[]) : [];
+      for (const problem of problems) line += `\n       - ${problem}`;
+      if (typeof rest.fix === 'string') line += `\n     fix: ${rest.fix}`;
+      if (typeof rest.stack === 'string') line += `\n${rest.stack}`;
     }
     (level === 'info' ? out : err)(redact(line));
   };

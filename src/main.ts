@@ -74,16 +74,12 @@ function reportFailure(error: unknown, log: Logger, terminationLog: string | und
   if (error instanceof BootstrapError) {
     const problems = error instanceof ConfigError ? error.problems : [];
     log.error(error.message, { ...(problems.length > 0 && { problems }), ...(error.fix && { fix: error.fix }), exit_code: error.exitCode });
-    const text = [error.message, ...problems.map((p) => `  - ${p}`), ...(error.fix ? [`fix: ${error.fix}`] : [])];
-    if (loggerOptionsFromEnv(process.env).format === 'text') {
-      for (const line of text.slice(1)) process.stderr.write(redact(`     ${line}`) + '\n');
-    }
-    writeTerminationLog(text.join('\n'), terminationLog);
+    writeTerminationLog([error.message, ...problems.map((p) => `  - ${p}`), ...(error.fix ? [`fix: ${error.fix}`] : [])].join('\n'), terminationLog);
     return error.exitCode;
   }
-  const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  log.error(`internal error (a bug, please report it): ${error instanceof Error ? error.message : String(error)}`, { stack });
-  if (loggerOptionsFromEnv(process.env).format === 'text') process.stderr.write(redact(stack) + '\n');
+  const message = error instanceof Error ? error.message : String(error);
+  const stack = error instanceof Error ? (error.stack ?? message) : message;
+  log.error(`internal error (a bug, please report it): ${message}`, { stack });
   writeTerminationLog(`internal error: ${stack}`, terminationLog);
   return INTERNAL_ERROR_EXIT_CODE;
 }
