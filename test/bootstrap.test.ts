@@ -34,7 +34,7 @@ describe('bootstrap of a fresh tenant', () => {
 
   it('exits 0 with one line per step and a summary', () => {
     assertExit(first, 0);
-    for (const step of ['config', 'database', 'lock', 'schema', 'migrations', 'superadmin', 'summary']) {
+    for (const step of ['config', 'database', 'lock', 'schema', 'migrations', 'storage', 'email', 'superadmin', 'welcome', 'summary']) {
       assert.match(first.stdout, new RegExp(`\\[${step}\\] .*\\(\\d+(\\.\\d+)? m?s\\)`), `no line for step ${step}`);
     }
     assert.match(first.stdout, /TLS on/);
@@ -95,7 +95,7 @@ describe('bootstrap of a fresh tenant', () => {
     const lines = r.output.trim().split('\n').map((l) => JSON.parse(l) as { step: string; level: string; duration_ms: number | null });
     assert.deepEqual(
       lines.filter((l) => l.level === 'info').map((l) => l.step),
-      ['config', 'database', 'lock', 'schema', 'migrations', 'superadmin', 'summary'],
+      ['config', 'database', 'lock', 'schema', 'migrations', 'storage', 'email', 'superadmin', 'welcome', 'summary'],
     );
     assert.ok(lines.every((l) => l.step === 'config' || typeof l.duration_ms === 'number'));
   });

@@ -11,9 +11,22 @@ import { lockStep } from '../steps/lock.js';
 import { migrationsStep } from '../steps/migrations.js';
 import { schemaStep } from '../steps/schema.js';
 import { runSteps, type RunContext, type Step } from '../steps/step.js';
+import { emailStep } from '../steps/email.js';
+import { storageStep } from '../steps/storage.js';
 import { superAdminStep } from '../steps/superadmin.js';
+import { welcomeStep } from '../steps/welcome.js';
 
-export const BOOTSTRAP_STEPS: readonly Step[] = [databaseStep, lockStep, schemaStep, migrationsStep(migrations), superAdminStep];
+/** Storage and email are verified before the super admin exists and the setup is marked done. */
+export const BOOTSTRAP_STEPS: readonly Step[] = [
+  databaseStep,
+  lockStep,
+  schemaStep,
+  migrationsStep(migrations),
+  storageStep,
+  emailStep,
+  superAdminStep,
+  welcomeStep,
+];
 
 export interface CommandInput {
   env: NodeJS.ProcessEnv;
@@ -48,6 +61,7 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
     await runSteps(BOOTSTRAP_STEPS, ctx);
   } finally {
     signal.removeEventListener('abort', closeOnAbort);
+    ctx.email?.close();
     // Ending the session also releases the advisory lock.
     await ctx.db?.sql.end({ timeout: 5 });
   }

@@ -4,7 +4,7 @@
  */
 import * as v from 'valibot';
 import { EXIT_CODES } from '../errors.js';
-import type { FieldDoc, Group } from './fields.js';
+import { conditionText, type FieldDoc, type Group } from './fields.js';
 import { fieldDoc, VARIABLES } from './load.js';
 import { envSchema } from './schema.js';
 
@@ -16,9 +16,21 @@ export interface VariableDoc extends FieldDoc {
 const GROUP_TITLES: Record<Group, string> = {
   setup: 'Setup',
   database: 'PostgreSQL',
+  storage: 'Storage (S3)',
+  email: 'Email',
   superadmin: 'Super admin',
   logging: 'Logging',
 };
+
+/** "yes", "if STORAGE_PROVIDER=s3" or "no". */
+function requirement(doc: FieldDoc): string {
+  return doc.required ? 'yes' : doc.requiredWhen ? `if ${conditionText(doc.requiredWhen)}` : 'no';
+}
+
+/** The default in words: a value, a rule, or nothing. */
+function defaultOf(doc: FieldDoc): string | undefined {
+  return doc.default ?? doc.defaultText;
+}
 
 export function variableDocs(): VariableDoc[] {
   return VARIABLES.map((name) => ({ name, description: v.getDescription(envSchema.entries[name]) ?? '', ...fieldDoc(name) }));
@@ -32,7 +44,7 @@ export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
 
 export function renderHelp(version: string): string {
   const lines = [
-    `superfasttt-bootstrap ${version}: one-shot setup of a superfasttt instance (PostgreSQL, migrations, super admin).`,
+    `superfasttt-bootstrap ${version}: one-shot setup of a superfasttt instance (PostgreSQL, migrations, storage, email, super admin).`,
     '',
     'Usage: superfasttt-bootstrap [command]',
     '',
@@ -44,7 +56,12 @@ export function renderHelp(version: string): string {
   for (const [group, title] of Object.entries(GROUP_TITLES)) {
     lines.push(`  ${title}`);
     for (const doc of variableDocs().filter((d) => d.group === group)) {
-      const flags = [doc.required && '*', doc.secret && 'secret', doc.default !== undefined && `default ${doc.default}`].filter(Boolean).join(', ');
+      const flags = [
+        doc.required && '*',
+        doc.requiredWhen && `required if ${conditionText(doc.requiredWhen)}`,
+        doc.secret && 'secret',
+        defaultOf(doc) !== undefined && `default ${defaultOf(doc)}`,
+      ].filter(Boolean).join(', ');
       lines.push(`    ${doc.name}${flags ? ` (${flags})` : ''}`, `        ${doc.description}`);
     }
   }
@@ -57,7 +74,7 @@ export function renderVariableTable(): string {
   const rows = ['| Variable | Required | Default | Secret (`_FILE`) | Description |', '| --- | --- | --- | --- | --- |'];
   for (const doc of variableDocs()) {
     rows.push(
-      `| \`${doc.name}\` | ${doc.required ? 'yes' : 'no'} | ${doc.default === undefined ? '' : `\`${doc.default}\``} | ${doc.secret ? 'yes' : ''} | ${doc.description.replace(/\|/g, '\\|')} |`,
+      `| \`${doc.name}\` | ${requirement(doc)} | ${doc.default !== undefined ? `\`${doc.default}\`` : (doc.defaultText ?? '')} | ${doc.secret ? 'yes' : ''} | ${doc.description.replace(/\|/g, '\\|')} |`,
     );
   }
   return rows.join('\n');
@@ -75,7 +92,8 @@ export function renderEnvExample(): string {
   for (const [group, title] of Object.entries(GROUP_TITLES)) {
     lines.push('', `# --- ${title}`);
     for (const doc of variableDocs().filter((d) => d.group === group)) {
-      lines.push(`# ${doc.description}${doc.required ? ' (required)' : ''}`);
+      const req = requirement(doc);
+      lines.push(`# ${doc.description}${req === 'no' ? '' : ` (required${req === 'yes' ? '' : ` ${req}`})`}`);
       const value = doc.default ?? doc.example;
       lines.push(`${doc.required || doc.default !== undefined ? '' : '# '}${doc.name}=${value}`);
       if (doc.secret) lines.push(`# ${doc.name}_FILE=/run/secrets/${doc.name.toLowerCase()}`);

@@ -8,7 +8,7 @@
  */
 import * as v from 'valibot';
 
-export type Group = 'setup' | 'database' | 'superadmin' | 'logging';
+export type Group = 'setup' | 'database' | 'storage' | 'email' | 'superadmin' | 'logging';
 
 export type FieldDoc = {
   group: Group;
@@ -20,11 +20,20 @@ export type FieldDoc = {
   default?: string;
   /** Example value for `.env.example`. */
   example: string;
+  /** Required only when another variable has this value ('*': is set); checked in load.ts. */
+  requiredWhen?: readonly [variable: string, value: string];
+  /** Default that depends on other variables, in words, for the docs. */
+  defaultText?: string;
 };
 
 type Doc = Omit<FieldDoc, 'required' | 'secret' | 'default'> & Partial<Pick<FieldDoc, 'secret'>>;
 
 const BOOLEAN_VALUES = ['true', 'false'] as const;
+
+/** When a condition holds, in the words the docs use. */
+export function conditionText([variable, value]: readonly [string, string]): string {
+  return value === '*' ? `${variable} is set` : `${variable}=${value}`;
+}
 
 function documented<TSchema extends v.GenericSchema<string | undefined, unknown>>(
   schema: TSchema,
@@ -87,6 +96,25 @@ export const text = (maxLength: number) =>
     v.maxLength(maxLength, `must be at most ${maxLength} characters`),
     v.check((x) => !/[\p{Cc}]/u.test(x), 'must not contain control characters'),
   );
+
+/** An http(s) URL without credentials, query or fragment; `https` only when httpsOnly. */
+export const httpUrl = (opts: { httpsOnly: boolean; path: boolean }) =>
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.check((x) => URL.canParse(x), 'must be a URL such as https://host.example'),
+    v.transform((x) => new URL(x)),
+    v.check((u) => u.protocol === 'https:' || (!opts.httpsOnly && u.protocol === 'http:'), opts.httpsOnly ? 'must start with https://' : 'must start with http:// or https://'),
+    v.check((u) => !u.username && !u.password, 'must not contain credentials (use the key variables)'),
+    v.check((u) => !u.search && !u.hash, 'must not contain a query or fragment'),
+    v.check((u) => opts.path || u.pathname === '/', 'must not contain a path'),
+    // Without the trailing slash that URL adds, so paths can be appended.
+    v.transform((u) => u.toString().replace(/\/$/, '')),
+  );
+
+/** Host names and IP addresses. */
+export const hostname = () =>
+  v.pipe(v.string(), v.trim(), v.regex(/^[A-Za-z0-9]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$/, 'must be a host name or IP address (no scheme, no port)'));
 
 export const email = () =>
   v.pipe(

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as v from 'valibot';
 import { ConfigError } from '../errors.js';
 import { registerSecret } from '../redact.js';
-import type { FieldDoc } from './fields.js';
+import { conditionText, type FieldDoc } from './fields.js';
 import { envSchema, type Env, type VariableName } from './schema.js';
 
 export const VARIABLES = Object.keys(envSchema.entries) as VariableName[];
@@ -66,6 +66,7 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
     const name = issue.path?.map((p) => String(p.key)).join('.') ?? 'environment';
     problems.push(`${name}: ${issue.message}`);
   }
+  problems.push(...conditionalRequirements(input, warnings));
   if (result.success) problems.push(...crossChecks(result.output));
 
   if (problems.length > 0) {
@@ -107,8 +108,35 @@ function registerUrlPassword(url: string | undefined): void {
   }
 }
 
+/**
+ * Variables required only in some configurations (STORAGE_BUCKET when STORAGE_PROVIDER=s3, ...),
+ * declared with `requiredWhen` in the schema. A variable set for a configuration that is not
+ * chosen is ignored, with a warning: the operator probably meant something else.
+ */
+function conditionalRequirements(input: Record<string, string | undefined>, warnings: string[]): string[] {
+  const problems: string[] = [];
+  for (const name of VARIABLES) {
+    const when = fieldDoc(name).requiredWhen;
+    if (!when) continue;
+    const [variable, value] = when;
+    const applies = value === '*' ? input[variable] !== undefined : input[variable] === value;
+    if (applies && input[name] === undefined) {
+      problems.push(`${name}: is required when ${conditionText(when)}`);
+    } else if (!applies && input[name] !== undefined && input[variable] !== undefined) {
+      warnings.push(`${name} is set but not used (${variable}=${input[variable]})`);
+    }
+  }
+  return problems;
+}
+
 function crossChecks(env: Env): string[] {
   const problems: string[] = [];
+  if (env.STORAGE_SECURE && env.STORAGE_ENDPOINT?.startsWith('http:')) {
+    problems.push('STORAGE_ENDPOINT: is http but STORAGE_SECURE=true; use the https endpoint (or STORAGE_SECURE=false on a trusted network only)');
+  }
+  if (env.AUTO_SUPERADMIN_WELCOME_EMAIL && !env.EMAIL_PROVIDER) {
+    problems.push('AUTO_SUPERADMIN_WELCOME_EMAIL: is true but no EMAIL_PROVIDER is set to send it');
+  }
   if (env.DATABASE_SSL && env.DATABASE_URL.sslmode && ['disable', 'allow', 'prefer'].includes(env.DATABASE_URL.sslmode)) {
     problems.push(
       `DATABASE_URL: sslmode=${env.DATABASE_URL.sslmode} contradicts DATABASE_SSL=true; use sslmode=require, verify-ca or verify-full`,

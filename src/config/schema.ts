@@ -3,7 +3,7 @@
  * the README's variable table and `.env.example` (see docs.ts).
  */
 import * as v from 'valibot';
-import { boolean, email, integer, oneOf, optional, phoneE164, required, text, withDefault } from './fields.js';
+import { boolean, email, hostname, httpUrl, integer, oneOf, optional, phoneE164, required, text, withDefault } from './fields.js';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -119,6 +119,37 @@ const adminPassword = () =>
     v.check((x) => new Set(x).size >= 5, 'is too repetitive: use at least 5 different characters'),
   );
 
+/** S3 bucket names (AWS and Scaleway rules): no underscore, no uppercase. */
+const bucketName = () =>
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a bucket name: 3 to 63 lowercase letters, digits, dots or hyphens (no _ and no uppercase)'),
+    v.check((x) => !x.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(x), 'must be a bucket name (no "..", not an IP address)'),
+  );
+
+/** The tenant's folder in a shared bucket, normalised to end with exactly one slash. */
+const storagePrefix = () =>
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.regex(/^[A-Za-z0-9_.\-/]{1,200}$/, 'must be a folder name such as tenant_clienta/ (letters, digits, _ . - /)'),
+    v.check((x) => !x.startsWith('/'), 'must not start with /'),
+    v.check((x) => !x.split('/').some((part) => part === '.' || part === '..'), 'must not contain . or .. segments'),
+    v.transform((x) => x.replace(/\/+$/, '') + '/'),
+    v.check((x) => x !== '/', 'must name a folder, not only /'),
+  );
+
+const API_MODULE = /^[a-z][a-z0-9_-]{0,62}$/;
+
+const apiList = () =>
+  v.pipe(
+    v.string(),
+    v.transform((x) => [...new Set(x.split(',').map((m) => m.trim()).filter(Boolean))]),
+    v.check((xs) => xs.length > 0, 'must list at least one API module (unset it to enable all)'),
+    v.check((xs) => xs.every((m) => API_MODULE.test(m)), 'must be comma-separated module names (lowercase letters, digits, _ or -)'),
+  );
+
 export const envSchema = v.object({
   SKIP_SETUP: optional(
     oneOf(['true', 'false']),
@@ -165,6 +196,101 @@ export const envSchema = v.object({
     { group: 'database', example: '120' },
   ),
 
+  STORAGE_PROVIDER: optional(oneOf(['s3']), 's3 to verify S3 storage before the instance is marked ready; unset: storage is not checked (logged).', {
+    group: 'storage',
+    example: 's3',
+  }),
+  STORAGE_ENDPOINT: optional(
+    httpUrl({ httpsOnly: false, path: false }),
+    'S3 endpoint of an S3-compatible provider (Scaleway, MinIO, ...); unset: AWS S3 for STORAGE_REGION.',
+    { group: 'storage', example: 'https://s3.fr-par.scw.cloud' },
+  ),
+  STORAGE_BUCKET: optional(bucketName(), 'Bucket of the instance: a dedicated one, or a shared one with STORAGE_PREFIX.', {
+    group: 'storage',
+    example: 'superfasttt-central',
+    requiredWhen: ['STORAGE_PROVIDER', 's3'],
+  }),
+  STORAGE_REGION: withDefault(
+    v.pipe(v.string(), v.trim(), v.regex(/^[a-z0-9-]{2,32}$/, 'must be a region name such as fr-par or eu-west-3')),
+    'us-east-1',
+    'Region of the bucket (signs the requests).',
+    { group: 'storage', example: 'fr-par' },
+  ),
+  STORAGE_ACCESS_KEY: optional(text(256), 'S3 access key id.', {
+    group: 'storage',
+    secret: true,
+    example: 'CHANGE_ME',
+    requiredWhen: ['STORAGE_PROVIDER', 's3'],
+  }),
+  STORAGE_SECRET_KEY: optional(text(256), 'S3 secret access key.', {
+    group: 'storage',
+    secret: true,
+    example: 'CHANGE_ME',
+    requiredWhen: ['STORAGE_PROVIDER', 's3'],
+  }),
+  STORAGE_SECURE: withDefault(boolean(), 'true', 'true: STORAGE_ENDPOINT must be https (an http endpoint is a configuration error).', {
+    group: 'storage',
+    example: 'true',
+  }),
+  STORAGE_PREFIX: optional(
+    storagePrefix(),
+    'Folder of the tenant in a shared bucket (tenant_clienta/); a trailing / is added. The probe runs inside it, and a folder marker is created if missing.',
+    { group: 'storage', example: 'tenant_clienta/' },
+  ),
+  STORAGE_FORCE_PATH_STYLE: optional(boolean(), 'Path-style addressing (https://endpoint/bucket/key), which S3-compatible providers need.', {
+    group: 'storage',
+    example: 'true',
+    defaultText: 'true when STORAGE_ENDPOINT is set, else false',
+  }),
+  STORAGE_TIMEOUT: withDefault(
+    integer(1, 300, ' (seconds)'),
+    '10',
+    'Seconds allowed for each S3 request (3 attempts at most), so an endpoint that never answers fails in bounded time.',
+    { group: 'storage', example: '10' },
+  ),
+
+  EMAIL_PROVIDER: optional(oneOf(['smtp', 'sendgrid']), 'smtp or sendgrid to verify the email provider before the instance is marked ready; unset: email is not checked (logged).', {
+    group: 'email',
+    example: 'smtp',
+  }),
+  EMAIL_FROM: optional(email(), 'Sender address of the instance emails.', {
+    group: 'email',
+    example: 'superfasttt@client.example',
+    requiredWhen: ['EMAIL_PROVIDER', '*'],
+  }),
+  EMAIL_FROM_NAME: optional(text(100), 'Sender name.', { group: 'email', example: 'superfasttt' }),
+  SMTP_HOST: optional(hostname(), 'SMTP server.', { group: 'email', example: 'smtp.client.example', requiredWhen: ['EMAIL_PROVIDER', 'smtp'] }),
+  SMTP_PORT: optional(integer(1, 65535), 'SMTP port.', { group: 'email', example: '587', defaultText: '587, or 465 with SMTP_SECURE=tls' }),
+  SMTP_USERNAME: optional(text(256), 'SMTP user; the verification authenticates, a plain connect is not enough.', {
+    group: 'email',
+    example: 'superfasttt@client.example',
+    requiredWhen: ['EMAIL_PROVIDER', 'smtp'],
+  }),
+  SMTP_PASSWORD: optional(text(1024), 'SMTP password.', { group: 'email', secret: true, example: 'CHANGE_ME', requiredWhen: ['EMAIL_PROVIDER', 'smtp'] }),
+  SMTP_SECURE: withDefault(
+    oneOf(['starttls', 'tls', 'none']),
+    'starttls',
+    'starttls (a server that does not offer STARTTLS is refused), tls (implicit TLS, usually port 465), or none (plaintext: only when chosen explicitly).',
+    { group: 'email', example: 'starttls' },
+  ),
+  SENDGRID_API_KEY: optional(
+    v.pipe(text(512), v.startsWith('SG.', 'must be a SendGrid API key (it starts with SG.)')),
+    'SendGrid API key; it needs the mail.send scope.',
+    { group: 'email', secret: true, example: 'CHANGE_ME', requiredWhen: ['EMAIL_PROVIDER', 'sendgrid'] },
+  ),
+  SENDGRID_API_URL: withDefault(
+    httpUrl({ httpsOnly: true, path: false }),
+    'https://api.sendgrid.com',
+    'SendGrid API; https://api.eu.sendgrid.com for EU data residency.',
+    { group: 'email', example: 'https://api.sendgrid.com' },
+  ),
+  EMAIL_TIMEOUT: withDefault(
+    integer(1, 300, ' (seconds)'),
+    '10',
+    'Seconds allowed to connect to and hear from the email provider, per operation.',
+    { group: 'email', example: '10' },
+  ),
+
   AUTO_SUPERADMIN_EMAIL: required(
     email(),
     'Email of the super admin; compared case-insensitively and stored lowercase.',
@@ -186,6 +312,23 @@ export const envSchema = v.object({
     'false',
     'true: set the password of an existing super admin to AUTO_SUPERADMIN_PASSWORD on every run.',
     { group: 'superadmin', example: 'false' },
+  ),
+
+  AUTO_SUPERADMIN_WELCOME_EMAIL: withDefault(
+    boolean(),
+    'false',
+    'true: send the super admin one welcome email with the login link (never the password) when the account is created; needs EMAIL_PROVIDER and APP_URL.',
+    { group: 'superadmin', example: 'false' },
+  ),
+  APP_URL: optional(httpUrl({ httpsOnly: false, path: true }), 'Public URL of the instance, for the login link of the welcome email.', {
+    group: 'superadmin',
+    example: 'https://clienta.superfasttt.example',
+    requiredWhen: ['AUTO_SUPERADMIN_WELCOME_EMAIL', 'true'],
+  }),
+  ENABLED_APIS: optional(
+    apiList(),
+    'Comma-separated API modules to enable; unset: all API modules are enabled from the first boot. Recorded in instance_settings (key apis).',
+    { group: 'setup', example: 'auth,users,files' },
   ),
 
   LOG_FORMAT: withDefault(oneOf(['text', 'json']), 'text', 'text, or json for one JSON object per line on stdout and stderr.', {

@@ -5,6 +5,7 @@
 import { BootstrapError, InterruptedError } from '../errors.js';
 import type { Env } from '../config/schema.js';
 import type { Connection } from '../db/connect.js';
+import type { EmailProvider } from '../email/provider.js';
 import type { Logger } from '../log.js';
 
 type ErrorClass = new (message: string, fix?: string, options?: { cause?: unknown }) => BootstrapError;
@@ -16,6 +17,8 @@ export interface RunContext {
   signal: AbortSignal;
   version: string;
   db?: Connection;
+  /** Set by the email step when a provider is configured. */
+  email?: EmailProvider;
   /** Changes made by this run, for the summary line. Empty on a re-run of a complete instance. */
   changes: string[];
 }

@@ -1,12 +1,15 @@
 /**
- * Last step: the super admin exists with role super_admin, and the completion marker is set, in
- * ONE transaction: a crash can never leave an instance marked done without its admin.
+ * The super admin exists with role super_admin, the non-secret settings are recorded, and the
+ * completion marker is set, in ONE transaction: a crash can never leave an instance marked done
+ * without its admin or its settings.
  * An existing account keeps its password and names (it may have changed them since) unless
  * AUTO_SUPERADMIN_RESET_PASSWORD=true; a non-admin account is promoted.
  */
 import { SuperAdminError } from '../errors.js';
 import { hashPassword, verifyPassword } from '../password.js';
+import { instanceSettings } from '../settings.js';
 import { dbOf, type Step } from './step.js';
+import { WELCOME_KEY } from './welcome.js';
 
 interface ExistingUser {
   id: string;
@@ -36,6 +39,10 @@ export const superAdminStep: Step = {
                  values (${email}, ${env.AUTO_SUPERADMIN_FIRSTNAME}, ${env.AUTO_SUPERADMIN_LASTNAME},
                          ${env.AUTO_SUPERADMIN_PHONE ?? null}, ${newHash!}, 'super_admin')`;
         actions.push(`super admin ${email} created`);
+        if (env.AUTO_SUPERADMIN_WELCOME_EMAIL) {
+          await tx`insert into instance_settings (key, value) values (${WELCOME_KEY}, ${tx.json({ status: 'pending', to: email })})
+                   on conflict (key) do update set value = excluded.value, updated_at = now()`;
+        }
       } else {
         if (existing.role !== 'super_admin') {
           await tx`update users set role = 'super_admin', updated_at = now() where id = ${existing.id}`;
@@ -47,6 +54,15 @@ export const superAdminStep: Step = {
           actions.push(`password of ${email} reset (AUTO_SUPERADMIN_RESET_PASSWORD=true)`);
         }
       }
+      // Recorded only when different, so a re-run writes nothing.
+      const changed: string[] = [];
+      for (const [key, value] of Object.entries(instanceSettings(env))) {
+        const rows = await tx`insert into instance_settings (key, value) values (${key}, ${tx.json(value as never)})
+          on conflict (key) do update set value = excluded.value, updated_at = now()
+          where instance_settings.value is distinct from excluded.value returning key`;
+        if (rows.count > 0) changed.push(key);
+      }
+      if (changed.length > 0) actions.push(`settings recorded (${changed.join(', ')})`);
       const rows = await tx`update setup_state
         set completed = true, completed_at = now(), completed_by = 'bootstrap', bootstrap_version = ${ctx.version}
         where not completed returning 1`;

@@ -1,0 +1,109 @@
+/**
+ * Storage step: the S3 keys work, the bucket is there, and a probe object written under the
+ * tenant's prefix reads back byte for byte and is deleted. The prefix "folder" exists afterwards
+ * (an empty marker object named after it is created when missing). Objects already there are
+ * never overwritten or deleted: the probe has a random name of its own.
+ *
+ * Keys limited to the prefix (per-tenant IAM) are often denied HeadBucket: that 403 is
+ * inconclusive, and the probe decides.
+ */
+import { randomBytes } from 'node:crypto';
+import { StorageError } from '../errors.js';
+import { storageSettings, type StorageSettings } from '../settings.js';
+import { httpStatus, s3Failure } from '../storage/s3-errors.js';
+import type { Step } from './step.js';
+
+type S3Module = typeof import('@aws-sdk/client-s3');
+
+async function loadS3(): Promise<S3Module> {
+  const mod = (await import('@aws-sdk/client-s3')) as S3Module & { default?: S3Module };
+  return mod.default ?? mod;
+}
+
+/** A skew the SDK silently corrects would still break the app's own signatures: report it. */
+const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
+export const storageStep: Step = {
+  name: 'storage',
+  errorClass: StorageError,
+  async run(ctx) {
+    const s = storageSettings(ctx.env);
+    if (!s) return 'STORAGE_PROVIDER is not set: storage not checked';
+    const env = ctx.env;
+    const s3 = await loadS3();
+    const timeoutMs = env.STORAGE_TIMEOUT * 1000;
+    const client = new s3.S3Client({
+      region: s.region,
+      ...(s.endpoint && { endpoint: s.endpoint }),
+      forcePathStyle: s.force_path_style,
+      credentials: { accessKeyId: env.STORAGE_ACCESS_KEY!, secretAccessKey: env.STORAGE_SECRET_KEY! },
+      // S3-compatible providers store the CRC32 framing of aws-chunked bodies as data otherwise.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs },
+    });
+    // One place that sends and classifies; the SDK's per-command generics add nothing here.
+    const send: Send = async <T>(operation: string, command: object): Promise<T> => {
+      try {
+        return (await client.send(command as never, { abortSignal: ctx.signal })) as T;
+      } catch (error) {
+        throw s3Failure(error, operation, s, env.STORAGE_TIMEOUT);
+      }
+    };
+
+    try {
+      const notes: string[] = [];
+      try {
+        await client.send(new s3.HeadBucketCommand({ Bucket: s.bucket }), { abortSignal: ctx.signal });
+      } catch (error) {
+        if (httpStatus(error) !== 403) throw s3Failure(error, 'HeadBucket', s, env.STORAGE_TIMEOUT);
+        notes.push('HeadBucket denied (key limited to the prefix?), the probe decided');
+      }
+
+      const prefix = s.prefix ?? '';
+      const probeKey = `${prefix}.superfasttt-bootstrap-probe-${randomBytes(8).toString('hex')}`;
+      const body = randomBytes(256);
+      await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: probeKey, Body: body, ContentType: 'application/octet-stream' }));
+      try {
+        const got = await send<{ Body?: { transformToByteArray(): Promise<Uint8Array> } }>('GetObject', new s3.GetObjectCommand({ Bucket: s.bucket, Key: probeKey }));
+        const read = Buffer.from((await got.Body?.transformToByteArray()) ?? []);
+        if (!read.equals(body)) {
+          throw new StorageError(
+            `storage: the probe object read back differs from what was written (${read.length} bytes instead of ${body.length}) in ${s.bucket}/${prefix}`,
+            'the provider alters uploads; check STORAGE_ENDPOINT and that it is S3-compatible',
+          );
+        }
+      } finally {
+        await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: s.bucket, Key: probeKey }));
+      }
+
+      if (s.prefix) notes.push(await ensureFolderMarker(s, send, s3));
+      const skew = Math.abs((client.config as { systemClockOffset?: number }).systemClockOffset ?? 0);
+      if (skew > MAX_CLOCK_SKEW_MS) {
+        throw new StorageError(
+          `storage: this machine's clock differs from the S3 provider's by ${Math.round(skew / 60_000)} minutes`,
+          'synchronise the clock of the node (NTP): signed requests of the app would be refused',
+        );
+      }
+      const place = `${s.bucket}${s.prefix ? `/${s.prefix}` : ''} at ${s.endpoint ?? `AWS S3 ${s.region}`}`;
+      return `${place}: probe written, read back and deleted${notes.length ? `; ${notes.join('; ')}` : ''}`;
+    } finally {
+      client.destroy();
+    }
+  },
+};
+
+type Send = <T = unknown>(operation: string, command: object) => Promise<T>;
+
+async function ensureFolderMarker(s: StorageSettings, send: Send, s3: S3Module): Promise<string> {
+  const key = s.prefix!;
+  try {
+    await send('HeadObject', new s3.HeadObjectCommand({ Bucket: s.bucket, Key: key }) );
+    return `folder ${key} present`;
+  } catch (error) {
+    if (!(error instanceof StorageError) || httpStatus((error as { cause?: unknown }).cause) !== 404) throw error;
+  }
+  await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: key, Body: '' }));
+  return `folder ${key} created`;
+}

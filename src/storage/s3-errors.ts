@@ -1,0 +1,83 @@
+/**
+ * Turns an AWS SDK error into a StorageError that names the variable to check. Classified by S3
+ * error code when the answer has a body, by HTTP status when not (HEAD answers have none), and by
+ * socket error code when nothing was answered.
+ */
+import { StorageError } from '../errors.js';
+import type { StorageSettings } from '../settings.js';
+
+/** The IAM permission each operation needs, for "access denied" messages. */
+export const PERMISSION: Record<string, string> = {
+  HeadBucket: 's3:ListBucket',
+  PutObject: 's3:PutObject',
+  GetObject: 's3:GetObject',
+  HeadObject: 's3:GetObject',
+  DeleteObject: 's3:DeleteObject',
+};
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  Code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number; attempts?: number };
+  $response?: unknown;
+}
+
+const TLS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO/;
+
+export function httpStatus(error: unknown): number | undefined {
+  return (error as SdkError | null)?.$metadata?.httpStatusCode;
+}
+
+export function s3Failure(error: unknown, operation: string, s: StorageSettings, timeoutSec: number): StorageError {
+  const e = (error ?? {}) as SdkError;
+  const code = e.Code ?? e.name ?? '';
+  const errno = e.code ?? '';
+  const status = httpStatus(error);
+  const where = s.endpoint ?? `AWS S3 (${s.region})`;
+  const target = `${s.bucket}/${s.prefix ?? ''}`;
+  const fail = (message: string, fix: string) => new StorageError(`storage: ${operation} on ${target} at ${where}: ${message}`, fix, { cause: error });
+
+  switch (code) {
+    case 'InvalidAccessKeyId':
+      return fail('the access key id is unknown to the provider', 'check STORAGE_ACCESS_KEY (and that STORAGE_ENDPOINT is the provider that issued it)');
+    case 'SignatureDoesNotMatch':
+      return fail('the request signature does not match: the secret key is wrong for this access key', 'check STORAGE_SECRET_KEY (copied whole, no extra spaces or newline)');
+    case 'RequestTimeTooSkewed':
+      return fail("this machine's clock differs too much from the provider's", 'synchronise the clock of the node (NTP)');
+    case 'NoSuchBucket':
+      return fail(`bucket ${s.bucket} does not exist`, 'create the bucket (deployment machine) or correct STORAGE_BUCKET');
+    case 'AccessDenied':
+      return fail(`access denied: the key lacks ${PERMISSION[operation] ?? operation}`, `grant ${PERMISSION[operation] ?? operation} on arn:aws:s3:::${target}* to this key (per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on ${target}*, s3:ListBucket with the prefix condition)`);
+    case 'PermanentRedirect':
+    case 'AuthorizationHeaderMalformed':
+    case 'IllegalLocationConstraintException':
+      return fail(`the bucket is in another region than ${s.region} (${code})`, 'set STORAGE_REGION to the region of the bucket (and STORAGE_ENDPOINT to that region\'s endpoint)');
+  }
+  if (status === 404 && operation === 'HeadBucket') {
+    return fail(`bucket ${s.bucket} does not exist`, 'create the bucket (deployment machine) or correct STORAGE_BUCKET');
+  }
+  if (status === 403) {
+    return fail(`access denied (HTTP 403${code && code !== 'Unknown' ? `, ${code}` : ''})`, `check STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`);
+  }
+  if (status === 301) {
+    return fail('the provider redirects: the bucket is in another region', 'set STORAGE_REGION (and STORAGE_ENDPOINT) to the region of the bucket');
+  }
+  if (status !== undefined && status >= 500) {
+    return fail(`the provider answered HTTP ${status} (${code || 'server error'}) after ${e.$metadata?.attempts ?? 'several'} attempt(s)`, 'the provider has an outage or STORAGE_ENDPOINT points at the wrong service; retry later');
+  }
+  if (errno === 'ENOTFOUND' || errno === 'EAI_AGAIN') {
+    return fail(`the endpoint host name does not resolve (DNS, ${errno})`, 'check STORAGE_ENDPOINT');
+  }
+  if (TLS.test(errno) || /certificate/i.test(e.message ?? '')) {
+    return fail(`TLS failed: ${e.message}`, 'check STORAGE_ENDPOINT (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)');
+  }
+  if (code === 'TimeoutError' || code === 'RequestTimeout' || errno === 'ETIMEDOUT' || /timed? ?out/i.test(e.message ?? '')) {
+    return fail(`no answer within STORAGE_TIMEOUT=${timeoutSec} s`, 'check STORAGE_ENDPOINT and that the network lets this container reach it');
+  }
+  if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE'].includes(errno)) {
+    return fail(`the endpoint is unreachable (${errno})`, 'check STORAGE_ENDPOINT (scheme, host, port) and that the network lets this container reach it');
+  }
+  return fail(`${code || errno || 'error'}: ${e.message ?? String(error)}${status ? ` (HTTP ${status})` : ''}`, 'check the STORAGE_* variables');
+}
