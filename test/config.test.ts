@@ -162,3 +162,43 @@ describe('termination log', () => {
     assertNoSecrets(text, [PASSWORD, DB_PASSWORD]);
   });
 });
+
+describe('storage and email variables', () => {
+  const s3: Env = { STORAGE_PROVIDER: 's3', STORAGE_ENDPOINT: 'https://s3.example', STORAGE_BUCKET: 'superfasttt-a', STORAGE_ACCESS_KEY: 'AKIAEXAMPLEKEY', STORAGE_SECRET_KEY: 'Secret-Key-Value-123' };
+  const cases: Array<[string, Env, RegExp]> = [
+    ['unknown storage provider', { STORAGE_PROVIDER: 'gcs' }, /STORAGE_PROVIDER: must be one of: s3/],
+    ['bucket required with s3', { ...s3, STORAGE_BUCKET: undefined }, /STORAGE_BUCKET: is required when STORAGE_PROVIDER=s3/],
+    ['keys required with s3', { ...s3, STORAGE_ACCESS_KEY: undefined, STORAGE_SECRET_KEY: undefined }, /STORAGE_ACCESS_KEY: is required when STORAGE_PROVIDER=s3[\s\S]*STORAGE_SECRET_KEY: is required/],
+    ['bucket with underscore', { ...s3, STORAGE_BUCKET: 'tenant_clienta' }, /STORAGE_BUCKET: must be a bucket name/],
+    ['http endpoint while secure', { ...s3, STORAGE_ENDPOINT: 'http://s3.example' }, /STORAGE_ENDPOINT: is http but STORAGE_SECURE=true/],
+    ['endpoint with credentials', { ...s3, STORAGE_ENDPOINT: 'https://user:pw@s3.example' }, /STORAGE_ENDPOINT: must not contain credentials/],
+    ['endpoint not a URL', { ...s3, STORAGE_ENDPOINT: 's3.example' }, /STORAGE_ENDPOINT: must be a URL/],
+    ['prefix with ..', { ...s3, STORAGE_PREFIX: 'tenant/../other' }, /STORAGE_PREFIX: must not contain . or .. segments/],
+    ['prefix starting with /', { ...s3, STORAGE_PREFIX: '/tenant' }, /STORAGE_PREFIX: must not start with \//],
+    ['unknown email provider', { EMAIL_PROVIDER: 'mailgun' }, /EMAIL_PROVIDER: must be one of: smtp, sendgrid/],
+    ['smtp variables required', { EMAIL_PROVIDER: 'smtp' }, /EMAIL_FROM: is required when EMAIL_PROVIDER is set[\s\S]*SMTP_HOST: is required when EMAIL_PROVIDER=smtp[\s\S]*SMTP_USERNAME[\s\S]*SMTP_PASSWORD/],
+    ['smtp secure value', { EMAIL_PROVIDER: 'smtp', EMAIL_FROM: 'a@b.example', SMTP_HOST: 'smtp.example', SMTP_USERNAME: 'u', SMTP_PASSWORD: 'p-p-p-p', SMTP_SECURE: 'ssl' }, /SMTP_SECURE: must be one of: starttls, tls, none/],
+    ['smtp port', { EMAIL_PROVIDER: 'smtp', EMAIL_FROM: 'a@b.example', SMTP_HOST: 'smtp.example', SMTP_USERNAME: 'u', SMTP_PASSWORD: 'p-p-p-p', SMTP_PORT: '70000' }, /SMTP_PORT: must be at most 65535/],
+    ['sendgrid key required', { EMAIL_PROVIDER: 'sendgrid', EMAIL_FROM: 'a@b.example' }, /SENDGRID_API_KEY: is required when EMAIL_PROVIDER=sendgrid/],
+    ['sendgrid key format', { EMAIL_PROVIDER: 'sendgrid', EMAIL_FROM: 'a@b.example', SENDGRID_API_KEY: 'not-a-key-value' }, /SENDGRID_API_KEY: must be a SendGrid API key/],
+    ['sendgrid url must be https', { EMAIL_PROVIDER: 'sendgrid', EMAIL_FROM: 'a@b.example', SENDGRID_API_KEY: 'SG.abc.def', SENDGRID_API_URL: 'http://api.sendgrid.com' }, /SENDGRID_API_URL: must start with https:\/\//],
+    ['welcome without provider', { AUTO_SUPERADMIN_WELCOME_EMAIL: 'true', APP_URL: 'https://app.example' }, /AUTO_SUPERADMIN_WELCOME_EMAIL: is true but no EMAIL_PROVIDER/],
+    ['welcome without APP_URL', { AUTO_SUPERADMIN_WELCOME_EMAIL: 'true' }, /APP_URL: is required when AUTO_SUPERADMIN_WELCOME_EMAIL=true/],
+    ['ENABLED_APIS names', { ENABLED_APIS: 'users, Files!' }, /ENABLED_APIS: must be comma-separated module names/],
+    ['STORAGE_TIMEOUT', { STORAGE_TIMEOUT: '0' }, /STORAGE_TIMEOUT: must be at least 1/],
+  ];
+  for (const [name, overrides, message] of cases) {
+    it(name, async () => {
+      const env = { ...valid, ...overrides };
+      const r = await runCli(env);
+      assertExit(r, 2, message);
+      assertNoSecrets(r, [PASSWORD, DB_PASSWORD, env.STORAGE_SECRET_KEY, env.SMTP_PASSWORD, env.SENDGRID_API_KEY]);
+    });
+  }
+
+  it('a variable of a provider that is not chosen is reported as unused', async () => {
+    const r = await runCli({ ...valid, EMAIL_PROVIDER: 'sendgrid', EMAIL_FROM: 'a@b.example', SENDGRID_API_KEY: 'SG.abc.def', SMTP_HOST: 'smtp.example' });
+    assertExit(r, 3); // valid, then the closed database port
+    assert.match(r.stderr, /SMTP_HOST is set but not used \(EMAIL_PROVIDER=sendgrid\)/);
+  });
+});
