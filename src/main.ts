@@ -15,6 +15,8 @@ const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
 
 async function main(argv: string[]): Promise<number> {
   const env = process.env;
+  // The AWS SDK warns about Node versions on stderr: noise for the operator, not an action.
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const log = createLogger(loggerOptionsFromEnv(env));
   // Node's own warnings would break one-JSON-object-per-line and are noise for the operator.
   process.removeAllListeners('warning');

@@ -28,6 +28,7 @@ export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
     requireTLS: s.secure === 'starttls', // refuse a server that does not offer STARTTLS
     ignoreTLS: s.secure === 'none',
     auth: { user: env.SMTP_USERNAME!, pass: env.SMTP_PASSWORD! },
+    forceAuth: true, // authenticate even when the server does not advertise AUTH: verify() would skip it
     connectionTimeout: timeout,
     greetingTimeout: timeout,
     socketTimeout: timeout,

@@ -32,11 +32,12 @@ export function httpStatus(error: unknown): number | undefined {
 
 export function s3Failure(error: unknown, operation: string, s: StorageSettings, timeoutSec: number): StorageError {
   const e = (error ?? {}) as SdkError;
-  const code = e.Code ?? e.name ?? '';
+  // HEAD answers have no body: the SDK then names the error 'Unknown', which says nothing.
+  const code = [e.Code, e.name].find((c) => c && c !== 'Unknown') ?? '';
   const errno = e.code ?? '';
   const status = httpStatus(error);
   const where = s.endpoint ?? `AWS S3 (${s.region})`;
-  const target = `${s.bucket}/${s.prefix ?? ''}`;
+  const target = `${s.bucket}${s.prefix ? `/${s.prefix}` : ''}`;
   const fail = (message: string, fix: string) => new StorageError(`storage: ${operation} on ${target} at ${where}: ${message}`, fix, { cause: error });
 
   switch (code) {
@@ -49,7 +50,7 @@ export function s3Failure(error: unknown, operation: string, s: StorageSettings,
     case 'NoSuchBucket':
       return fail(`bucket ${s.bucket} does not exist`, 'create the bucket (deployment machine) or correct STORAGE_BUCKET');
     case 'AccessDenied':
-      return fail(`access denied: the key lacks ${PERMISSION[operation] ?? operation}`, `grant ${PERMISSION[operation] ?? operation} on arn:aws:s3:::${target}* to this key (per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on ${target}*, s3:ListBucket with the prefix condition)`);
+      return fail(`access denied: the key lacks ${PERMISSION[operation] ?? operation}`, `grant ${PERMISSION[operation] ?? operation} on arn:aws:s3:::${s.bucket}/${s.prefix ?? ''}* to this key (per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on ${s.bucket}/${s.prefix ?? ''}*, s3:ListBucket with the prefix condition)`);
     case 'PermanentRedirect':
     case 'AuthorizationHeaderMalformed':
     case 'IllegalLocationConstraintException':
@@ -59,7 +60,7 @@ export function s3Failure(error: unknown, operation: string, s: StorageSettings,
     return fail(`bucket ${s.bucket} does not exist`, 'create the bucket (deployment machine) or correct STORAGE_BUCKET');
   }
   if (status === 403) {
-    return fail(`access denied (HTTP 403${code && code !== 'Unknown' ? `, ${code}` : ''})`, `check STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`);
+    return fail(`access denied (HTTP 403${code ? `, ${code}` : ''})`, `check STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`);
   }
   if (status === 301) {
     return fail('the provider redirects: the bucket is in another region', 'set STORAGE_REGION (and STORAGE_ENDPOINT) to the region of the bucket');
