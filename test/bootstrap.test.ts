@@ -68,6 +68,15 @@ describe('bootstrap of a fresh tenant', () => {
     assert.deepEqual(await relations(pg, 'public'), []);
   });
 
+  it('records all APIs enabled and no storage or email provider in instance_settings', async () => {
+    const rows = await pg.admin<{ key: string; value: unknown }[]>`select key, value from ${pg.admin(tenant.schema)}.instance_settings order by key`;
+    assert.deepEqual(Object.fromEntries(rows.map((r) => [r.key, r.value])), {
+      apis: { all: true, modules: null },
+      email: { provider: null },
+      storage: { provider: null },
+    });
+  });
+
   it('a re-run changes nothing: same hash, same updated_at, no migration', async () => {
     const [before] = await users(pg, tenant.schema);
     const again = await run(tenant);
@@ -136,6 +145,17 @@ describe('secrets from files', () => {
     assertExit(r, 0, /created/);
     const [user] = await users(pg, tenant.schema);
     assert.ok(await verify(user!.password_hash, ADMIN.password), 'the newline must not be part of the password');
+  });
+});
+
+describe('ENABLED_APIS', () => {
+  it('restricts the API modules, and a changed environment updates the setting on the next run', async () => {
+    const tenant = await createTenant(pg);
+    assertExit(await run(tenant, { ENABLED_APIS: 'users, files,users' }), 0);
+    const apis = async () => (await pg.admin<{ value: unknown }[]>`select value from ${pg.admin(tenant.schema)}.instance_settings where key = 'apis'`)[0]?.value;
+    assert.deepEqual(await apis(), { all: false, modules: ['users', 'files'] });
+    assertExit(await run(tenant), 0, /settings recorded \(apis\)/);
+    assert.deepEqual(await apis(), { all: true, modules: null });
   });
 });
 

@@ -126,6 +126,18 @@ describe('storage failures (exit 6, nothing marked done)', () => {
     });
   }
 
+  it("clock skew: reported even though the SDK corrects its own clock", async () => {
+    const bucket = await freshBucket();
+    s3.setClockSkew(60 * 60_000);
+    try {
+      const { tenant, result } = await bootstrap(storageEnv(bucket));
+      assertExit(result, 6, /clock differs (too much )?from the (S3 )?provider's/, /NTP/);
+      await assertNotDone(tenant.schema);
+    } finally {
+      s3.setClockSkew(0);
+    }
+  });
+
   it('a provider answering 503 is retried a bounded number of times, then exit 6', async () => {
     const bucket = await freshBucket();
     s3.failNext(10, 503);

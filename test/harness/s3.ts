@@ -36,6 +36,8 @@ export interface S3Server {
   createBucket(name: string): Promise<void>;
   listObjects(bucket: string): Promise<Map<string, Buffer>>;
   putObject(bucket: string, key: string, body: string | Buffer): Promise<void>;
+  /** The server's clock runs this many ms ahead of the machine's (its Date headers and its skew check). */
+  setClockSkew(ms: number): void;
   /** The next `count` requests answer `status` with an S3 error, or are never answered ('hang'). */
   failNext(count: number, status: number | 'hang'): void;
   requests: Array<{ method: string; path: string; accessKeyId: string | undefined; status: number }>;
@@ -52,8 +54,12 @@ function newKey(): S3Key {
   return { accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64url') };
 }
 
+let skewMs = 0;
+const serverDate = () => new Date(Date.now() + skewMs).toUTCString();
+
 function s3Error(res: http.ServerResponse, method: string, status: number, code: string, message: string) {
-  res.writeHead(status, { 'content-type': 'application/xml' });
+  // The Date header is how clients learn the server's clock (the AWS SDK corrects its own from it).
+  res.writeHead(status, { 'content-type': 'application/xml', date: serverDate() });
   // HEAD answers carry no body, as in real S3: clients see only the status.
   res.end(method === 'HEAD' ? undefined : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><RequestId>test</RequestId></Error>`);
 }
@@ -132,7 +138,7 @@ export async function startS3(): Promise<S3Server> {
     if (!key) return s3Error(res, method, 403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.');
     const amzDate = String(req.headers['x-amz-date'] ?? '');
     const when = Date.parse(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
-    if (!Number.isFinite(when) || Math.abs(Date.now() - when) > 15 * 60_000) {
+    if (!Number.isFinite(when) || Math.abs(Date.now() + skewMs - when) > 15 * 60_000) {
       return s3Error(res, method, 403, 'RequestTimeTooSkewed', 'The difference between the request time and the current time is too large.');
     }
     if (!(await signatureMatches(req, url, key.secret, accessKeyId, region, signed.split(';'), signature))) {
@@ -148,7 +154,7 @@ export async function startS3(): Promise<S3Server> {
     const forward = http.request(
       { host: '127.0.0.1', port: backendPort, method, path: req.url, headers: { ...req.headers, 'content-length': String(body.length) } },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 500, answer.headers);
+        res.writeHead(answer.statusCode ?? 500, { ...answer.headers, date: serverDate() });
         answer.pipe(res);
       },
     );
@@ -203,10 +209,14 @@ export async function startS3(): Promise<S3Server> {
     failNext(count, status) {
       faults = { count, status };
     },
+    setClockSkew(ms) {
+      skewMs = ms;
+    },
     requests,
     async stop() {
       if (stopped) return;
       stopped = true;
+      skewMs = 0;
       client.destroy();
       for (const res of hanging) res.destroy();
       for (const server of [plain, tls]) server.closeAllConnections();
