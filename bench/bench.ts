@@ -1,6 +1,7 @@
 // npm run bench: speed and memory of the built executable against the same real PostgreSQL as the
 // tests. Medians of several runs; each figure also as a ratio to `node -e 0` measured in this run.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { BUNDLE } from '../test/harness/cli.js';
 import { instanceEnv } from '../test/harness/instance.js';
 import { createTenant, startPostgres, type Tenant } from '../test/harness/postgres.js';
+import { startS3 } from '../test/harness/s3.js';
+import { startSmtp } from '../test/harness/smtp.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const probe = fileURLToPath(new URL('./rss-probe.mjs', import.meta.url));
@@ -18,22 +21,30 @@ interface Sample {
   rssMiB: number;
 }
 
-/** One measured process: wall time from spawn to exit, peak RSS from inside the process. */
-function measure(args: string[], env: Record<string, string | undefined> = {}): Sample {
+/**
+ * One measured process: wall time from spawn to exit, peak RSS from inside the process.
+ * Asynchronous: the S3 and SMTP test servers live in this process and must keep answering.
+ */
+async function measure(args: string[], env: Record<string, string | undefined> = {}): Promise<Sample> {
   const started = performance.now();
-  const r = spawnSync(process.execPath, ['--import', probe, ...args], {
+  const child = spawn(process.execPath, ['--import', probe, ...args], {
     env: { PATH: process.env.PATH, NO_COLOR: '1', BENCH_RSS_FILE: rssFile, ...env },
-    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d));
+  child.stderr.on('data', (d: Buffer) => (output += d));
+  const [code] = (await once(child, 'close')) as [number | null];
   const ms = performance.now() - started;
-  if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}:\n${r.stdout}${r.stderr}`);
+  if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}:\n${output}`);
   return { ms, rssMiB: Number(readFileSync(rssFile, 'utf8')) / 1024 };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-function series(make: () => Sample): { ms: number; rssMiB: number } {
-  const samples = Array.from({ length: RUNS }, make);
+async function series(make: () => Promise<Sample>): Promise<{ ms: number; rssMiB: number }> {
+  const samples: Sample[] = [];
+  for (let i = 0; i < RUNS; i++) samples.push(await make());
   return { ms: median(samples.map((s) => s.ms)), rssMiB: median(samples.map((s) => s.rssMiB)) };
 }
 
@@ -42,31 +53,57 @@ function dirSize(dir: string): number {
 }
 
 const pg = await startPostgres({ tls: true });
+const s3 = await startS3();
+const smtp = await startSmtp('starttls');
 try {
-  const fresh: Tenant[] = [];
-  for (let i = 0; i < RUNS; i++) fresh.push(await createTenant(pg));
-  const done = await createTenant(pg);
-  measure([BUNDLE], instanceEnv(done)); // bootstrapped once; the re-runs below find it complete
+  await s3.createBucket('superfasttt-bench');
+  // Storage (S3 over HTTPS, shared bucket with a prefix) and email (SMTP, STARTTLS + AUTH) on.
+  const verified = (tenant: Tenant) =>
+    instanceEnv(tenant, {
+      STORAGE_PROVIDER: 's3',
+      STORAGE_ENDPOINT: s3.httpsEndpoint,
+      STORAGE_BUCKET: 'superfasttt-bench',
+      STORAGE_PREFIX: tenant.schema,
+      STORAGE_ACCESS_KEY: s3.admin.accessKeyId,
+      STORAGE_SECRET_KEY: s3.admin.secretAccessKey,
+      EMAIL_PROVIDER: 'smtp',
+      EMAIL_FROM: 'noreply@bench.example',
+      SMTP_HOST: smtp.host,
+      SMTP_PORT: String(smtp.port),
+      SMTP_USERNAME: smtp.username,
+      SMTP_PASSWORD: smtp.password,
+      NODE_EXTRA_CA_CERTS: s3.caFile, // one self-signed certificate for every test server
+    });
+  const tenants = async (n: number) => Promise.all(Array.from({ length: n }, () => createTenant(pg)));
+  const [fresh, freshVerified] = [await tenants(RUNS), await tenants(RUNS)];
+  const [done, doneVerified] = await tenants(2);
+  await measure([BUNDLE], instanceEnv(done!)); // bootstrapped once; the re-runs below find them complete
+  await measure([BUNDLE], verified(doneVerified!));
 
-  const baseline = series(() => measure(['-e', '0']));
+  const baseline = await series(() => measure(['-e', '0']));
   const rows: Array<[string, { ms: number; rssMiB: number }]> = [
     ['node -e 0 (baseline)', baseline],
-    ['--version (cold start)', series(() => measure([BUNDLE, '--version']))],
-    ['first bootstrap of a fresh tenant', series(() => measure([BUNDLE], instanceEnv(fresh.pop()!)))],
-    ['re-run on a bootstrapped tenant', series(() => measure([BUNDLE], instanceEnv(done)))],
+    ['--version (cold start)', await series(() => measure([BUNDLE, '--version']))],
+    ['first bootstrap of a fresh tenant', await series(() => measure([BUNDLE], instanceEnv(fresh.pop()!)))],
+    ['re-run on a bootstrapped tenant', await series(() => measure([BUNDLE], instanceEnv(done!)))],
+    ['first bootstrap, storage + email verified', await series(() => measure([BUNDLE], verified(freshVerified.pop()!)))],
+    ['re-run, storage + email verified', await series(() => measure([BUNDLE], verified(doneVerified!)))],
   ];
 
   const dist = join(BUNDLE, '..');
   const js = readdirSync(dist).filter((f) => f.endsWith('.mjs'));
   const jsBytes = js.reduce((sum, f) => sum + statSync(join(dist, f)).size, 0);
   const fmt = (n: number, d = 0) => n.toFixed(d);
-  console.log(`\nsuperfasttt-bootstrap benchmark: Node ${process.version}, ${RUNS} runs each (median), PostgreSQL 16 with TLS on loopback`);
+  console.log(`\nsuperfasttt-bootstrap benchmark: Node ${process.version}, ${RUNS} runs each (median), PostgreSQL 16 with TLS, s3rver over HTTPS, smtp-server with STARTTLS, all on loopback`);
   console.log('| What | Wall time (ms) | × node -e 0 | Peak RSS (MiB) | × node -e 0 |');
   console.log('| --- | ---: | ---: | ---: | ---: |');
   for (const [what, m] of rows) {
     console.log(`| ${what} | ${fmt(m.ms)} | ${fmt(m.ms / baseline.ms, 2)} | ${fmt(m.rssMiB, 1)} | ${fmt(m.rssMiB / baseline.rssMiB, 2)} |`);
   }
-  console.log(`\nBundle on disk: dist/ ${fmt(dirSize(dist) / 1024)} KiB in all; JavaScript ${fmt(jsBytes / 1024)} KiB in ${js.length} files (entry ${fmt(statSync(BUNDLE).size / 1024)} KiB); the rest is the native argon2 binding.`);
+  const byName = Object.fromEntries(rows);
+  const added = (a: string, b: string) => fmt(byName[a]!.ms - byName[b]!.ms);
+  console.log(`\nStorage + email verification add ${added('first bootstrap, storage + email verified', 'first bootstrap of a fresh tenant')} ms to a first bootstrap and ${added('re-run, storage + email verified', 're-run on a bootstrapped tenant')} ms to a re-run (medians).`);
+  console.log(`Bundle on disk: dist/ ${fmt(dirSize(dist) / 1024)} KiB in all; JavaScript ${fmt(jsBytes / 1024)} KiB in ${js.length} files (entry ${fmt(statSync(BUNDLE).size / 1024)} KiB, the rest loaded only when used); the native argon2 binding ${fmt(statSync(join(dist, 'argon2.linux-x64-gnu.node')).size / 1024)} KiB.`);
 } finally {
-  await pg.stop();
+  await Promise.all([pg.stop(), s3.stop(), smtp.stop()]);
 }

@@ -19,13 +19,29 @@ export interface EmailProvider {
   close(): void;
 }
 
+let smtpModule: Promise<typeof import('./smtp.js')> | undefined;
+let sendgridModule: Promise<typeof import('./sendgrid.js')> | undefined;
+
+/** Starts loading the library of the configured provider, once. */
+export function loadEmailLibrary(env: Env): Promise<unknown> | undefined {
+  switch (env.EMAIL_PROVIDER) {
+    case 'smtp':
+      return (smtpModule ??= import('./smtp.js'));
+    case 'sendgrid':
+      return (sendgridModule ??= import('./sendgrid.js'));
+    case undefined:
+      return undefined;
+  }
+}
+
 export async function createEmailProvider(env: Env): Promise<EmailProvider | undefined> {
   const settings = emailSettings(env);
+  await loadEmailLibrary(env);
   switch (settings?.provider) {
     case 'smtp':
-      return (await import('./smtp.js')).smtpProvider(env, settings);
+      return (await smtpModule!).smtpProvider(env, settings);
     case 'sendgrid':
-      return (await import('./sendgrid.js')).sendgridProvider(env, settings);
+      return (await sendgridModule!).sendgridProvider(env, settings);
     case undefined:
       return undefined;
   }

@@ -29,9 +29,15 @@ export interface Step {
   readonly errorClass: ErrorClass;
   /** Does the work; returns the one-line result that is logged. */
   run(ctx: RunContext): Promise<string>;
+  /**
+   * Optional: start loading what run() will need (a client library), so that the load overlaps
+   * with the network waits of the steps before it. Must not fail: run() reports any error.
+   */
+  prepare?(env: Env): void;
 }
 
 export async function runSteps(steps: readonly Step[], ctx: RunContext): Promise<void> {
+  for (const step of steps) step.prepare?.(ctx.env);
   for (const step of steps) {
     throwIfAborted(ctx.signal);
     const started = performance.now();

@@ -151,15 +151,23 @@ export async function startPostgres(opts: { tls: boolean }): Promise<PgServer> {
 }
 
 let counter = 0;
+/** Concurrent GRANTs on one database fail with "tuple concurrently updated" (XX000): one at a time. */
+let queue: Promise<unknown> = Promise.resolve();
 
 /**
  * A tenant as the deployment machine makes it: a login role, and a schema owned by the superuser
  * on which the role gets USAGE and CREATE (each can be left out to test the error messages).
  */
-export async function createTenant(
+export function createTenant(
   pg: PgServer,
   opts: { schema?: string; usage?: boolean; create?: boolean; createSchema?: boolean } = {},
 ): Promise<Tenant> {
+  const next = queue.then(() => makeTenant(pg, opts));
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+async function makeTenant(pg: PgServer, opts: { schema?: string; usage?: boolean; create?: boolean; createSchema?: boolean }): Promise<Tenant> {
   const id = `t${++counter}_${randomBytes(3).toString('hex')}`;
   const role = `role_${id}`;
   const schema = opts.schema ?? `tenant_${id}`;

@@ -47,6 +47,8 @@ export async function startSmtp(mode: SmtpMode): Promise<SmtpServer> {
     allowInsecureAuth: mode === 'no-starttls' || mode === 'plain',
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
+    // Real servers resolve the client's name fast; here there is no DNS, and the wait would be ours.
+    disableReverseLookup: true,
     onAuth(auth, _session, callback) {
       const ok = auth.username === username && auth.password === password;
       authAttempts.push({ username: auth.username ?? '', ok });
