@@ -112,6 +112,35 @@ describe('SMTP failures (exit 7, nothing marked done)', () => {
   }
 });
 
+describe('servers that accept the connection and never answer (bounded by EMAIL_TIMEOUT, exit 7)', () => {
+  it('SMTP', async () => {
+    const { createServer } = await import('node:net');
+    const sockets = new Set<import('node:net').Socket>();
+    const silent = createServer((socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = String((silent.address() as { port: number }).port);
+      const { tenant, result } = await bootstrap(smtpEnv('starttls', 'starttls', { SMTP_PORT: port, EMAIL_TIMEOUT: '1' }));
+      assertExit(result, 7, /no answer within EMAIL_TIMEOUT=1 s/);
+      await assertNotDone(tenant.schema);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('SendGrid', async () => {
+    sendgrid.failNext(1, 'hang');
+    try {
+      const { tenant, result } = await bootstrap(sendgridEnv(GOOD_KEY, { EMAIL_TIMEOUT: '1' }));
+      assertExit(result, 7, /no answer within EMAIL_TIMEOUT=1 s/, /SENDGRID_API_URL/);
+      await assertNotDone(tenant.schema);
+    } finally {
+      sendgrid.failNext(0, 500);
+    }
+  });
+});
+
 describe('SendGrid verified by its scopes, without sending', () => {
   it('a key with mail.send: exit 0, no email sent', async () => {
     const before = sendgrid.mails.length;

@@ -147,6 +147,18 @@ describe('storage failures (exit 6, nothing marked done)', () => {
     s3.failNext(0, 503);
   });
 
+  it('an endpoint that accepts and never answers: bounded by STORAGE_TIMEOUT and 3 attempts, exit 6', async () => {
+    const bucket = await freshBucket();
+    s3.failNext(3, 'hang');
+    try {
+      const { tenant, result } = await bootstrap(storageEnv(bucket, s3.admin, { STORAGE_TIMEOUT: '1' }));
+      assertExit(result, 6, /no answer within STORAGE_TIMEOUT=1 s/, /STORAGE_ENDPOINT/);
+      await assertNotDone(tenant.schema);
+    } finally {
+      s3.failNext(0, 500);
+    }
+  });
+
   it('a provider that recovers within the retries is fine', async () => {
     const bucket = await freshBucket();
     s3.failNext(1, 503);

@@ -23,6 +23,8 @@ function loadS3(): Promise<S3Module> {
   return s3Module;
 }
 
+const MAX_ATTEMPTS = 3;
+
 /** A skew the SDK silently corrects would still break the app's own signatures: report it. */
 const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
@@ -46,13 +48,17 @@ export const storageStep: Step = {
       // S3-compatible providers store the CRC32 framing of aws-chunked bodies as data otherwise.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 3,
-      requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs },
+      maxAttempts: MAX_ATTEMPTS,
+      // socketTimeout: no byte for that long; requestTimeout: the whole request. Without
+      // throwOnRequestTimeout the SDK only prints a warning and waits on.
+      requestHandler: { connectionTimeout: timeoutMs, socketTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
     });
+    // Belt and braces: whatever the SDK does, one operation never outlives all its attempts.
+    const deadline = () => AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs * MAX_ATTEMPTS + 2000)]);
     // One place that sends and classifies; the SDK's per-command generics add nothing here.
     const send: Send = async <T>(operation: string, command: object): Promise<T> => {
       try {
-        return (await client.send(command as never, { abortSignal: ctx.signal })) as T;
+        return (await client.send(command as never, { abortSignal: deadline() })) as T;
       } catch (error) {
         throw s3Failure(error, operation, s, env.STORAGE_TIMEOUT);
       }
@@ -61,7 +67,7 @@ export const storageStep: Step = {
     try {
       const notes: string[] = [];
       try {
-        await client.send(new s3.HeadBucketCommand({ Bucket: s.bucket }), { abortSignal: ctx.signal });
+        await client.send(new s3.HeadBucketCommand({ Bucket: s.bucket }), { abortSignal: deadline() });
       } catch (error) {
         if (httpStatus(error) !== 403) throw s3Failure(error, 'HeadBucket', s, env.STORAGE_TIMEOUT);
         notes.push('HeadBucket denied (key limited to the prefix?), the probe decided');

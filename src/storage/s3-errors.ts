@@ -74,7 +74,7 @@ export function s3Failure(error: unknown, operation: string, s: StorageSettings,
   if (TLS.test(errno) || /certificate/i.test(e.message ?? '')) {
     return fail(`TLS failed: ${e.message}`, 'check STORAGE_ENDPOINT (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)');
   }
-  if (code === 'TimeoutError' || code === 'RequestTimeout' || errno === 'ETIMEDOUT' || /timed? ?out/i.test(e.message ?? '')) {
+  if (code === 'TimeoutError' || code === 'AbortError' || code === 'RequestTimeout' || errno === 'ETIMEDOUT' || /timed? ?out/i.test(e.message ?? '')) {
     return fail(`no answer within STORAGE_TIMEOUT=${timeoutSec} s`, 'check STORAGE_ENDPOINT and that the network lets this container reach it');
   }
   if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE'].includes(errno)) {
