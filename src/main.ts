@@ -1,99 +1,13 @@
 /**
- * Entry point: parse the command line, run the command, map the outcome to an exit code.
- * Operational failures (BootstrapError) print one clear message and its fix; anything else is a
- * bug and is the only case that prints a stack trace (exit 1).
+ * The entry point is kept tiny: `--version` answers without loading anything else (it is what
+ * health checks and operators call most), every other command loads run.ts.
  */
-import { BootstrapError, ConfigError, INTERNAL_ERROR_EXIT_CODE, InterruptedError } from './errors.js';
-import { renderHelp } from './config/docs.js';
-import { createLogger, loggerOptionsFromEnv, type Logger } from './log.js';
-import { redact } from './redact.js';
-import { writeTerminationLog } from './termination-log.js';
-import { bootstrap } from './commands/bootstrap.js';
-
 declare const __VERSION__: string;
 const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';
 
-async function main(argv: string[]): Promise<number> {
-  const env = process.env;
-  // The AWS SDK warns about Node versions on stderr: noise for the operator, not an action.
-  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const log = createLogger(loggerOptionsFromEnv(env));
-  // Node's own warnings would break one-JSON-object-per-line and are noise for the operator.
-  process.removeAllListeners('warning');
-  process.on('warning', (warning) => log.warn(`node: ${warning.message}`));
-
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (controller.signal.aborted) return;
-    log.warn(`received ${signal}: stopping; nothing will be marked as done`);
-    controller.abort(signal);
-    // Whatever is in flight is cancelled by the steps; never hang on the way out.
-    setTimeout(() => process.exit(new InterruptedError(signal).exitCode), 5000).unref();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-
-  try {
-    const command = parseArgs(argv);
-    switch (command) {
-      case 'help':
-        process.stdout.write(renderHelp(VERSION) + '\n');
-        return 0;
-      case 'version':
-        process.stdout.write(VERSION + '\n');
-        return 0;
-      case 'bootstrap':
-        return await bootstrap({ env, log, signal: controller.signal, version: VERSION });
-    }
-  } catch (error) {
-    return reportFailure(error, log, env.TERMINATION_LOG);
-  }
+const argv = process.argv.slice(2);
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V' || argv[0] === 'version')) {
+  process.stdout.write(VERSION + '\n');
+} else {
+  void import('./run.js').then((run) => run.start(argv, VERSION));
 }
-
-type Command = 'bootstrap' | 'help' | 'version';
-
-function parseArgs(argv: string[]): Command {
-  const [first, ...rest] = argv;
-  if (rest.length > 0) throw new ConfigError(`unexpected arguments: ${rest.join(' ')}`, [], 'run with --help to see the commands');
-  switch (first) {
-    case undefined:
-    case 'bootstrap':
-      return 'bootstrap';
-    case '--help':
-    case '-h':
-    case 'help':
-      return 'help';
-    case '--version':
-    case '-V':
-    case 'version':
-      return 'version';
-    default:
-      throw new ConfigError(`unknown command or option: ${first}`, [], 'run with --help to see the commands');
-  }
-}
-
-function reportFailure(error: unknown, log: Logger, terminationLog: string | undefined): number {
-  if (error instanceof BootstrapError) {
-    const problems = error instanceof ConfigError ? error.problems : [];
-    log.error(error.message, { ...(problems.length > 0 && { problems }), ...(error.fix && { fix: error.fix }), exit_code: error.exitCode });
-    writeTerminationLog([error.message, ...problems.map((p) => `  - ${p}`), ...(error.fix ? [`fix: ${error.fix}`] : [])].join('\n'), terminationLog);
-    return error.exitCode;
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  const stack = error instanceof Error ? (error.stack ?? message) : message;
-  log.error(`internal error (a bug, please report it): ${message}`, { stack });
-  writeTerminationLog(`internal error: ${stack}`, terminationLog);
-  return INTERNAL_ERROR_EXIT_CODE;
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-    // Safety net: a forgotten handle must not keep a one-shot container alive.
-    setTimeout(() => process.exit(code), 2000).unref();
-  },
-  (error: unknown) => {
-    process.stderr.write(redact(String((error as Error)?.stack ?? error)) + '\n');
-    process.exit(INTERNAL_ERROR_EXIT_CODE);
-  },
-);
