@@ -147,6 +147,21 @@ describe('storage failures (exit 6, nothing marked done)', () => {
     s3.failNext(0, 503);
   });
 
+  it('storage and email both failing (verified together): both reported, exit 6 (storage comes first)', async () => {
+    const env = {
+      ...storageEnv('superfasttt-missing'),
+      EMAIL_PROVIDER: 'smtp',
+      EMAIL_FROM: 'noreply@client.example',
+      SMTP_HOST: '127.0.0.1',
+      SMTP_PORT: '9',
+      SMTP_USERNAME: 'mailer',
+      SMTP_PASSWORD: 'Smtp-Password-0001',
+    };
+    const { tenant, result } = await bootstrap(env);
+    assertExit(result, 6, /bucket superfasttt-missing does not exist/, /email: SMTP 127\.0\.0\.1:9 .*unreachable/);
+    await assertNotDone(tenant.schema);
+  });
+
   it('an endpoint that accepts and never answers: bounded by STORAGE_TIMEOUT and 3 attempts, exit 6', async () => {
     const bucket = await freshBucket();
     s3.failNext(3, 'hang');

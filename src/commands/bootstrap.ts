@@ -10,20 +10,22 @@ import { databaseStep } from '../steps/database.js';
 import { lockStep } from '../steps/lock.js';
 import { migrationsStep } from '../steps/migrations.js';
 import { schemaStep } from '../steps/schema.js';
-import { runSteps, type RunContext, type Step } from '../steps/step.js';
+import { runSteps, type Pipeline, type RunContext } from '../steps/step.js';
 import { emailStep } from '../steps/email.js';
 import { storageStep } from '../steps/storage.js';
 import { superAdminStep } from '../steps/superadmin.js';
 import { welcomeStep } from '../steps/welcome.js';
 
-/** Storage and email are verified before the super admin exists and the setup is marked done. */
-export const BOOTSTRAP_STEPS: readonly Step[] = [
+/**
+ * Storage and email are verified (together: they are independent) before the super admin exists
+ * and the setup is marked done.
+ */
+export const BOOTSTRAP_STEPS: Pipeline = [
   databaseStep,
   lockStep,
   schemaStep,
   migrationsStep(migrations),
-  storageStep,
-  emailStep,
+  [storageStep, emailStep],
   superAdminStep,
   welcomeStep,
 ];

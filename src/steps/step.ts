@@ -36,20 +36,39 @@ export interface Step {
   prepare?(env: Env): void;
 }
 
-export async function runSteps(steps: readonly Step[], ctx: RunContext): Promise<void> {
-  for (const step of steps) step.prepare?.(ctx.env);
-  for (const step of steps) {
+/**
+ * A pipeline: steps in order; an inner list is a group of independent steps that run
+ * concurrently (storage and email: each waits on its own network). A group waits for all its
+ * steps, then fails with the first failure in list order, so the exit code does not depend on
+ * which server answered first.
+ */
+export type Pipeline = ReadonlyArray<Step | readonly Step[]>;
+
+export async function runSteps(pipeline: Pipeline, ctx: RunContext): Promise<void> {
+  for (const step of pipeline.flat()) step.prepare?.(ctx.env);
+  for (const entry of pipeline) {
     throwIfAborted(ctx.signal);
-    const started = performance.now();
-    let summary: string;
-    try {
-      summary = await step.run(ctx);
-    } catch (error) {
-      throwIfAborted(ctx.signal);
-      throw classify(error, step);
+    const group = Array.isArray(entry) ? (entry as readonly Step[]) : [entry as Step];
+    const results = await Promise.allSettled(group.map((step) => runStep(step, ctx)));
+    const [first, ...others] = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    // The operator sees every failure of the group; the first decides the exit code.
+    for (const error of others) {
+      if (error instanceof BootstrapError) ctx.log.error(error.message, { ...(error.fix && { fix: error.fix }), exit_code: error.exitCode });
     }
-    ctx.log.info(summary, { step: step.name, durationMs: performance.now() - started });
+    if (first !== undefined) throw first;
   }
+}
+
+async function runStep(step: Step, ctx: RunContext): Promise<void> {
+  const started = performance.now();
+  let summary: string;
+  try {
+    summary = await step.run(ctx);
+  } catch (error) {
+    throwIfAborted(ctx.signal);
+    throw classify(error, step);
+  }
+  ctx.log.info(summary, { step: step.name, durationMs: performance.now() - started });
 }
 
 export function throwIfAborted(signal: AbortSignal): void {
