@@ -162,6 +162,15 @@ describe('storage failures (exit 6, nothing marked done)', () => {
     await assertNotDone(tenant.schema);
   });
 
+  it('database and storage both failing: both reported, exit 3 (the database chain comes first)', async () => {
+    const tenant = await createTenant(pg);
+    const url = new URL(tenant.url);
+    url.password = 'Wrong-Password-123';
+    const r = await runCli(instanceEnv(tenant, { ...storageEnv('superfasttt-missing'), DATABASE_URL: url.toString() }));
+    outputs.push(r);
+    assertExit(r, 3, /refused the password/, /bucket superfasttt-missing does not exist/);
+  });
+
   it('an endpoint that accepts and never answers: bounded by STORAGE_TIMEOUT and 3 attempts, exit 6', async () => {
     const bucket = await freshBucket();
     s3.failNext(3, 'hang');

@@ -17,15 +17,11 @@ import { superAdminStep } from '../steps/superadmin.js';
 import { welcomeStep } from '../steps/welcome.js';
 
 /**
- * Storage and email are verified (together: they are independent) before the super admin exists
- * and the setup is marked done.
+ * The database chain, storage and email are independent until the super admin: they run at the
+ * same time, and all must succeed before the super admin exists and the setup is marked done.
  */
 export const BOOTSTRAP_STEPS: Pipeline = [
-  databaseStep,
-  lockStep,
-  schemaStep,
-  migrationsStep(migrations),
-  [storageStep, emailStep],
+  { concurrent: [[databaseStep, lockStep, schemaStep, migrationsStep(migrations)], [storageStep], [emailStep]] },
   superAdminStep,
   welcomeStep,
 ];

@@ -37,21 +37,35 @@ export interface Step {
 }
 
 /**
- * A pipeline: steps in order; an inner list is a group of independent steps that run
- * concurrently (storage and email: each waits on its own network). A group waits for all its
- * steps, then fails with the first failure in list order, so the exit code does not depend on
- * which server answered first.
+ * A pipeline: steps in order. A `concurrent` entry runs independent branches at the same time
+ * (the database chain, storage, email: each waits on its own network), waits for all of them,
+ * reports every failure, and fails with the first one in branch order, so the exit code does not
+ * depend on which server answered first.
  */
-export type Pipeline = ReadonlyArray<Step | readonly Step[]>;
+export type Pipeline = ReadonlyArray<Step | Concurrent>;
+export interface Concurrent {
+  readonly concurrent: readonly Pipeline[];
+}
+
+export function stepsOf(pipeline: Pipeline): Step[] {
+  return pipeline.flatMap((entry) => ('concurrent' in entry ? entry.concurrent.flatMap(stepsOf) : [entry]));
+}
 
 export async function runSteps(pipeline: Pipeline, ctx: RunContext): Promise<void> {
-  for (const step of pipeline.flat()) step.prepare?.(ctx.env);
+  for (const step of stepsOf(pipeline)) step.prepare?.(ctx.env);
+  await runSequence(pipeline, ctx);
+}
+
+async function runSequence(pipeline: Pipeline, ctx: RunContext): Promise<void> {
   for (const entry of pipeline) {
     throwIfAborted(ctx.signal);
-    const group = Array.isArray(entry) ? (entry as readonly Step[]) : [entry as Step];
-    const results = await Promise.allSettled(group.map((step) => runStep(step, ctx)));
+    if (!('concurrent' in entry)) {
+      await runStep(entry, ctx);
+      continue;
+    }
+    const results = await Promise.allSettled(entry.concurrent.map((branch) => runSequence(branch, ctx)));
     const [first, ...others] = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
-    // The operator sees every failure of the group; the first decides the exit code.
+    // The operator sees every failure; the first (in branch order) decides the exit code.
     for (const error of others) {
       if (error instanceof BootstrapError) ctx.log.error(error.message, { ...(error.fix && { fix: error.fix }), exit_code: error.exitCode });
     }
