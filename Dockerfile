@@ -1,24 +1,35 @@
 # syntax=docker/dockerfile:1
-# Build stage: install with dev dependencies, bundle into dist/.
+# superfasttt-bootstrap image: a one-shot container that runs before the app.
+#   docker build -t superfasttt/bootstrap --build-arg VERSION=$(node -p "require('./package.json').version") .
+#   docker run --rm --env-file client.env superfasttt/bootstrap          # bootstrap (the default)
+#   docker run --rm superfasttt/bootstrap --help
+# test/image.test.ts parses this file, checks the rules below, and runs a full bootstrap from the
+# runtime stage's file set under the image's Node version: keep them in step.
+
+# Build stage: dev dependencies, TypeScript, esbuild. Nothing of it reaches the runtime stage.
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY build ./build
 COPY src ./src
 COPY migrations ./migrations
 RUN npm run build
 
-# Runtime stage: only the bundle and its native argon2 binding, on a distroless Node LTS (no shell, no npm).
-FROM gcr.io/distroless/nodejs24-debian12:nonroot
+# Runtime stage: distroless Node 24 LTS (no shell, no npm, no package manager) and dist/ only:
+# the bundle, its lazily loaded chunks and the native argon2 binding.
+FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="superfasttt-bootstrap" \
-      org.opencontainers.image.description="One-shot bootstrap of a superfasttt instance" \
+      org.opencontainers.image.description="One-shot bootstrap of a superfasttt instance: PostgreSQL schema, migrations, S3 and email checks, super admin" \
+      org.opencontainers.image.source="https://github.com/superfasttt/superfasttt-bootstrap" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="MIT"
 WORKDIR /app
 COPY --from=build /src/dist/ /app/
-USER nonroot
+# Writes nothing: runs with a read-only root filesystem (only the termination log is written).
+ENV NODE_ENV=production \
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+USER 65532:65532
 ENTRYPOINT ["/nodejs/bin/node", "/app/superfasttt-bootstrap.mjs"]
-CMD ["bootstrap"]

@@ -26,6 +26,9 @@ export interface RunOptions {
   cwd?: string;
   bundle?: string;
   timeoutMs?: number;
+  /** Run as this user and group (the image's USER), which needs root. */
+  uid?: number;
+  gid?: number;
 }
 
 /** A clean environment: only what the test gives, so the developer's shell cannot leak in. */
@@ -39,6 +42,7 @@ export function spawnCli(env: Env, opts: RunOptions = {}): { child: ChildProcess
   const child = spawn(opts.node ?? process.execPath, [opts.bundle ?? BUNDLE, ...(opts.args ?? [])], {
     env: childEnv(env),
     cwd: opts.cwd,
+    ...(opts.uid !== undefined && { uid: opts.uid, gid: opts.gid ?? opts.uid }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

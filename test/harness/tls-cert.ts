@@ -4,7 +4,7 @@
  * for the program under test). 127.0.0.2 is deliberately not in it, to test name checks.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,11 +21,13 @@ let cached: Cert | undefined;
 export function selfSignedCert(): Cert {
   if (cached) return cached;
   const dir = mkdtempSync(join(tmpdir(), 'sf-cert-'));
+  chmodSync(dir, 0o755); // the certificate is public; a non-root client (the image's user) reads it
   const keyFile = join(dir, 'server.key');
   const caFile = join(dir, 'server.crt');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
     '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', caFile], { stdio: 'ignore' });
   cached = { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(caFile, 'utf8'), keyFile, caFile };
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   return cached;
 }
 
