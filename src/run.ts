@@ -18,6 +18,9 @@ async function main(argv: string[], VERSION: string): Promise<number> {
   // Node's own warnings would break one-JSON-object-per-line and are noise for the operator.
   process.removeAllListeners('warning');
   process.on('warning', (warning) => log.warn(`node: ${warning.message}`));
+  // Libraries print advice with console.*: through the logger it stays one line, redacted, JSON when asked.
+  const library = (...args: unknown[]) => log.warn(args.map(String).join(' ').trim(), { step: 'library' });
+  console.log = console.info = console.warn = console.error = console.debug = library;
 
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {

@@ -79,8 +79,11 @@ describe('storage verified', () => {
   it('creates the prefix folder marker once, and never touches existing objects in it', async () => {
     const bucket = await freshBucket();
     await s3.putObject(bucket, 'tenant_a/report.pdf', 'data');
-    const first = await bootstrap(storageEnv(bucket, s3.admin, { STORAGE_PREFIX: 'tenant_a' }));
+    const first = await bootstrap(storageEnv(bucket, s3.admin, { STORAGE_PREFIX: 'tenant_a', LOG_FORMAT: 'json' }));
     assertExit(first.result, 0, /folder tenant_a\/ created/);
+    // Nothing a library prints escapes the log format: every line is one JSON object, no warning.
+    const lines = first.result.output.trim().split('\n').map((line) => JSON.parse(line) as { level: string; step: string });
+    assert.deepEqual(lines.filter((l) => l.level !== 'info'), []);
     const again = await runCli(instanceEnv(first.tenant, storageEnv(bucket, s3.admin, { STORAGE_PREFIX: 'tenant_a/' })));
     outputs.push(again);
     assertExit(again, 0, /folder tenant_a\/ present/);

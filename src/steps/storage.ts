@@ -116,6 +116,7 @@ async function ensureFolderMarker(s: StorageSettings, send: Send, s3: S3Module):
   } catch (error) {
     if (!(error instanceof StorageError) || httpStatus((error as { cause?: unknown }).cause) !== 404) throw error;
   }
-  await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: key, Body: '' }));
+  // An explicit empty body and length: the SDK warns about "a stream of unknown length" otherwise.
+  await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }));
   return `folder ${key} created`;
 }

@@ -6,11 +6,11 @@ import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUNDLE } from '../test/harness/cli.js';
-import { instanceEnv } from '../test/harness/instance.js';
-import { createTenant, startPostgres, type Tenant } from '../test/harness/postgres.js';
-import { startS3 } from '../test/harness/s3.js';
-import { startSmtp } from '../test/harness/smtp.js';
+import { BUNDLE } from '../harness/cli.js';
+import { instanceEnv } from '../harness/instance.js';
+import { createTenant, startPostgres, type Tenant } from '../harness/postgres.js';
+import { startS3 } from '../harness/s3.js';
+import { startSmtp } from '../harness/smtp.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const probe = fileURLToPath(new URL('./rss-probe.mjs', import.meta.url));
