@@ -1,6 +1,6 @@
 // npm run bench: speed and memory of the built executable against the same real PostgreSQL as the
 // tests. Medians of several runs; each figure also as a ratio to `node -e 0` measured in this run.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,9 @@ import { startS3 } from '../harness/s3.js';
 import { startSmtp } from '../harness/smtp.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+/** The Node that runs the measured processes: this one, or BENCH_NODE (e.g. node_modules/node/bin/node, the image's). */
+const NODE = process.env.BENCH_NODE ?? process.execPath;
+const NODE_VERSION = execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim();
 const probe = fileURLToPath(new URL('./rss-probe.mjs', import.meta.url));
 const rssFile = join(mkdtempSync(join(tmpdir(), 'sf-bench-')), 'rss');
 
@@ -27,7 +30,7 @@ interface Sample {
  */
 async function measure(args: string[], env: Record<string, string | undefined> = {}): Promise<Sample> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', probe, ...args], {
+  const child = spawn(NODE, ['--import', probe, ...args], {
     env: { PATH: process.env.PATH, NO_COLOR: '1', BENCH_RSS_FILE: rssFile, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -108,7 +111,7 @@ try {
   const js = readdirSync(dist).filter((f) => f.endsWith('.mjs'));
   const jsBytes = js.reduce((sum, f) => sum + statSync(join(dist, f)).size, 0);
   const fmt = (n: number, d = 0) => n.toFixed(d);
-  console.log(`\nsuperfasttt-bootstrap benchmark: Node ${process.version}, ${RUNS} runs each (median), PostgreSQL 16 with TLS, s3rver over HTTPS, smtp-server with STARTTLS, all on loopback`);
+  console.log(`\nsuperfasttt-bootstrap benchmark: Node ${NODE_VERSION}, ${RUNS} runs each (median), PostgreSQL 16 with TLS, s3rver over HTTPS, smtp-server with STARTTLS, all on loopback`);
   console.log('| What | Wall time (ms) | × node -e 0 | Peak RSS (MiB) | × node -e 0 |');
   console.log('| --- | ---: | ---: | ---: | ---: |');
   for (const [what, m] of rows) {
