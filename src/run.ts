@@ -9,6 +9,7 @@ import { createLogger, loggerOptionsFromEnv, type Logger } from './log.js';
 import { redact } from './redact.js';
 import { writeTerminationLog } from './termination-log.js';
 import { bootstrap } from './commands/bootstrap.js';
+import { check, type CheckOptions } from './commands/check.js';
 
 async function main(argv: string[], VERSION: string): Promise<number> {
   const env = process.env;
@@ -34,7 +35,7 @@ async function main(argv: string[], VERSION: string): Promise<number> {
   process.once('SIGINT', onSignal);
 
   try {
-    const command = parseArgs(argv);
+    const { command, options } = parseArgs(argv);
     switch (command) {
       case 'help':
         process.stdout.write(renderHelp(VERSION) + '\n');
@@ -44,32 +45,56 @@ async function main(argv: string[], VERSION: string): Promise<number> {
         return 0;
       case 'bootstrap':
         return await bootstrap({ env, log, signal: controller.signal, version: VERSION });
+      case 'check': {
+        // stdout carries the report only (one JSON document with --json): every log line goes to stderr.
+        const checkLog = createLogger({ ...loggerOptionsFromEnv(env), stdout: (line) => process.stderr.write(line + '\n') });
+        return await check({ env, log: checkLog, signal: controller.signal, version: VERSION }, options);
+      }
     }
   } catch (error) {
     return reportFailure(error, log, env.TERMINATION_LOG);
   }
 }
 
-type Command = 'bootstrap' | 'help' | 'version';
+type Command = 'bootstrap' | 'check' | 'help' | 'version';
 
-function parseArgs(argv: string[]): Command {
+function parseArgs(argv: string[]): { command: Command; options: CheckOptions } {
   const [first, ...rest] = argv;
-  if (rest.length > 0) throw new ConfigError(`unexpected arguments: ${rest.join(' ')}`, [], 'run with --help to see the commands');
+  const options: CheckOptions = { json: false, write: true };
+  const usage = 'run with --help to see the commands';
+  let command: Command;
   switch (first) {
     case undefined:
     case 'bootstrap':
-      return 'bootstrap';
+      command = 'bootstrap';
+      break;
+    case 'check':
+      command = 'check';
+      break;
     case '--help':
     case '-h':
     case 'help':
-      return 'help';
+      command = 'help';
+      break;
     case '--version':
     case '-V':
     case 'version':
-      return 'version';
+      command = 'version';
+      break;
     default:
-      throw new ConfigError(`unknown command or option: ${first}`, [], 'run with --help to see the commands');
+      throw new ConfigError(`unknown command or option: ${first}`, [], usage);
   }
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!;
+    if (command === 'check' && arg === '--json') options.json = true;
+    else if (command === 'check' && arg === '--no-write') options.write = false;
+    else if (command === 'check' && (arg === '--env-file' || arg.startsWith('--env-file='))) {
+      const value = arg.includes('=') ? arg.slice('--env-file='.length) : rest[++i];
+      if (!value) throw new ConfigError('--env-file needs a path', [], usage);
+      options.envFile = value;
+    } else throw new ConfigError(`unexpected argument for ${command}: ${arg}`, [], usage);
+  }
+  return { command, options };
 }
 
 function reportFailure(error: unknown, log: Logger, terminationLog: string | undefined): number {

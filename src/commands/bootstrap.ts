@@ -52,7 +52,7 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
   for (const warning of config.warnings) log.warn(warning, { step: 'config' });
   log.info(`configuration valid for schema ${config.env.DATABASE_SCHEMA}`, { step: 'config', durationMs: performance.now() - started });
 
-  const ctx: RunContext = { env: config.env, log, signal, version, changes: [] };
+  const ctx: RunContext = { mode: 'apply', storageProbe: true, env: config.env, log, signal, version, changes: [] };
   const closeOnAbort = () => void ctx.db?.sql.end({ timeout: 0 });
   signal.addEventListener('abort', closeOnAbort, { once: true });
   try {

@@ -38,6 +38,7 @@ export function variableDocs(): VariableDoc[] {
 
 export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
   { usage: 'bootstrap', description: 'the default: with SKIP_SETUP=true, set the instance up and disable the setup wizard; otherwise change nothing' },
+  { usage: 'check [--env-file PATH] [--json] [--no-write]', description: 'run every verification of bootstrap read-only and print a report (the storage probe writes one object and deletes it; --no-write skips it)' },
   { usage: '--help, -h', description: 'this help' },
   { usage: '--version, -V', description: 'print the version' },
 ];
@@ -46,10 +47,10 @@ export function renderHelp(version: string): string {
   const lines = [
     `superfasttt-bootstrap ${version}: one-shot setup of a superfasttt instance (PostgreSQL, migrations, storage, email, super admin).`,
     '',
-    'Usage: superfasttt-bootstrap [command]',
+    'Usage: superfasttt-bootstrap [command] [options]',
     '',
     'Commands:',
-    ...COMMANDS.map((c) => `  ${c.usage.padEnd(16)}${c.description}`),
+    ...COMMANDS.flatMap((c) => [`  ${c.usage}`, `      ${c.description}`]),
     '',
     'Environment (* required when SKIP_SETUP=true; secrets also as NAME_FILE=<path>):',
   ];

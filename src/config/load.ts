@@ -29,11 +29,15 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
+/** Where each secret comes from (never its value): diagnostics show this, even for an invalid configuration. */
+export function secretSources(raw: NodeJS.ProcessEnv): Record<string, SecretSource> {
+  return Object.fromEntries(SECRET_VARIABLES.map((name) => [name, raw[name] ? 'env' : raw[`${name}_FILE`] ? 'file' : 'unset']));
+}
+
 export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
   const problems: string[] = [];
   const warnings: string[] = [];
   const input: Record<string, string | undefined> = {};
-  const secretSources: Record<string, SecretSource> = {};
 
   for (const name of VARIABLES) {
     // Compose turns `VAR: ${VAR}` with VAR unset into an empty string: empty means unset.
@@ -43,7 +47,6 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
   for (const name of SECRET_VARIABLES) {
     const fileVar = `${name}_FILE`;
     const path = raw[fileVar] || undefined;
-    secretSources[name] = input[name] !== undefined ? 'env' : path ? 'file' : 'unset';
     registerSecret(input[name]);
     if (path === undefined) continue;
     if (input[name] !== undefined) {
@@ -89,7 +92,7 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
       warnings.push(`${name} is not a variable this version knows; ignored (a typo?)`);
     }
   }
-  return { env, secretSources, warnings };
+  return { env, secretSources: secretSources(raw), warnings };
 }
 
 function isFileVariable(name: string): boolean {

@@ -36,7 +36,7 @@ export interface Connection {
   tls: boolean;
 }
 
-export async function connect(env: Env, log: Logger, signal: AbortSignal): Promise<Connection> {
+export async function connect(env: Env, log: Logger, signal: AbortSignal, opts: { readOnly?: boolean } = {}): Promise<Connection> {
   const { host, port, user, password, database } = env.DATABASE_URL;
   const plan = tlsPlan(env);
   const deadline = Date.now() + env.DATABASE_CONNECT_TIMEOUT * 1000;
@@ -55,7 +55,8 @@ export async function connect(env: Env, log: Logger, signal: AbortSignal): Promi
     connect_timeout: attemptTimeout(),
     fetch_types: false, // saves a catalog query per start; we use no array or custom types
     onnotice: () => {}, // "already exists, skipping" notices are not for the operator
-    connection: { application_name: 'superfasttt-bootstrap' },
+    // Read-only sessions (check): the server itself refuses any write, whatever a step would do.
+    connection: { application_name: 'superfasttt-bootstrap', ...(opts.readOnly && { default_transaction_read_only: true }) },
   });
 
   let delay = 250;

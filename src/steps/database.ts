@@ -7,8 +7,9 @@ export const databaseStep: Step = {
   name: 'database',
   errorClass: DatabaseError,
   async run(ctx) {
-    ctx.db = await connect(ctx.env, ctx.log, ctx.signal);
+    ctx.db = await connect(ctx.env, ctx.log, ctx.signal, { readOnly: ctx.mode === 'check' });
     const { host, port, user, database } = ctx.env.DATABASE_URL;
-    return `connected to ${host}:${port}/${database} as ${user} (PostgreSQL ${ctx.db.serverVersion}, TLS ${ctx.db.tls ? 'on' : 'off'})`;
+    const session = ctx.mode === 'check' ? ', read-only session' : '';
+    return `connected to ${host}:${port}/${database} as ${user} (PostgreSQL ${ctx.db.serverVersion}, TLS ${ctx.db.tls ? 'on' : 'off'}${session})`;
   },
 };

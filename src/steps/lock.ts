@@ -18,9 +18,15 @@ export const LOCK_NAMESPACE = 0x5f_b0_07;
 export const lockStep: Step = {
   name: 'lock',
   errorClass: SchemaError,
+  needs: ['database'],
   async run(ctx) {
     const { sql } = dbOf(ctx);
     const schema = ctx.env.DATABASE_SCHEMA;
+    // check: report who holds it; taking it could make a starting replica wait for us.
+    if (ctx.mode === 'check') {
+      const holder = await lockHolder(ctx);
+      return holder === NO_HOLDER ? `no bootstrap of schema ${schema} is running` : `a bootstrap of schema ${schema} is running (${holder})`;
+    }
     const [got] = await sql<{ locked: boolean }[]>`select pg_try_advisory_lock(${LOCK_NAMESPACE}, hashtext(${schema})) as locked`;
     if (got?.locked) return `acquired the bootstrap lock of schema ${schema}`;
 
@@ -44,6 +50,8 @@ export const lockStep: Step = {
   },
 };
 
+const NO_HOLDER = 'holder not visible';
+
 async function lockHolder(ctx: Parameters<Step['run']>[0]): Promise<string> {
   const { sql } = dbOf(ctx);
   const [row] = await sql<{ pid: number; application_name: string | null; client_addr: string | null; since: Date | null }[]>`
@@ -51,7 +59,7 @@ async function lockHolder(ctx: Parameters<Step['run']>[0]): Promise<string> {
     from pg_locks l join pg_stat_activity a on a.pid = l.pid
     where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database())
       and l.classid = ${LOCK_NAMESPACE}::oid and l.objid = hashtext(${ctx.env.DATABASE_SCHEMA})::oid and l.objsubid = 2`;
-  if (!row) return 'holder not visible';
+  if (!row) return NO_HOLDER;
   const from = [row.application_name, row.client_addr].filter(Boolean).join(' from ');
   return `held by PostgreSQL backend pid ${row.pid}${from ? ` (${from})` : ''} since ${row.since?.toISOString() ?? 'unknown'}`;
 }

@@ -6,7 +6,7 @@
  * history written by a newer version (never downgrade a schema). Concurrency: the lock step.
  */
 import { MigrationError } from '../errors.js';
-import { errorCode } from '../db/connect.js';
+import { errorCode, type Sql } from '../db/connect.js';
 import { dbOf, throwIfAborted, type Step } from './step.js';
 
 export const HISTORY_TABLE = 'superfasttt_migrations';
@@ -29,8 +29,18 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
   return {
     name: 'migrations',
     errorClass: MigrationError,
+    needs: ['schema'],
     async run(ctx) {
       const { sql } = dbOf(ctx);
+      if (ctx.mode === 'check') {
+        // Read-only: no history table yet means nothing was applied.
+        const [exists] = await sql<{ found: boolean }[]>`select to_regclass('superfasttt_migrations') is not null as found`;
+        const applied = exists?.found ? await readHistory(sql) : [];
+        const pending = pendingMigrations(migrations, applied); // throws on changed or unknown ones
+        return pending.length === 0
+          ? `up to date: ${applied.length} applied, none pending`
+          : `${applied.length} applied, ${pending.length} pending (${pending.map((m) => m.name).join(', ')}): the bootstrap applies them`;
+      }
       // Unqualified names resolve in the tenant schema (search_path set by the schema step).
       await sql`create table if not exists superfasttt_migrations (
         name text primary key,
@@ -38,8 +48,7 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
         applied_at timestamptz not null default now(),
         bootstrap_version text not null
       )`;
-      const applied = await sql<Applied[]>`select name, checksum, bootstrap_version from superfasttt_migrations order by name`;
-      const pending = pendingMigrations(migrations, applied);
+      const pending = pendingMigrations(migrations, await readHistory(sql));
 
       for (const migration of pending) {
         throwIfAborted(ctx.signal);
@@ -69,6 +78,10 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
         : `applied ${pending.length} migration(s); ${migrations.length} in total`;
     },
   };
+}
+
+function readHistory(sql: Sql): Promise<Applied[]> {
+  return sql<Applied[]>`select name, checksum, bootstrap_version from superfasttt_migrations order by name`;
 }
 
 /** What is left to apply; throws when the history does not belong to this set of migrations. */

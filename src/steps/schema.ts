@@ -12,6 +12,7 @@ import { dbOf, type Step } from './step.js';
 export const schemaStep: Step = {
   name: 'schema',
   errorClass: SchemaError,
+  needs: ['database'],
   async run(ctx) {
     const { sql } = dbOf(ctx);
     const schema = ctx.env.DATABASE_SCHEMA;

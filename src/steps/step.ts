@@ -1,6 +1,7 @@
 /**
  * A step of the bootstrap: a name, the error class (exit code) of its failures, and run().
  * The command is a list of steps; the pipeline runs them in order and logs one line per step.
+ * `check` runs the same steps with ctx.mode = 'check': they verify and report, and write nothing.
  */
 import { BootstrapError, InterruptedError } from '../errors.js';
 import type { Env } from '../config/schema.js';
@@ -12,6 +13,10 @@ type ErrorClass = new (message: string, fix?: string, options?: { cause?: unknow
 
 /** What the steps share. Later steps read what earlier ones found (the connection, what changed). */
 export interface RunContext {
+  /** apply: bootstrap. check: verify and report only, no write (the database session is read-only). */
+  mode: 'apply' | 'check';
+  /** In check mode: whether the storage probe (write, read back, delete) may run. */
+  storageProbe: boolean;
   env: Env;
   log: Logger;
   signal: AbortSignal;
@@ -27,7 +32,9 @@ export interface Step {
   readonly name: string;
   /** Unclassified operational failures of this step (driver and socket errors) get this class. */
   readonly errorClass: ErrorClass;
-  /** Does the work; returns the one-line result that is logged. */
+  /** Steps whose success this one needs (check mode reports it as skipped otherwise). */
+  readonly needs?: readonly string[];
+  /** Does the work (or, in check mode, verifies); returns the one-line result that is logged. */
   run(ctx: RunContext): Promise<string>;
   /**
    * Optional: start loading what run() will need (a client library), so that the load overlaps
@@ -93,7 +100,7 @@ export function throwIfAborted(signal: AbortSignal): void {
  * Driver and socket errors carry a string `code` (SQLSTATE, errno): they are operational and take
  * the step's class. Anything else (TypeError, ...) is a bug and stays as it is (exit 1, with stack).
  */
-function classify(error: unknown, step: Step): unknown {
+export function classify(error: unknown, step: Step): unknown {
   if (error instanceof BootstrapError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return error;

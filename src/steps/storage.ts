@@ -74,6 +74,10 @@ export const storageStep: Step = {
       }
 
       const prefix = s.prefix ?? '';
+      if (ctx.mode === 'check' && !ctx.storageProbe) {
+        const folder = s.prefix ? `; ${await folderMarker(s, send, s3, false)}` : '';
+        return `${place(s)}: bucket reachable, write probe skipped (--no-write)${folder}${notes.length ? `; ${notes.join('; ')}` : ''}`;
+      }
       const probeKey = `${prefix}.superfasttt-bootstrap-probe-${randomBytes(8).toString('hex')}`;
       const body = randomBytes(256);
       await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: probeKey, Body: body, ContentType: 'application/octet-stream' }));
@@ -90,7 +94,7 @@ export const storageStep: Step = {
         await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: s.bucket, Key: probeKey }));
       }
 
-      if (s.prefix) notes.push(await ensureFolderMarker(s, send, s3));
+      if (s.prefix) notes.push(await folderMarker(s, send, s3, ctx.mode === 'apply'));
       const skew = Math.abs((client.config as { systemClockOffset?: number }).systemClockOffset ?? 0);
       if (skew > MAX_CLOCK_SKEW_MS) {
         throw new StorageError(
@@ -98,8 +102,7 @@ export const storageStep: Step = {
           'synchronise the clock of the node (NTP): signed requests of the app would be refused',
         );
       }
-      const place = `${s.bucket}${s.prefix ? `/${s.prefix}` : ''} at ${s.endpoint ?? `AWS S3 ${s.region}`}`;
-      return `${place}: probe written, read back and deleted${notes.length ? `; ${notes.join('; ')}` : ''}`;
+      return `${place(s)}: probe written, read back and deleted${notes.length ? `; ${notes.join('; ')}` : ''}`;
     } finally {
       client.destroy();
     }
@@ -108,14 +111,20 @@ export const storageStep: Step = {
 
 type Send = <T = unknown>(operation: string, command: object) => Promise<T>;
 
-async function ensureFolderMarker(s: StorageSettings, send: Send, s3: S3Module): Promise<string> {
+function place(s: StorageSettings): string {
+  return `${s.bucket}${s.prefix ? `/${s.prefix}` : ''} at ${s.endpoint ?? `AWS S3 ${s.region}`}`;
+}
+
+/** The prefix's folder marker: reports it, and creates it when missing if `create`. */
+async function folderMarker(s: StorageSettings, send: Send, s3: S3Module, create: boolean): Promise<string> {
   const key = s.prefix!;
   try {
-    await send('HeadObject', new s3.HeadObjectCommand({ Bucket: s.bucket, Key: key }) );
+    await send('HeadObject', new s3.HeadObjectCommand({ Bucket: s.bucket, Key: key }));
     return `folder ${key} present`;
   } catch (error) {
     if (!(error instanceof StorageError) || httpStatus((error as { cause?: unknown }).cause) !== 404) throw error;
   }
+  if (!create) return `folder ${key} missing (the bootstrap creates it)`;
   // An explicit empty body and length: the SDK warns about "a stream of unknown length" otherwise.
   await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }));
   return `folder ${key} created`;

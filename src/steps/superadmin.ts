@@ -8,7 +8,7 @@
 import { SuperAdminError } from '../errors.js';
 import { hashPassword, verifyPassword } from '../password.js';
 import { instanceSettings } from '../settings.js';
-import { dbOf, type Step } from './step.js';
+import { dbOf, type RunContext, type Step } from './step.js';
 import { WELCOME_KEY } from './welcome.js';
 
 interface ExistingUser {
@@ -20,7 +20,9 @@ interface ExistingUser {
 export const superAdminStep: Step = {
   name: 'superadmin',
   errorClass: SuperAdminError,
+  needs: ['migrations'],
   async run(ctx) {
+    if (ctx.mode === 'check') return await report(ctx);
     const { sql } = dbOf(ctx);
     const env = ctx.env;
     const email = env.AUTO_SUPERADMIN_EMAIL;
@@ -76,3 +78,22 @@ export const superAdminStep: Step = {
       : `super admin ${email} already present; setup already completed (nothing changed)`;
   },
 };
+
+/** check: what the bootstrap would find, without changing it. */
+async function report(ctx: RunContext): Promise<string> {
+  const { sql } = dbOf(ctx);
+  const email = ctx.env.AUTO_SUPERADMIN_EMAIL;
+  const [tables] = await sql<{ ready: boolean }[]>`select to_regclass('users') is not null and to_regclass('setup_state') is not null as ready`;
+  if (!tables?.ready) return `super admin ${email} missing, setup not completed (tables not created yet: the bootstrap creates them)`;
+  const [user] = await sql<{ role: string }[]>`select role from users where email = ${email}`;
+  const [state] = await sql<{ completed: boolean; completed_by: string | null; completed_at: Date | null }[]>`select completed, completed_by, completed_at from setup_state`;
+  const admin = !user
+    ? `super admin ${email} missing (the bootstrap creates it)`
+    : user.role === 'super_admin'
+      ? `super admin ${email} present`
+      : `user ${email} present as ${user.role}, not super_admin (the bootstrap promotes it)`;
+  const marker = state?.completed
+    ? `setup completed by ${state.completed_by} at ${state.completed_at?.toISOString()}`
+    : 'setup not completed (the setup wizard is still enabled)';
+  return `${admin}; ${marker}`;
+}

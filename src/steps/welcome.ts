@@ -14,10 +14,16 @@ export const WELCOME_KEY = 'welcome_email';
 export const welcomeStep: Step = {
   name: 'welcome',
   errorClass: EmailError,
+  needs: ['superadmin', 'email'],
   async run(ctx) {
     const env = ctx.env;
     if (!env.AUTO_SUPERADMIN_WELCOME_EMAIL) return 'AUTO_SUPERADMIN_WELCOME_EMAIL is not true: no welcome email';
     const { sql } = dbOf(ctx);
+    if (ctx.mode === 'check') {
+      const [table] = await sql<{ ready: boolean }[]>`select to_regclass('instance_settings') is not null as ready`;
+      const [pending] = table?.ready ? await sql<{ value: { status?: string } }[]>`select value from instance_settings where key = ${WELCOME_KEY}` : [];
+      return pending ? `welcome email ${pending.value.status}` : 'no welcome email recorded (sent when the bootstrap creates the account)';
+    }
     const [row] = await sql<{ value: { status?: string; to?: string } }[]>`select value from instance_settings where key = ${WELCOME_KEY}`;
     if (row?.value.status === 'sent') return `welcome email already sent to ${row.value.to}`;
     if (row?.value.status !== 'pending') return 'the super admin account existed before: no welcome email';

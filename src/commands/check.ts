@@ -1,0 +1,123 @@
+/**
+ * The `check` command: the bootstrap's own steps in read-only mode, for the operator at the
+ * terminal. Every check runs (one that needs a failed one is reported as skipped, with why), the
+ * database session is read-only, nothing is written except the storage probe (--no-write skips
+ * it), and the result is a table, or one JSON document on stdout with --json.
+ * Exit code: 0 when every check passes (pending migrations or a missing admin are not failures:
+ * they are what the bootstrap is for), otherwise the code of the first failing check.
+ */
+import { existsSync } from 'node:fs';
+import { BootstrapError, ConfigError } from '../errors.js';
+import { loadConfig, secretSources } from '../config/load.js';
+import { formatDuration } from '../log.js';
+import { redact } from '../redact.js';
+import { classify, stepsOf, type RunContext } from '../steps/step.js';
+import { BOOTSTRAP_STEPS, type CommandInput } from './bootstrap.js';
+
+export interface CheckOptions {
+  envFile?: string;
+  json: boolean;
+  write: boolean;
+}
+
+export interface CheckResult {
+  name: string;
+  status: 'pass' | 'fail' | 'skip';
+  message: string;
+  fix: string | null;
+  exit_code: number | null;
+  duration_ms: number;
+}
+
+export interface CheckReport {
+  version: string;
+  ok: boolean;
+  exit_code: number;
+  skip_setup: string | null;
+  checks: CheckResult[];
+  secrets: Record<string, 'env' | 'file' | 'unset'>;
+}
+
+export async function check(input: CommandInput, opts: CheckOptions): Promise<number> {
+  if (opts.envFile !== undefined) {
+    if (!existsSync(opts.envFile)) throw new ConfigError(`--env-file: ${opts.envFile} does not exist`, [], 'give the path of the instance .env file');
+    // Variables already in the environment win, as with `docker run --env-file` plus -e.
+    process.loadEnvFile(opts.envFile);
+  }
+  const report = await runChecks(input, opts);
+  const out = opts.json ? JSON.stringify(report, null, 2) : renderTable(report);
+  process.stdout.write(redact(out) + '\n');
+  return report.exit_code;
+}
+
+async function runChecks({ env: raw, log, signal, version }: CommandInput, opts: CheckOptions): Promise<CheckReport> {
+  const checks: CheckResult[] = [];
+  const started = performance.now();
+  let ctx: RunContext | undefined;
+  try {
+    const config = loadConfig(raw);
+    for (const warning of config.warnings) log.warn(warning, { step: 'config' });
+    checks.push(passed('config', `configuration valid for schema ${config.env.DATABASE_SCHEMA}`, started));
+    ctx = { mode: 'check', storageProbe: opts.write, env: config.env, log, signal, version, changes: [] };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    checks.push(failed('config', error, started, error.problems));
+  }
+
+  for (const step of stepsOf(BOOTSTRAP_STEPS)) {
+    const blocker = !ctx ? 'config' : (step.needs ?? []).find((need) => checks.find((c) => c.name === need)?.status !== 'pass');
+    if (blocker) {
+      checks.push({ name: step.name, status: 'skip', message: `skipped: ${blocker} did not pass`, fix: null, exit_code: null, duration_ms: 0 });
+      continue;
+    }
+    const t0 = performance.now();
+    try {
+      checks.push(passed(step.name, await step.run(ctx!), t0));
+    } catch (error) {
+      const classified = classify(error, step);
+      if (!(classified instanceof BootstrapError)) throw classified;
+      checks.push(failed(step.name, classified, t0));
+    }
+  }
+  ctx?.email?.close();
+  await ctx?.db?.sql.end({ timeout: 5 });
+
+  const firstFailure = checks.find((c) => c.status === 'fail');
+  return {
+    version,
+    ok: !firstFailure,
+    exit_code: firstFailure?.exit_code ?? 0,
+    skip_setup: raw.SKIP_SETUP ?? null,
+    checks,
+    secrets: secretSources(raw),
+  };
+}
+
+function passed(name: string, message: string, started: number): CheckResult {
+  return { name, status: 'pass', message, fix: null, exit_code: null, duration_ms: Math.round(performance.now() - started) };
+}
+
+function failed(name: string, error: BootstrapError, started: number, problems: readonly string[] = []): CheckResult {
+  const message = [error.message, ...problems].join('; ');
+  return { name, status: 'fail', message, fix: error.fix ?? null, exit_code: error.exitCode, duration_ms: Math.round(performance.now() - started) };
+}
+
+const MARK = { pass: 'ok', fail: 'FAIL', skip: 'skip' } as const;
+
+function renderTable(report: CheckReport): string {
+  const skip = report.skip_setup === 'true' ? 'true: the bootstrap sets the instance up' : `${report.skip_setup ?? 'unset'}: the bootstrap changes nothing, the setup wizard stays`;
+  const width = Math.max(...report.checks.map((c) => c.name.length));
+  const lines = [`superfasttt-bootstrap ${report.version} check (SKIP_SETUP=${skip})`, ''];
+  lines.push(`${'STATUS'.padEnd(6)} ${'CHECK'.padEnd(width)} ${'TIME'.padStart(8)}  RESULT`);
+  for (const c of report.checks) {
+    const time = c.status === 'skip' ? '' : formatDuration(c.duration_ms);
+    lines.push(`${MARK[c.status].padEnd(6)} ${c.name.padEnd(width)} ${time.padStart(8)}  ${c.message}`);
+    if (c.fix) lines.push(`${' '.repeat(width + 18)}fix: ${c.fix}`);
+  }
+  const secrets = Object.entries(report.secrets).map(([name, from]) => `${name} (${from === 'file' ? `${name}_FILE` : from})`);
+  lines.push('', `Secrets: ${secrets.join(', ')}`);
+  const failures = report.checks.filter((c) => c.status === 'fail').length;
+  lines.push(report.ok ? 'Result: all checks passed (exit 0)' : `Result: ${failures} check(s) failed (exit ${report.exit_code})`);
+  return lines.join('\n');
+}
+
