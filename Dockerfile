@@ -32,4 +32,5 @@ COPY --from=build /src/dist/ /app/
 ENV NODE_ENV=production \
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 USER 65532:65532
-ENTRYPOINT ["/nodejs/bin/node", "/app/superfasttt-bootstrap.mjs"]
+# `--`: Node would otherwise take the `--env-file` of `check --env-file PATH` for itself.
+ENTRYPOINT ["/nodejs/bin/node", "--", "/app/superfasttt-bootstrap.mjs"]

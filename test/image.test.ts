@@ -107,7 +107,8 @@ describe("the runtime stage's files, under the image's Node, as the image's user
       for (const source of parts.slice(0, -1)) cpSync(join(root, source.replace(/^\/src\//, '')), dest, { recursive: true });
     }
     const exec = JSON.parse(of(runtime, 'ENTRYPOINT')[0]!.getArgumentsContent() ?? '') as string[];
-    entry = exec.slice(1).map((a) => (a.startsWith('/') ? join(image, a) : a));
+    assert.equal(exec[1], '--', 'the ENTRYPOINT must end Node options with -- (else Node reads check --env-file itself)');
+    entry = exec.slice(2).map((a) => (a.startsWith('/') ? join(image, a) : a));
     uid = Number((args(of(runtime, 'USER')[0]!)[0] ?? '').split(':')[0]);
     // Read-only for the process: owned by root, not writable by the image's user.
     for (const dir of [image, join(image, 'app')]) chmodSync(dir, 0o555);

@@ -39,7 +39,8 @@ function childEnv(env: Env): NodeJS.ProcessEnv {
 }
 
 export function spawnCli(env: Env, opts: RunOptions = {}): { child: ChildProcess; result: Promise<RunResult> } {
-  const child = spawn(opts.node ?? process.execPath, [opts.bundle ?? BUNDLE, ...(opts.args ?? [])], {
+  // `--` as in the image's ENTRYPOINT: Node would otherwise read an `--env-file` meant for `check` itself.
+  const child = spawn(opts.node ?? process.execPath, ['--', opts.bundle ?? BUNDLE, ...(opts.args ?? [])], {
     env: childEnv(env),
     cwd: opts.cwd,
     ...(opts.uid !== undefined && { uid: opts.uid, gid: opts.gid ?? opts.uid }),
