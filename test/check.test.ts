@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertExit, assertNoSecrets, runCli, type Env, type RunResult } from './harness/cli.js';
-import { ADMIN, instanceEnv, relations } from './harness/instance.js';
+import { ADMIN, instanceEnv, relations, verifiedServices } from './harness/instance.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
 import { startS3, type S3Server } from './harness/s3.js';
 import { startSmtp, type SmtpServer } from './harness/smtp.js';
@@ -36,19 +36,7 @@ after(async () => {
 function fullEnv(tenant: Tenant, overrides: Env = {}): Env {
   secrets.push(tenant.password);
   return instanceEnv(tenant, {
-    NODE_EXTRA_CA_CERTS: s3.caFile,
-    STORAGE_PROVIDER: 's3',
-    STORAGE_ENDPOINT: s3.httpsEndpoint,
-    STORAGE_BUCKET: 'superfasttt-check',
-    STORAGE_PREFIX: `${tenant.schema}/`,
-    STORAGE_ACCESS_KEY: s3.admin.accessKeyId,
-    STORAGE_SECRET_KEY: s3.admin.secretAccessKey,
-    EMAIL_PROVIDER: 'smtp',
-    EMAIL_FROM: 'noreply@client.example',
-    SMTP_HOST: smtp.host,
-    SMTP_PORT: String(smtp.port),
-    SMTP_USERNAME: smtp.username,
-    SMTP_PASSWORD: smtp.password,
+    ...verifiedServices(tenant, s3, smtp, 'superfasttt-check'),
     ...overrides,
   });
 }

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { assertExit, assertNoSecrets, runCli } from './harness/cli.js';
-import { ADMIN, instanceEnv, users } from './harness/instance.js';
+import { ADMIN, instanceEnv, users, verifiedServices } from './harness/instance.js';
 import { createTenant, startPostgres, type PgServer } from './harness/postgres.js';
 import { startS3, type S3Server } from './harness/s3.js';
 import { startSmtp, type SmtpServer } from './harness/smtp.js';
@@ -148,19 +148,7 @@ describe("the runtime stage's files, under the image's Node, as the image's user
     const r = await runCli(
       instanceEnv(tenant, {
         DATABASE_URL: url.toString(),
-        NODE_EXTRA_CA_CERTS: pg.caFile, // one self-signed certificate for every test server
-        STORAGE_PROVIDER: 's3',
-        STORAGE_ENDPOINT: s3.httpsEndpoint,
-        STORAGE_BUCKET: 'superfasttt-image',
-        STORAGE_PREFIX: tenant.schema,
-        STORAGE_ACCESS_KEY: s3.admin.accessKeyId,
-        STORAGE_SECRET_KEY: s3.admin.secretAccessKey,
-        EMAIL_PROVIDER: 'smtp',
-        EMAIL_FROM: 'noreply@client.example',
-        SMTP_HOST: smtp.host,
-        SMTP_PORT: String(smtp.port),
-        SMTP_USERNAME: smtp.username,
-        SMTP_PASSWORD: smtp.password,
+        ...verifiedServices(tenant, s3, smtp, 'superfasttt-image'),
         HOME: '/nonexistent',
       }),
       { node: IMAGE_NODE, bundle: entry[0], cwd: join(image, 'app'), uid },

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUNDLE } from '../harness/cli.js';
-import { instanceEnv } from '../harness/instance.js';
+import { instanceEnv, verifiedServices } from '../harness/instance.js';
 import { createTenant, startPostgres, type Tenant } from '../harness/postgres.js';
 import { startS3 } from '../harness/s3.js';
 import { startSmtp } from '../harness/smtp.js';
@@ -64,21 +64,7 @@ try {
   await s3.createBucket('superfasttt-bench');
   // Storage (S3 over HTTPS, shared bucket with a prefix) and email (SMTP, STARTTLS + AUTH) on.
   const verified = (tenant: Tenant) =>
-    instanceEnv(tenant, {
-      STORAGE_PROVIDER: 's3',
-      STORAGE_ENDPOINT: s3.httpsEndpoint,
-      STORAGE_BUCKET: 'superfasttt-bench',
-      STORAGE_PREFIX: tenant.schema,
-      STORAGE_ACCESS_KEY: s3.admin.accessKeyId,
-      STORAGE_SECRET_KEY: s3.admin.secretAccessKey,
-      EMAIL_PROVIDER: 'smtp',
-      EMAIL_FROM: 'noreply@bench.example',
-      SMTP_HOST: smtp.host,
-      SMTP_PORT: String(smtp.port),
-      SMTP_USERNAME: smtp.username,
-      SMTP_PASSWORD: smtp.password,
-      NODE_EXTRA_CA_CERTS: s3.caFile, // one self-signed certificate for every test server
-    });
+    instanceEnv(tenant, verifiedServices(tenant, s3, smtp, 'superfasttt-bench'));
   const tenants = async (n: number) => Promise.all(Array.from({ length: n }, () => createTenant(pg)));
   const [fresh, freshVerified] = [await tenants(RUNS), await tenants(RUNS)];
   const [done, doneVerified] = await tenants(2);

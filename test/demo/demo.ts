@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { BUNDLE } from '../harness/cli.js';
-import { instanceEnv, setupState, users } from '../harness/instance.js';
+import { instanceEnv, setupState, users, verifiedServices } from '../harness/instance.js';
 import { createTenant, startPostgres } from '../harness/postgres.js';
 import { startS3 } from '../harness/s3.js';
 import { startSmtp } from '../harness/smtp.js';
@@ -29,19 +29,7 @@ try {
 
   const env = instanceEnv(tenant, {
     DATABASE_URL: Object.assign(new URL(tenant.url), { search: '?sslmode=verify-full' }).toString(),
-    NODE_EXTRA_CA_CERTS: pg.caFile, // the local servers' self-signed certificate
-    STORAGE_PROVIDER: 's3',
-    STORAGE_ENDPOINT: s3.httpsEndpoint,
-    STORAGE_BUCKET: 'superfasttt-central',
-    STORAGE_PREFIX: `${tenant.schema}/`,
-    STORAGE_ACCESS_KEY: s3.admin.accessKeyId,
-    STORAGE_SECRET_KEY: s3.admin.secretAccessKey,
-    EMAIL_PROVIDER: 'smtp',
-    EMAIL_FROM: 'superfasttt@client.example',
-    SMTP_HOST: smtp.host,
-    SMTP_PORT: String(smtp.port),
-    SMTP_USERNAME: smtp.username,
-    SMTP_PASSWORD: smtp.password,
+    ...verifiedServices(tenant, s3, smtp, 'superfasttt-central'),
     AUTO_SUPERADMIN_WELCOME_EMAIL: 'true',
     APP_URL: 'https://clienta.superfasttt.example',
   });

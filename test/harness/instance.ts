@@ -60,3 +60,30 @@ export async function relations(pg: PgServer, schema: string): Promise<string[]>
     where n.nspname = ${schema} and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') order by 1`;
   return rows.map((r) => r.relname);
 }
+
+/**
+ * The storage (S3 over HTTPS, the shared bucket, the tenant's folder) and email (SMTP with
+ * STARTTLS + AUTH) variables for the test servers, which all present one self-signed certificate.
+ */
+export function verifiedServices(
+  tenant: Tenant,
+  s3: { httpsEndpoint: string; caFile: string; admin: { accessKeyId: string; secretAccessKey: string } },
+  smtp: { host: string; port: number; username: string; password: string },
+  bucket: string,
+): Env {
+  return {
+    NODE_EXTRA_CA_CERTS: s3.caFile,
+    STORAGE_PROVIDER: 's3',
+    STORAGE_ENDPOINT: s3.httpsEndpoint,
+    STORAGE_BUCKET: bucket,
+    STORAGE_PREFIX: `${tenant.schema}/`,
+    STORAGE_ACCESS_KEY: s3.admin.accessKeyId,
+    STORAGE_SECRET_KEY: s3.admin.secretAccessKey,
+    EMAIL_PROVIDER: 'smtp',
+    EMAIL_FROM: 'noreply@client.example',
+    SMTP_HOST: smtp.host,
+    SMTP_PORT: String(smtp.port),
+    SMTP_USERNAME: smtp.username,
+    SMTP_PASSWORD: smtp.password,
+  };
+}
