@@ -124,6 +124,9 @@ export function classifyConnectError(error: unknown, env: Env): DatabaseError {
   if (TLS_CODES.test(code) || /certificate|TLS|SSL/i.test(detail)) {
     return new DatabaseError(`TLS connection to ${where} failed: ${detail}`, 'give the CA that signed the server certificate in DATABASE_SSL_CA or DATABASE_SSL_CA_FILE (or NODE_EXTRA_CA_CERTS), check that the host in DATABASE_URL matches the certificate, or use sslmode=require to encrypt without verifying', cause);
   }
+  if (code === 'CONNECT_TIMEOUT') {
+    return new DatabaseError(`no answer from ${where} within DATABASE_CONNECT_TIMEOUT=${env.DATABASE_CONNECT_TIMEOUT} s (the connection was not established, or established and never answered)`, 'check host and port in DATABASE_URL (is it PostgreSQL listening there?) and that the network lets this container reach it; raise DATABASE_CONNECT_TIMEOUT if it starts slowly', cause);
+  }
   if (RETRYABLE.has(code)) {
     return new DatabaseError(`${where} unreachable for ${env.DATABASE_CONNECT_TIMEOUT} s (${code}: ${detail})`, 'check host and port in DATABASE_URL, that the server runs and that the network lets this container reach it; raise DATABASE_CONNECT_TIMEOUT if it starts slowly', cause);
   }
