@@ -9,7 +9,9 @@ import { createLogger, loggerOptionsFromEnv, type Logger } from './log.js';
 import { redact } from './redact.js';
 import { writeTerminationLog } from './termination-log.js';
 import { bootstrap } from './commands/bootstrap.js';
-import { check, type CheckOptions } from './commands/check.js';
+import { check, checkOptions } from './commands/check.js';
+import { deprovision, deprovisionOptions } from './commands/deprovision.js';
+import { provision, provisionOptions } from './commands/provision.js';
 
 async function main(argv: string[], VERSION: string): Promise<number> {
   const env = process.env;
@@ -35,7 +37,10 @@ async function main(argv: string[], VERSION: string): Promise<number> {
   process.once('SIGINT', onSignal);
 
   try {
-    const { command, options } = parseArgs(argv);
+    const { command, args } = parseArgs(argv);
+    // Commands other than bootstrap print their report on stdout: every log line goes to stderr.
+    const toStderr = createLogger({ ...loggerOptionsFromEnv(env), stdout: (line) => process.stderr.write(line + '\n') });
+    const input = { env, log: toStderr, signal: controller.signal, version: VERSION };
     switch (command) {
       case 'help':
         process.stdout.write(renderHelp(VERSION) + '\n');
@@ -45,57 +50,42 @@ async function main(argv: string[], VERSION: string): Promise<number> {
         return 0;
       case 'bootstrap':
         return await bootstrap({ env, log, signal: controller.signal, version: VERSION });
-      case 'check': {
-        // stdout carries the report only (one JSON document with --json): every log line goes to stderr.
-        const checkLog = createLogger({ ...loggerOptionsFromEnv(env), stdout: (line) => process.stderr.write(line + '\n') });
-        return await check({ env, log: checkLog, signal: controller.signal, version: VERSION }, options);
-      }
+      case 'check':
+        return await check(input, checkOptions(args));
+      case 'provision':
+        return await provision(input, provisionOptions(args));
+      case 'deprovision':
+        return await deprovision(input, deprovisionOptions(args));
     }
   } catch (error) {
     return reportFailure(error, log, env.TERMINATION_LOG);
   }
 }
 
-type Command = 'bootstrap' | 'check' | 'help' | 'version';
+type Command = 'bootstrap' | 'check' | 'provision' | 'deprovision' | 'help' | 'version';
 
-function parseArgs(argv: string[]): { command: Command; options: CheckOptions } {
-  const [first, ...rest] = argv;
-  const options: CheckOptions = { json: false, write: true };
-  const usage = 'run with --help to see the commands';
-  let command: Command;
-  switch (first) {
-    case undefined:
-    case 'bootstrap':
-      command = 'bootstrap';
-      break;
-    case 'check':
-      command = 'check';
-      break;
-    case '--help':
-    case '-h':
-    case 'help':
-      command = 'help';
-      break;
-    case '--version':
-    case '-V':
-    case 'version':
-      command = 'version';
-      break;
-    default:
-      throw new ConfigError(`unknown command or option: ${first}`, [], usage);
+function parseArgs(argv: string[]): { command: Command; args: string[] } {
+  const [first, ...args] = argv;
+  const command = first === undefined ? 'bootstrap' : ALIASES[first];
+  if (!command) throw new ConfigError(`unknown command or option: ${first}`, [], 'run with --help to see the commands');
+  if (args.length > 0 && !['check', 'provision', 'deprovision'].includes(command)) {
+    throw new ConfigError(`unexpected arguments for ${command}: ${args.join(' ')}`, [], 'run with --help to see the commands');
   }
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (command === 'check' && arg === '--json') options.json = true;
-    else if (command === 'check' && arg === '--no-write') options.write = false;
-    else if (command === 'check' && (arg === '--env-file' || arg.startsWith('--env-file='))) {
-      const value = arg.includes('=') ? arg.slice('--env-file='.length) : rest[++i];
-      if (!value) throw new ConfigError('--env-file needs a path', [], usage);
-      options.envFile = value;
-    } else throw new ConfigError(`unexpected argument for ${command}: ${arg}`, [], usage);
-  }
-  return { command, options };
+  return { command, args };
 }
+
+const ALIASES: Record<string, Command> = {
+  bootstrap: 'bootstrap',
+  check: 'check',
+  provision: 'provision',
+  deprovision: 'deprovision',
+  '--help': 'help',
+  '-h': 'help',
+  help: 'help',
+  '--version': 'version',
+  '-V': 'version',
+  version: 'version',
+};
 
 function reportFailure(error: unknown, log: Logger, terminationLog: string | undefined): number {
   if (error instanceof BootstrapError) {

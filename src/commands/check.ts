@@ -7,12 +7,18 @@
  * they are what the bootstrap is for), otherwise the code of the first failing check.
  */
 import { existsSync } from 'node:fs';
+import { parseOptions } from '../cli-options.js';
 import { BootstrapError, ConfigError } from '../errors.js';
 import { loadConfig, secretSources } from '../config/load.js';
 import { formatDuration } from '../log.js';
 import { redact } from '../redact.js';
 import { classify, stepsOf, type RunContext } from '../steps/step.js';
 import { BOOTSTRAP_STEPS, type CommandInput } from './bootstrap.js';
+
+export function checkOptions(args: readonly string[]): CheckOptions {
+  const o = parseOptions('check', args, { flags: ['--json', '--no-write'], values: ['--env-file'] });
+  return { envFile: o.values.get('--env-file'), json: o.flags.has('--json'), write: !o.flags.has('--no-write') };
+}
 
 export interface CheckOptions {
   envFile?: string;

@@ -7,6 +7,7 @@ import { EXIT_CODES } from '../errors.js';
 import { conditionText, type FieldDoc, type Group } from './fields.js';
 import { fieldDoc, VARIABLES } from './load.js';
 import { envSchema } from './schema.js';
+import { provisionSchema } from './provision-schema.js';
 
 export interface VariableDoc extends FieldDoc {
   name: string;
@@ -20,10 +21,12 @@ const GROUP_TITLES: Record<Group, string> = {
   email: 'Email',
   superadmin: 'Super admin',
   logging: 'Logging',
+  provision: 'Provisioning (deployment machine only)',
 };
 
 /** "yes", "if STORAGE_PROVIDER=s3" or "no". */
 function requirement(doc: FieldDoc): string {
+  if (doc.group === 'provision') return doc.required ? 'for provision' : 'no';
   return doc.required ? 'yes' : doc.requiredWhen ? `if ${conditionText(doc.requiredWhen)}` : 'no';
 }
 
@@ -32,8 +35,11 @@ function defaultOf(doc: FieldDoc): string | undefined {
   return doc.default ?? doc.defaultText;
 }
 
+/** The instance's variables, then the deployment machine's (provision, deprovision). */
 export function variableDocs(): VariableDoc[] {
-  return VARIABLES.map((name) => ({ name, description: v.getDescription(envSchema.entries[name]) ?? '', ...fieldDoc(name) }));
+  const instance = VARIABLES.map((name) => ({ name, description: v.getDescription(envSchema.entries[name]) ?? '', ...fieldDoc(name) }));
+  const deployer = Object.entries(provisionSchema.entries).map(([name, schema]) => ({ name, description: v.getDescription(schema) ?? '', ...(v.getMetadata(schema) as FieldDoc) }));
+  return [...instance, ...deployer];
 }
 
 export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
@@ -58,7 +64,7 @@ export function renderHelp(version: string): string {
     lines.push(`  ${title}`);
     for (const doc of variableDocs().filter((d) => d.group === group)) {
       const flags = [
-        doc.required && '*',
+        doc.required && (doc.group === 'provision' ? 'required by provision' : '*'),
         doc.requiredWhen && `required if ${conditionText(doc.requiredWhen)}`,
         doc.secret && 'secret',
         defaultOf(doc) !== undefined && `default ${defaultOf(doc)}`,
@@ -91,6 +97,7 @@ export function renderEnvExample(): string {
     '# Secrets: prefer NAME_FILE=/run/secrets/name over NAME=value (never commit real values).',
   ];
   for (const [group, title] of Object.entries(GROUP_TITLES)) {
+    if (group === 'provision') continue; // the deployment machine's, never an instance's
     lines.push('', `# --- ${title}`);
     for (const doc of variableDocs().filter((d) => d.group === group)) {
       const req = requirement(doc);

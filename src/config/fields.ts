@@ -8,7 +8,7 @@
  */
 import * as v from 'valibot';
 
-export type Group = 'setup' | 'database' | 'storage' | 'email' | 'superadmin' | 'logging';
+export type Group = 'setup' | 'database' | 'storage' | 'email' | 'superadmin' | 'logging' | 'provision';
 
 export type FieldDoc = {
   group: Group;

@@ -29,22 +29,18 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-/** Where each secret comes from (never its value): diagnostics show this, even for an invalid configuration. */
-export function secretSources(raw: NodeJS.ProcessEnv): Record<string, SecretSource> {
-  return Object.fromEntries(SECRET_VARIABLES.map((name) => [name, raw[name] ? 'env' : raw[`${name}_FILE`] ? 'file' : 'unset']));
-}
-
-export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
+/**
+ * The raw values of `names`, with each secret read from NAME or from the file named by NAME_FILE
+ * (Docker / Kubernetes secrets), registered for redaction before anything can print it.
+ */
+export function readVariables(names: readonly string[], secrets: readonly string[], raw: NodeJS.ProcessEnv) {
   const problems: string[] = [];
-  const warnings: string[] = [];
   const input: Record<string, string | undefined> = {};
-
-  for (const name of VARIABLES) {
+  for (const name of names) {
     // Compose turns `VAR: ${VAR}` with VAR unset into an empty string: empty means unset.
     input[name] = raw[name] === '' ? undefined : raw[name];
   }
-
-  for (const name of SECRET_VARIABLES) {
+  for (const name of secrets) {
     const fileVar = `${name}_FILE`;
     const path = raw[fileVar] || undefined;
     registerSecret(input[name]);
@@ -62,6 +58,17 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
       problems.push(`${fileVar}: cannot read the file ${path} (${code}); mount the secret there or fix the path`);
     }
   }
+  return { input, problems };
+}
+
+/** Where each secret comes from (never its value): diagnostics show this, even for an invalid configuration. */
+export function secretSources(raw: NodeJS.ProcessEnv): Record<string, SecretSource> {
+  return Object.fromEntries(SECRET_VARIABLES.map((name) => [name, raw[name] ? 'env' : raw[`${name}_FILE`] ? 'file' : 'unset']));
+}
+
+export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
+  const warnings: string[] = [];
+  const { input, problems } = readVariables(VARIABLES, SECRET_VARIABLES, raw);
   registerUrlPassword(input.DATABASE_URL);
 
   const result = v.safeParse(envSchema, input);
@@ -100,7 +107,7 @@ function isFileVariable(name: string): boolean {
 }
 
 /** The password inside DATABASE_URL is a secret even when the URL itself fails validation. */
-function registerUrlPassword(url: string | undefined): void {
+export function registerUrlPassword(url: string | undefined): void {
   const match = url && /^[^:]+:\/\/[^:/@]*:([^@]*)@/.exec(url);
   if (!match?.[1]) return;
   registerSecret(match[1]);

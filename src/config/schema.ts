@@ -22,7 +22,7 @@ export interface DatabaseUrl {
 const URL_PARAMS = new Set(['sslmode', 'sslrootcert']);
 
 /** Parses a libpq-style URL. Problems are reported without the URL itself: it holds the password. */
-const databaseUrl = () =>
+export const databaseUrl = () =>
   v.pipe(
     v.string(),
     v.trim(),

@@ -12,6 +12,9 @@ import { serverOffersTls, tlsNotOffered, tlsPlan } from './tls.js';
 
 export type Sql = postgres.Sql;
 
+/** What a connection needs from the environment (the instance's, or the deployer's). */
+export type ConnectSettings = Pick<Env, 'DATABASE_URL' | 'DATABASE_SSL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE' | 'DATABASE_CONNECT_TIMEOUT'>;
+
 /** Error codes worth waiting for: the server (or its DNS name) is not there yet, or still starting. */
 const RETRYABLE = new Set([
   'ECONNREFUSED',
@@ -36,7 +39,7 @@ export interface Connection {
   tls: boolean;
 }
 
-export async function connect(env: Env, log: Logger, signal: AbortSignal, opts: { readOnly?: boolean } = {}): Promise<Connection> {
+export async function connect(env: ConnectSettings, log: Logger, signal: AbortSignal, opts: { readOnly?: boolean; max?: number } = {}): Promise<Connection> {
   const { host, port, user, password, database } = env.DATABASE_URL;
   const plan = tlsPlan(env);
   const deadline = Date.now() + env.DATABASE_CONNECT_TIMEOUT * 1000;
@@ -49,7 +52,7 @@ export async function connect(env: Env, log: Logger, signal: AbortSignal, opts: 
     pass: password,
     database,
     ssl: plan.ssl,
-    max: 1, // one connection for the whole run: the session holds the advisory lock
+    max: opts.max ?? 1, // one connection for the whole run: the session holds the advisory lock
     idle_timeout: 0,
     max_lifetime: null,
     connect_timeout: attemptTimeout(),
@@ -104,7 +107,7 @@ export function errorCode(error: unknown): string {
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME_MISMATCH/;
 
 /** Turns a driver or socket error into a message an operator can act on. Never includes the URL. */
-export function classifyConnectError(error: unknown, env: Env): DatabaseError {
+export function classifyConnectError(error: unknown, env: ConnectSettings): DatabaseError {
   const { host, port, user, database } = env.DATABASE_URL;
   const code = errorCode(error);
   const detail = (error as Error)?.message ?? String(error);
@@ -115,6 +118,8 @@ export function classifyConnectError(error: unknown, env: Env): DatabaseError {
       return new DatabaseError(`${where} refused the password of user "${user}" (DATABASE_URL)`, 'check the user and password in DATABASE_URL (percent-encode special characters such as @ : / in the password)', cause);
     case '28000':
       return new DatabaseError(`${where} refused user "${user}" on database "${database}": ${detail}`, 'allow this role and client in pg_hba.conf, or enable TLS (DATABASE_SSL=true) if the server only accepts TLS connections', cause);
+    case '42501':
+      return new DatabaseError(`${where}: role "${user}" may not connect to database "${database}" (${detail})`, `as the database owner, run: GRANT CONNECT ON DATABASE "${database}" TO "${user}";`, cause);
     case '3D000':
       return new DatabaseError(`${where}: database "${database}" does not exist`, 'check the database name at the end of DATABASE_URL', cause);
     case 'ENOTFOUND':

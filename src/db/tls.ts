@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { ConfigError, DatabaseError } from '../errors.js';
-import type { Env, SslMode } from '../config/schema.js';
+import type { SslMode } from '../config/schema.js';
+import type { ConnectSettings } from './connect.js';
 
 export type SslOption = false | 'prefer' | 'require' | ConnectionOptions;
 
@@ -18,7 +19,7 @@ export interface TlsPlan {
   ssl: SslOption;
 }
 
-export function tlsPlan(env: Env): TlsPlan {
+export function tlsPlan(env: ConnectSettings): TlsPlan {
   const url = env.DATABASE_URL;
   const mode: SslMode = url.sslmode ?? (env.DATABASE_SSL ? 'require' : 'prefer');
   const ca = readCa(env);
@@ -39,7 +40,7 @@ export function tlsPlan(env: Env): TlsPlan {
   }
 }
 
-function readCa(env: Env): string | undefined {
+function readCa(env: ConnectSettings): string | undefined {
   if (env.DATABASE_SSL_CA) return env.DATABASE_SSL_CA;
   const file = env.DATABASE_SSL_CA_FILE ?? env.DATABASE_URL.sslrootcert;
   if (!file || file === 'system') return undefined;

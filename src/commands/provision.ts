@@ -1,0 +1,191 @@
+/**
+ * `provision`: the deployment machine creates each tenant's PostgreSQL role and schema (least
+ * privilege, idempotent, verified) and writes the instance's .env. Tenants run concurrently; one
+ * tenant's failure does not stop the others; the report lists each result.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseOptions } from '../cli-options.js';
+import { loadProvisionConfig, type ProvisionEnv } from '../config/provision-schema.js';
+import { connect, errorCode, type Connection } from '../db/connect.js';
+import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
+import { generatePassword } from '../provision/scram.js';
+import { assertSafeOutDir, renderEnv, writeEnvFile } from '../provision/env-file.js';
+import { hardenDatabase, provisionTenant, type TenantOutcome } from '../provision/tenant-sql.js';
+import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
+import { redact } from '../redact.js';
+import type { CommandInput } from './bootstrap.js';
+
+export interface ProvisionOptions {
+  tenants: string[];
+  tenantsFile?: string;
+  outDir?: string;
+  json: boolean;
+  force: boolean;
+  rotatePassword: boolean;
+  concurrency: number;
+}
+
+export function provisionOptions(args: readonly string[]): ProvisionOptions {
+  const o = parseOptions('provision', args, {
+    flags: ['--force', '--rotate-password'],
+    values: ['--tenants', '--out-dir', '--format', '--concurrency'],
+    repeatable: ['--tenant'],
+  });
+  const format = o.values.get('--format') ?? 'text';
+  if (format !== 'text' && format !== 'json') throw new ConfigError('--format must be text or json', [], 'use --format json for pipelines');
+  const concurrency = Number(o.values.get('--concurrency') ?? 4);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new ConfigError('--concurrency must be a whole number from 1 to 64', [], 'the default is 4');
+  return {
+    tenants: o.lists.get('--tenant') ?? [],
+    tenantsFile: o.values.get('--tenants'),
+    outDir: o.values.get('--out-dir'),
+    json: format === 'json',
+    force: o.flags.has('--force'),
+    rotatePassword: o.flags.has('--rotate-password'),
+    concurrency,
+  };
+}
+
+export interface TenantReport {
+  name: string;
+  schema: string;
+  role: string;
+  status: 'created' | 'unchanged' | 'rotated' | 'failed';
+  message: string;
+  fix?: string;
+  exit_code?: number;
+  env_file?: string;
+  /** The instance's environment; carries the passwords (this is the output meant to). */
+  env?: Record<string, string>;
+}
+
+/** Retried with a fresh look at the state: concurrent catalog updates from outside our lock. */
+const RETRYABLE = new Set(['XX000', '23505', '40001', '40P01']);
+
+export async function provision(input: CommandInput, opts: ProvisionOptions): Promise<number> {
+  const specs = tenantSpecs(opts.tenants, opts.tenantsFile);
+  const env = loadProvisionConfig(input.env);
+  if (opts.outDir) assertSafeOutDir(opts.outDir);
+
+  const db = await connect(asConnectSettings(env), input.log, input.signal, { max: Math.min(opts.concurrency, 8) });
+  const reports: TenantReport[] = [];
+  try {
+    await checkDeployer(db, env);
+    const hardening = await hardenDatabase(db.sql, env.PROVISION_DATABASE_URL.database);
+    for (const statement of hardening) input.log.info(`${statement.sql}: ${statement.why}`, { step: 'provision' });
+
+    let next = 0;
+    const worker = async () => {
+      while (next < specs.length) {
+        const spec = specs[next++]!;
+        const report = await provisionOne(db, env, spec, opts, input.env);
+        reports.push(report);
+        const line = `${spec.name}: ${report.status}, ${report.message}`;
+        if (report.status === 'failed') input.log.error(line, { step: 'provision', ...(report.fix && { fix: report.fix }) });
+        else input.log.info(line, { step: 'provision' });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(opts.concurrency, specs.length) }, worker));
+  } finally {
+    await db.sql.end({ timeout: 5 });
+  }
+
+  reports.sort((a, b) => specs.findIndex((s) => s.name === a.name) - specs.findIndex((s) => s.name === b.name));
+  const failed = reports.filter((r) => r.status === 'failed');
+  if (opts.json) {
+    process.stdout.write(JSON.stringify({ ok: failed.length === 0, tenants: reports }, null, 2) + '\n');
+  } else {
+    const counts = ['created', 'unchanged', 'rotated', 'failed'].map((s) => `${reports.filter((r) => r.status === s).length} ${s}`);
+    process.stdout.write(redact(`provision: ${reports.length} tenant(s): ${counts.join(', ')}`) + '\n');
+  }
+  return failed[0]?.exit_code ?? 0;
+}
+
+function asConnectSettings(env: ProvisionEnv) {
+  return {
+    DATABASE_URL: env.PROVISION_DATABASE_URL,
+    DATABASE_SSL: false,
+    DATABASE_SSL_CA: undefined,
+    DATABASE_SSL_CA_FILE: undefined,
+    DATABASE_CONNECT_TIMEOUT: env.PROVISION_CONNECT_TIMEOUT,
+  };
+}
+
+/** The deployer's rights, checked once, with what to grant when one is missing. */
+async function checkDeployer(db: Connection, env: ProvisionEnv): Promise<void> {
+  const { database } = env.PROVISION_DATABASE_URL;
+  const [me] = await db.sql<{ user: string; createrole: boolean; superuser: boolean; create: boolean }[]>`
+    select current_user as user, rolcreaterole as createrole, rolsuper as superuser,
+           has_database_privilege(current_database(), 'CREATE') as create
+    from pg_roles where rolname = current_user`;
+  const missing = [!me?.createrole && !me?.superuser && 'CREATEROLE', !me?.create && `CREATE on database ${database}`].filter(Boolean);
+  if (missing.length > 0) {
+    throw new SchemaError(
+      `the deployer role ${me?.user} lacks ${missing.join(' and ')}`,
+      `as a superuser, run: ${[!me?.createrole && `ALTER ROLE "${me?.user}" CREATEROLE`, !me?.create && `GRANT CREATE ON DATABASE "${database}" TO "${me?.user}"`].filter(Boolean).join('; ')}`,
+    );
+  }
+}
+
+async function provisionOne(db: Connection, env: ProvisionEnv, spec: TenantSpec, opts: ProvisionOptions, deployerEnv: NodeJS.ProcessEnv): Promise<TenantReport> {
+  const base = { name: spec.name, schema: spec.schema, role: spec.role };
+  const envFile = opts.outDir ? join(opts.outDir, `${spec.name}.env`) : undefined;
+  let outcome: TenantOutcome | undefined;
+  for (let attempt = 1; !outcome; attempt++) {
+    try {
+      outcome = await provisionTenant(db.sql, spec, {
+        database: env.PROVISION_DATABASE_URL.database,
+        rotatePassword: opts.rotatePassword,
+        connectionLimit: env.PROVISION_CONNECTION_LIMIT,
+      });
+    } catch (error) {
+      if (RETRYABLE.has(errorCode(error)) && attempt < 3) continue;
+      const e = error instanceof BootstrapError ? error : new SchemaError(`tenant ${spec.name}: ${(error as Error).message} (${errorCode(error) || 'error'})`, 'check the deployer\'s rights (README, "Provisioning")', { cause: error });
+      return { ...base, status: 'failed', message: e.message, ...(e.fix && { fix: e.fix }), exit_code: e.exitCode };
+    }
+  }
+  const status = outcome.created ? 'created' : outcome.password ? 'rotated' : 'unchanged';
+  if (!outcome.password) {
+    // The role existed and kept its password: an existing .env stays the truth.
+    if (envFile && !existsSync(envFile) && !opts.json) {
+      return { ...base, status: 'failed', message: `role ${spec.role} exists but ${envFile} does not: its password is unknown here`, fix: 'run again with --rotate-password to set a new password and write the .env', exit_code: 4 };
+    }
+    return { ...base, status, message: `role and schema in place, nothing changed${envFile ? `; ${envFile} kept` : ''}`, ...(envFile && { env_file: envFile }) };
+  }
+
+  const instanceEnv = tenantEnv(env, spec, outcome.password, deployerEnv);
+  let message = outcome.created ? 'role, schema and grants created' : 'password rotated';
+  if (envFile) {
+    const content = renderEnv(instanceEnv, [`superfasttt instance ${spec.name}: generated by superfasttt-bootstrap provision. Secret: mode 0600, never commit it.`]);
+    const written = writeEnvFile(envFile, content, opts.force || opts.rotatePassword);
+    message += written ? `; ${envFile} written` : `; ${envFile} exists and was kept (--force to overwrite)`;
+  }
+  if (!spec.admin.email) message += '; no super admin email given: fill AUTO_SUPERADMIN_EMAIL, _FIRSTNAME, _LASTNAME in the .env';
+  return { ...base, status, message, ...(envFile && { env_file: envFile }), ...(opts.json && { env: instanceEnv }) };
+}
+
+/** Everything the instance needs to bootstrap with SKIP_SETUP=true. */
+function tenantEnv(env: ProvisionEnv, spec: TenantSpec, password: string, deployerEnv: NodeJS.ProcessEnv): Record<string, string> {
+  const { host, port, database, sslmode, sslrootcert } = env.PROVISION_DATABASE_URL;
+  const url = new URL(`postgres://${host.includes(':') ? `[${host}]` : host}:${port}/${encodeURIComponent(database)}`);
+  url.username = spec.role;
+  url.password = password;
+  if (sslmode) url.searchParams.set('sslmode', sslmode);
+  if (sslrootcert) url.searchParams.set('sslrootcert', sslrootcert);
+  const out: Record<string, string | undefined> = {
+    SKIP_SETUP: 'true',
+    DATABASE_URL: url.toString(),
+    DATABASE_SCHEMA: spec.schema,
+    AUTO_SUPERADMIN_EMAIL: spec.admin.email ?? '',
+    AUTO_SUPERADMIN_FIRSTNAME: spec.admin.firstName ?? '',
+    AUTO_SUPERADMIN_LASTNAME: spec.admin.lastName ?? '',
+    AUTO_SUPERADMIN_PHONE: spec.admin.phone,
+    AUTO_SUPERADMIN_PASSWORD: generatePassword(18),
+  };
+  // The deployer's email settings, when it has them, are every instance's.
+  for (const key of EMAIL_KEYS) if (deployerEnv[key]) out[key] = deployerEnv[key];
+  return Object.fromEntries(Object.entries(out).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+const EMAIL_KEYS = ['EMAIL_PROVIDER', 'EMAIL_FROM', 'EMAIL_FROM_NAME', 'SMTP_HOST', 'SMTP_PORT', 'SMTP_USERNAME', 'SMTP_PASSWORD', 'SMTP_SECURE', 'SENDGRID_API_KEY', 'SENDGRID_API_URL'];

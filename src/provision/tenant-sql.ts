@@ -1,0 +1,135 @@
+/**
+ * What the deployment machine runs in PostgreSQL, per tenant, in one transaction under a
+ * database-wide advisory lock (concurrent GRANTs on the same database row fail with "tuple
+ * concurrently updated" otherwise), and checked afterwards: PostgreSQL answers a GRANT it cannot
+ * honour with a mere WARNING, CREATE ... IF NOT EXISTS skips another owner's object silently.
+ *
+ * The model is the seed's: the deployer owns the schema; the tenant's login role has USAGE and
+ * CREATE on it (so the tables it creates are its own: SELECT, INSERT, UPDATE, DELETE by ownership)
+ * and CONNECT on the database, nothing else. The tenant cannot drop its schema or reach another's.
+ */
+import { SchemaError } from '../errors.js';
+import type { Sql } from '../db/connect.js';
+import { quoteIdent } from '../db/sql-text.js';
+import { generatePassword, scramVerifier } from './scram.js';
+import type { TenantSpec } from './tenants.js';
+
+/** Advisory lock of provisioning (and deprovisioning) on this database; ours, not the bootstrap's. */
+export const PROVISION_LOCK: [number, number] = [0x5f_b0_07, 0];
+
+const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+
+export interface DatabaseStatement {
+  sql: string;
+  why: string;
+}
+
+/**
+ * Once per database: PUBLIC loses what would let one tenant see or touch another. Applied only
+ * where the grant is there (checked on the actual ACLs, not guessed from the server version).
+ */
+export async function hardenDatabase(sql: Sql, database: string): Promise<DatabaseStatement[]> {
+  const db = quoteIdent(database);
+  const [acl] = await sql<{ connect: boolean; temp: boolean; public_create: boolean }[]>`
+    select has_database_privilege('public', current_database(), 'CONNECT') as connect,
+           has_database_privilege('public', current_database(), 'TEMPORARY') as temp,
+           has_schema_privilege('public', 'public', 'CREATE') as public_create`;
+  const statements: DatabaseStatement[] = [];
+  if (acl?.connect || acl?.temp) statements.push({ sql: `REVOKE ALL ON DATABASE ${db} FROM PUBLIC`, why: 'every role may connect to (and create temporary tables in) a new database by default; tenants get CONNECT one by one' });
+  if (acl?.public_create) statements.push({ sql: 'REVOKE CREATE ON SCHEMA public FROM PUBLIC', why: 'before PostgreSQL 15 (and in upgraded databases) every role may create objects in public, where all tenants would meet' });
+  for (const statement of statements) await sql.unsafe(statement.sql);
+  const [after] = await sql<{ open: boolean }[]>`
+    select has_database_privilege('public', current_database(), 'CONNECT') or has_schema_privilege('public', 'public', 'CREATE') as open`;
+  if (after?.open) {
+    throw new SchemaError(
+      `the deployer could not take PUBLIC's default rights away on database ${database} (it is not the owner of the database or of schema public)`,
+      `as the database owner, run: ${statements.map((s) => s.sql).join('; ')}; or make the deployer the owner: ALTER DATABASE ${db} OWNER TO <deployer>`,
+    );
+  }
+  return statements;
+}
+
+export interface TenantOutcome {
+  /** The role was created by this run. */
+  created: boolean;
+  /** Set when this run chose the role's password (created, or rotated). */
+  password?: string;
+  /** The statements run, with the password shown as a verifier placeholder. */
+  statements: string[];
+}
+
+export async function provisionTenant(
+  sql: Sql,
+  spec: TenantSpec,
+  opts: { database: string; rotatePassword: boolean; connectionLimit: number },
+): Promise<TenantOutcome> {
+  const role = quoteIdent(spec.role);
+  const schema = quoteIdent(spec.schema);
+  return sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(${PROVISION_LOCK[0]}, ${PROVISION_LOCK[1]})`;
+    const [me] = await tx<{ user: string }[]>`select current_user as user`;
+    const [existingRole] = await tx<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolcanlogin: boolean }[]>`
+      select rolsuper, rolcreaterole, rolcreatedb, rolcanlogin from pg_roles where rolname = ${spec.role}`;
+    const [existingSchema] = await tx<{ owner: string }[]>`select pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = ${spec.schema}`;
+    if (existingSchema && existingSchema.owner !== me!.user) {
+      throw new SchemaError(`schema ${spec.schema} exists and belongs to ${existingSchema.owner}, not to the deployer ${me!.user}: it is someone else's`, `choose another tenant name, or remove that schema if it is not used`);
+    }
+    if (existingRole && (existingRole.rolsuper || existingRole.rolcreaterole || existingRole.rolcreatedb || !existingRole.rolcanlogin)) {
+      throw new SchemaError(`role ${spec.role} exists with other attributes than a tenant's (superuser, createrole, createdb or no login)`, 'choose another tenant name, or fix that role by hand');
+    }
+
+    const statements: string[] = [];
+    const run = async (statement: string, shown = statement) => {
+      await tx.unsafe(statement);
+      statements.push(shown);
+    };
+    let password: string | undefined;
+    if (!existingRole || opts.rotatePassword) {
+      password = generatePassword();
+      const verb = existingRole ? 'ALTER' : 'CREATE';
+      const login = existingRole ? '' : ' LOGIN';
+      await run(`${verb} ROLE ${role}${login} PASSWORD ${literal(scramVerifier(password))}`, `${verb} ROLE ${role}${login} PASSWORD 'SCRAM-SHA-256$4096:<salt>$<stored key>:<server key>'`);
+    }
+    await run(`ALTER ROLE ${role} CONNECTION LIMIT ${opts.connectionLimit}`);
+    await run(`ALTER ROLE ${role} SET search_path = ${schema}`);
+    if (!existingSchema) await run(`CREATE SCHEMA ${schema}`);
+    await run(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}`);
+    await run(`GRANT CONNECT ON DATABASE ${quoteIdent(opts.database)} TO ${role}`);
+    await verifyTenant(tx as unknown as Sql, spec, me!.user);
+    return { created: !existingRole, ...(password && { password }), statements };
+  });
+}
+
+/** The state after the statements, checked: PostgreSQL lets several of them fail silently. */
+async function verifyTenant(sql: Sql, spec: TenantSpec, deployer: string): Promise<void> {
+  const [state] = await sql<{ owner: string | null; usage: boolean; create: boolean; connect: boolean; others: string | null; foreign: string | null }[]>`
+    select pg_get_userbyid(n.nspowner) as owner,
+           has_schema_privilege(${spec.role}, n.oid, 'USAGE') as usage,
+           has_schema_privilege(${spec.role}, n.oid, 'CREATE') as create,
+           has_database_privilege(${spec.role}, current_database(), 'CONNECT') as connect,
+           (select string_agg(distinct coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC'), ', ')
+              from aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+             where a.grantee <> n.nspowner and pg_get_userbyid(a.grantee) is distinct from ${spec.role}) as others,
+           (select string_agg(distinct pg_get_userbyid(c.relowner), ', ') from pg_class c
+             where c.relnamespace = n.oid and pg_get_userbyid(c.relowner) not in (${spec.role}, ${deployer})) as foreign
+    from pg_namespace n where n.nspname = ${spec.schema}`;
+  const problem = !state
+    ? `schema ${spec.schema} was not created`
+    : state.owner !== deployer
+      ? `schema ${spec.schema} belongs to ${state.owner}`
+      : state.others
+        ? `schema ${spec.schema} is also granted to ${state.others}: it is used by something else`
+        : state.foreign
+          ? `schema ${spec.schema} holds objects of ${state.foreign}: it is used by something else`
+          : !state.usage || !state.create
+            ? `the grant of USAGE, CREATE on ${spec.schema} did not take effect`
+            : !state.connect
+              ? 'the grant of CONNECT on the database did not take effect (the deployer has no grant option on CONNECT)'
+              : undefined;
+  if (problem) {
+    throw new SchemaError(
+      `tenant ${spec.name}: ${problem}`,
+      problem.includes('CONNECT') ? `as the database owner, run: GRANT CONNECT ON DATABASE <database> TO ${quoteIdent(deployer)} WITH GRANT OPTION; or make the deployer the owner of the database` : 'choose another tenant name, or fix the schema by hand',
+    );
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Tenants to provision: names from --tenant, or rows of a CSV or JSON-lines file with the super
+ * admin's details. Every name is checked before anything is connected to: lowercase letters,
+ * digits and _, and short enough that every identifier derived from it fits PostgreSQL's 63 bytes
+ * (longer names are truncated silently, and two tenants could then share a schema).
+ */
+import { readFileSync } from 'node:fs';
+import * as v from 'valibot';
+import { ConfigError } from '../errors.js';
+import { email, phoneE164, text } from '../config/fields.js';
+
+export const PREFIX = 'tenant_';
+const MAX_NAME = 63 - PREFIX.length;
+
+export interface TenantSpec {
+  name: string;
+  /** Schema and login role: tenant_<name>. */
+  schema: string;
+  role: string;
+  /** Valid S3 bucket name for --storage-mode bucket: superfasttt-<name> with _ as -. */
+  bucket: string;
+  admin: { email?: string; firstName?: string; lastName?: string; phone?: string };
+  s3?: { accessKey: string; secretKey: string };
+}
+
+const nameSchema = v.pipe(
+  v.string(),
+  v.regex(/^[a-z][a-z0-9_]*$/, 'must start with a lowercase letter and hold only lowercase letters, digits and _'),
+  v.maxLength(MAX_NAME, `must be at most ${MAX_NAME} characters (tenant_<name> must fit PostgreSQL's 63 bytes)`),
+);
+
+const rowSchema = v.object({
+  name: v.string('is required'),
+  email: v.optional(email()),
+  first_name: v.optional(text(100)),
+  last_name: v.optional(text(100)),
+  phone: v.optional(phoneE164()),
+  s3_access_key: v.optional(text(256)),
+  s3_secret_key: v.optional(text(256)),
+});
+
+export function tenantSpecs(names: string[], file: string | undefined): TenantSpec[] {
+  const rows: Array<Record<string, unknown>> = names.map((name) => ({ name }));
+  if (file !== undefined) rows.push(...readRows(file));
+  const problems: string[] = [];
+  const specs: TenantSpec[] = [];
+  const seen = new Set<string>();
+  rows.forEach((row, i) => {
+    const where = `tenant ${typeof row.name === 'string' ? JSON.stringify(row.name) : `#${i + 1}`}`;
+    const parsed = v.safeParse(rowSchema, row);
+    const name = v.safeParse(nameSchema, row.name);
+    for (const issue of [...(parsed.issues ?? []), ...(name.issues ?? [])]) {
+      problems.push(`${where}: ${issue.path?.map((p) => String(p.key)).join('.') ?? 'name'} ${issue.message}`);
+    }
+    if (!parsed.success || !name.success) return;
+    if (seen.has(name.output)) return problems.push(`${where}: listed twice`);
+    seen.add(name.output);
+    const r = parsed.output;
+    if ((r.s3_access_key === undefined) !== (r.s3_secret_key === undefined)) problems.push(`${where}: give both s3_access_key and s3_secret_key, or neither`);
+    specs.push({
+      name: name.output,
+      schema: PREFIX + name.output,
+      role: PREFIX + name.output,
+      bucket: `superfasttt-${name.output.replace(/_/g, '-')}`.slice(0, 63).replace(/-+$/, ''),
+      admin: { email: r.email, firstName: r.first_name, lastName: r.last_name, phone: r.phone },
+      ...(r.s3_access_key && r.s3_secret_key && { s3: { accessKey: r.s3_access_key, secretKey: r.s3_secret_key } }),
+    });
+  });
+  if (specs.length === 0 && problems.length === 0) problems.push('no tenant given: use --tenant NAME (repeatable) or --tenants FILE');
+  if (problems.length > 0) throw new ConfigError(`invalid tenants: ${problems.length} problem(s)`, problems, 'tenant names: lowercase letters, digits and _, starting with a letter');
+  return specs;
+}
+
+/** CSV with a header line (name,email,first_name,last_name,phone,...) or JSON lines. */
+function readRows(file: string): Array<Record<string, unknown>> {
+  let content: string;
+  try {
+    content = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`--tenants: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`, [], 'give the path of a CSV or JSON-lines file');
+  }
+  const lines = content.split(/\r?\n/).filter((line) => line.trim() !== '' && !line.startsWith('#'));
+  if (lines[0]?.trimStart().startsWith('{')) {
+    return lines.map((line, i) => {
+      try {
+        return JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new ConfigError(`--tenants: line ${i + 1} of ${file} is not valid JSON`, [], 'one JSON object per line');
+      }
+    });
+  }
+  const [header, ...data] = lines.map((line) => line.split(',').map((cell) => cell.trim()));
+  if (!header?.includes('name')) throw new ConfigError(`--tenants: ${file} has no header line with a name column`, [], 'first line: name,email,first_name,last_name,phone');
+  return data.map((cells) => Object.fromEntries(header.map((key, i) => [key, cells[i] || undefined]).filter(([, value]) => value !== undefined)));
+}

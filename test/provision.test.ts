@@ -1,0 +1,196 @@
+// provision / deprovision against a real PostgreSQL, with a deployer that is NOT a superuser:
+// least privilege, idempotency, isolation between tenants, .env files an instance boots from.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import postgres from 'postgres';
+import { assertExit, assertNoSecrets, runCli, type Env, type RunResult } from './harness/cli.js';
+import { startPostgres, type PgServer } from './harness/postgres.js';
+
+let pg: PgServer;
+/** Superuser client on the tenants' database (pg.admin is on the harness's own database). */
+let tenantsDb: postgres.Sql;
+let deployerUrl: string;
+const DEPLOYER_PASSWORD = 'Deployer-Password-42';
+const outputs: RunResult[] = [];
+
+before(async () => {
+  pg = await startPostgres({ tls: true });
+  // The deployment machine's role: CREATEROLE and the owner of the tenants' database, not a superuser.
+  await pg.admin.unsafe(`create role deployer login createrole password '${DEPLOYER_PASSWORD}'`);
+  await pg.admin.unsafe('create database tenants owner deployer');
+  deployerUrl = pg.url('deployer', DEPLOYER_PASSWORD, { database: 'tenants', sslmode: 'require' });
+  tenantsDb = postgres(pg.url(pg.superuser, pg.superpassword, { database: 'tenants' }), { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
+});
+after(async () => {
+  await tenantsDb?.end();
+  await pg?.stop();
+});
+
+async function provision(args: string[], env: Env = {}): Promise<RunResult> {
+  const r = await runCli({ PROVISION_DATABASE_URL: deployerUrl, ...env }, { args: ['provision', ...args] });
+  outputs.push(r);
+  return r;
+}
+
+function readEnvFile(file: string): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+}
+
+/** A client connected as a tenant, from its .env. */
+function tenantClient(env: Record<string, string>) {
+  return postgres(env.DATABASE_URL!, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
+}
+
+describe('provision a batch from a file, then bootstrap each instance from its .env alone', () => {
+  const out = mkdtempSync(join(tmpdir(), 'sf-provision-'));
+  const file = join(out, 'tenants.csv');
+  const envs: Record<string, Record<string, string>> = {};
+
+  before(async () => {
+    writeFileSync(file, 'name,email,first_name,last_name,phone\nalpha,admin@alpha.example,Alice,Martin,+33612345678\nbeta,admin@beta.example,Bob,Durand,\n');
+    const r = await provision(['--tenants', file, '--out-dir', join(out, 'envs')]);
+    assertExit(r, 0, /alpha: created, role, schema and grants created/, /beta: created/, /provision: 2 tenant\(s\): 2 created/);
+    for (const name of ['alpha', 'beta']) envs[name] = readEnvFile(join(out, 'envs', `${name}.env`));
+  });
+
+  it('writes one .env per tenant, mode 0600, with everything the instance needs', () => {
+    for (const name of ['alpha', 'beta']) {
+      assert.equal(statSync(join(out, 'envs', `${name}.env`)).mode & 0o777, 0o600);
+      const env = envs[name]!;
+      assert.equal(env.SKIP_SETUP, 'true');
+      assert.equal(env.DATABASE_SCHEMA, `tenant_${name}`);
+      assert.match(env.DATABASE_URL!, new RegExp(`^postgres://tenant_${name}:[\\w-]+@127\\.0\\.0\\.1:\\d+/tenants\\?sslmode=require$`));
+      assert.ok(env.AUTO_SUPERADMIN_PASSWORD!.length >= 20);
+    }
+  });
+
+  it('each instance bootstraps with nothing but its .env', async () => {
+    for (const name of ['alpha', 'beta']) {
+      const r = await runCli(envs[name]!);
+      outputs.push(r);
+      assertExit(r, 0, new RegExp(`super admin admin@${name}\\.example created`));
+    }
+  });
+
+  it('the role has exactly the seed\'s rights: no superuser, no createrole/createdb, a connection limit, search_path', async () => {
+    const [role] = await tenantsDb<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolconnlimit: number; rolconfig: string[] }[]>`
+      select rolsuper, rolcreaterole, rolcreatedb, rolconnlimit, rolconfig from pg_roles where rolname = 'tenant_alpha'`;
+    assert.deepEqual({ ...role }, { rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolconnlimit: 20, rolconfig: ['search_path=tenant_alpha'] });
+    const [schema] = await tenantsDb<{ owner: string }[]>`select pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = 'tenant_alpha'`;
+    assert.equal(schema?.owner, 'deployer', 'the deployer owns the schema: the tenant cannot drop it');
+  });
+
+  it('isolation: tenant alpha cannot touch beta, public, or its own schema\'s existence', async () => {
+    const alpha = tenantClient(envs.alpha!);
+    try {
+      await assert.rejects(alpha`select * from tenant_beta.users`, /permission denied/);
+      await assert.rejects(alpha`insert into tenant_beta.users (email, first_name, last_name, password_hash) values ('x@x.example', 'x', 'x', 'x')`, /permission denied/);
+      await assert.rejects(alpha`create table tenant_beta.intruder (id int)`, /permission denied/);
+      await assert.rejects(alpha`create table public.intruder (id int)`, /permission denied/);
+      await assert.rejects(alpha`drop schema tenant_beta cascade`, /must be owner/);
+      await assert.rejects(alpha`drop schema tenant_alpha cascade`, /must be owner/);
+      // PostgreSQL answers a GRANT without grant option with a warning only: check that nothing was granted.
+      await alpha`grant usage on schema tenant_alpha to tenant_beta`.catch(() => {});
+      const [granted] = await tenantsDb<{ usage: boolean }[]>`select has_schema_privilege('tenant_beta', 'tenant_alpha', 'USAGE') as usage`;
+      assert.equal(granted?.usage, false);
+      await assert.rejects(alpha`set role tenant_beta`, /permission denied/);
+      await assert.rejects(alpha`alter role tenant_beta password 'x'`, /permission denied/);
+      // Its own tables: all the rights, by ownership.
+      await alpha`select count(*) from tenant_alpha.users`;
+    } finally {
+      await alpha.end();
+    }
+  });
+
+  it('a re-run changes nothing and keeps the .env files', async () => {
+    const before = readFileSync(join(out, 'envs', 'alpha.env'), 'utf8');
+    const r = await provision(['--tenants', file, '--out-dir', join(out, 'envs')]);
+    assertExit(r, 0, /provision: 2 tenant\(s\): 0 created, 2 unchanged/);
+    assert.equal(readFileSync(join(out, 'envs', 'alpha.env'), 'utf8'), before);
+  });
+
+  it('--rotate-password sets a new password and rewrites the .env; the old one no longer works', async () => {
+    const old = envs.beta!;
+    const r = await provision(['--tenant', 'beta', '--out-dir', join(out, 'envs'), '--rotate-password']);
+    assertExit(r, 0, /beta: rotated/);
+    const fresh = readEnvFile(join(out, 'envs', 'beta.env'));
+    assert.notEqual(fresh.DATABASE_URL, old.DATABASE_URL);
+    const stale = tenantClient(old);
+    await assert.rejects(stale`select 1`, /password authentication failed/);
+    await stale.end();
+    const ok = tenantClient(fresh);
+    await ok`select 1`;
+    await ok.end();
+    envs.beta = fresh;
+  });
+
+  it('no password appears in the text output', () => {
+    const secrets = [DEPLOYER_PASSWORD, ...Object.values(envs).flatMap((e) => [new URL(e.DATABASE_URL!).password, e.AUTO_SUPERADMIN_PASSWORD])];
+    for (const r of outputs) assertNoSecrets(r, secrets);
+  });
+});
+
+describe('provision options and refusals', () => {
+  it('--format json: one document with each tenant\'s environment, for pipelines', async () => {
+    const r = await provision(['--tenant', 'gamma', '--format', 'json']);
+    assertExit(r, 0);
+    const doc = JSON.parse(r.stdout) as { ok: boolean; tenants: Array<{ name: string; status: string; env: Record<string, string> }> };
+    assert.equal(doc.ok, true);
+    assert.equal(doc.tenants[0]?.status, 'created');
+    assert.match(doc.tenants[0]!.env.DATABASE_URL!, /^postgres:\/\/tenant_gamma:/);
+  });
+
+  it('invalid tenant names are refused with the reason, before anything is done (exit 2)', async () => {
+    const r = await provision(['--tenant', 'Client-A', '--tenant', 'x'.repeat(60), '--tenant', '9lives']);
+    assertExit(r, 2, /"Client-A".*lowercase/, /must be at most 56 characters/, /"9lives"/);
+    const [row] = await pg.admin<{ n: number }[]>`select count(*)::int as n from pg_roles where rolname like 'tenant_client%'`;
+    assert.equal(row?.n, 0);
+  });
+
+  it('an --out-dir inside a git work tree must be ignored by git', async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'sf-repo-'));
+    execFileSync('git', ['init', '-q', repo]);
+    const r = await provision(['--tenant', 'delta', '--out-dir', join(repo, 'envs')]);
+    assertExit(r, 2, /inside a git work tree and its \.env files are not ignored/, /\.gitignore/);
+    writeFileSync(join(repo, '.gitignore'), 'envs/\n');
+    assertExit(await provision(['--tenant', 'delta', '--out-dir', join(repo, 'envs')]), 0, /delta: created/);
+  });
+
+  it('a schema that belongs to someone else is refused; the other tenants still succeed', async () => {
+    await tenantsDb.unsafe('create schema tenant_owned_elsewhere');
+    const r = await provision(['--tenant', 'owned_elsewhere', '--tenant', 'zeta']);
+    assertExit(r, 4, /owned_elsewhere: failed, schema tenant_owned_elsewhere exists and belongs to postgres/, /zeta: created/);
+  });
+
+  it('a deployer without CREATEROLE is told what to grant (exit 4)', async () => {
+    await pg.admin.unsafe(`create role weak login password '${DEPLOYER_PASSWORD}'`);
+    await pg.admin.unsafe('grant connect on database tenants to weak');
+    const r = await runCli({ PROVISION_DATABASE_URL: pg.url('weak', DEPLOYER_PASSWORD, { database: 'tenants', sslmode: 'require' }) }, { args: ['provision', '--tenant', 'eta'] });
+    outputs.push(r);
+    assertExit(r, 4, /the deployer role weak lacks CREATEROLE and CREATE on database tenants/, /ALTER ROLE "weak" CREATEROLE; GRANT CREATE ON DATABASE "tenants" TO "weak"/);
+  });
+
+  it('12 tenants at once with --concurrency 6 all succeed', async () => {
+    const args = Array.from({ length: 12 }, (_, i) => ['--tenant', `many_${i}`]).flat();
+    assertExit(await provision([...args, '--concurrency', '6']), 0, /12 created/);
+  });
+});
+
+describe('deprovision', () => {
+  it('without --yes prints the plan and changes nothing; with --yes removes schema and role', async () => {
+    assertExit(await provision(['--tenant', 'gone']), 0);
+    const dry = await runCli({ PROVISION_DATABASE_URL: deployerUrl }, { args: ['deprovision', '--tenant', 'gone'] });
+    assertExit(dry, 0, /dry run/, /DROP SCHEMA IF EXISTS "tenant_gone" CASCADE/, /DROP ROLE IF EXISTS "tenant_gone"/);
+    const exists = async () => (await pg.admin<{ n: number }[]>`select count(*)::int as n from pg_roles where rolname = 'tenant_gone'`)[0]!.n;
+    assert.equal(await exists(), 1);
+    assertExit(await runCli({ PROVISION_DATABASE_URL: deployerUrl }, { args: ['deprovision', '--tenant', 'gone', '--yes'] }), 0, /1 tenant\(s\) removed/);
+    assert.equal(await exists(), 0);
+  });
+});
+
