@@ -10,20 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import { StorageError } from '../errors.js';
 import { storageSettings, type StorageSettings } from '../settings.js';
+import { folderMarker, loadS3, openS3 } from '../storage/client.js';
 import { httpStatus, s3Failure } from '../storage/s3-errors.js';
 import type { Step } from './step.js';
-
-type S3Module = typeof import('@aws-sdk/client-s3');
-
-let s3Module: Promise<S3Module> | undefined;
-
-/** Loaded once, on first need (≈70 ms of start-up that runs without storage never pay). */
-function loadS3(): Promise<S3Module> {
-  s3Module ??= import('@aws-sdk/client-s3').then((mod) => (mod as S3Module & { default?: S3Module }).default ?? mod);
-  return s3Module;
-}
-
-const MAX_ATTEMPTS = 3;
 
 /** A skew the SDK silently corrects would still break the app's own signatures: report it. */
 const MAX_CLOCK_SKEW_MS = 5 * 60_000;
@@ -38,31 +27,7 @@ export const storageStep: Step = {
     const s = storageSettings(ctx.env);
     if (!s) return 'STORAGE_PROVIDER is not set: storage not checked';
     const env = ctx.env;
-    const s3 = await loadS3();
-    const timeoutMs = env.STORAGE_TIMEOUT * 1000;
-    const client = new s3.S3Client({
-      region: s.region,
-      ...(s.endpoint && { endpoint: s.endpoint }),
-      forcePathStyle: s.force_path_style,
-      credentials: { accessKeyId: env.STORAGE_ACCESS_KEY!, secretAccessKey: env.STORAGE_SECRET_KEY! },
-      // S3-compatible providers store the CRC32 framing of aws-chunked bodies as data otherwise.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: MAX_ATTEMPTS,
-      // socketTimeout: no byte for that long; requestTimeout: the whole request. Without
-      // throwOnRequestTimeout the SDK only prints a warning and waits on.
-      requestHandler: { connectionTimeout: timeoutMs, socketTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
-    });
-    // Belt and braces: whatever the SDK does, one operation never outlives all its attempts.
-    const deadline = () => AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs * MAX_ATTEMPTS + 2000)]);
-    // One place that sends and classifies; the SDK's per-command generics add nothing here.
-    const send: Send = async <T>(operation: string, command: object): Promise<T> => {
-      try {
-        return (await client.send(command as never, { abortSignal: deadline() })) as T;
-      } catch (error) {
-        throw s3Failure(error, operation, s, env.STORAGE_TIMEOUT);
-      }
-    };
+    const { s3, client, send, deadline } = await openS3(s, { accessKeyId: env.STORAGE_ACCESS_KEY!, secretAccessKey: env.STORAGE_SECRET_KEY! }, env.STORAGE_TIMEOUT, ctx.signal);
 
     try {
       const notes: string[] = [];
@@ -109,23 +74,7 @@ export const storageStep: Step = {
   },
 };
 
-type Send = <T = unknown>(operation: string, command: object) => Promise<T>;
-
 function place(s: StorageSettings): string {
   return `${s.bucket}${s.prefix ? `/${s.prefix}` : ''} at ${s.endpoint ?? `AWS S3 ${s.region}`}`;
 }
 
-/** The prefix's folder marker: reports it, and creates it when missing if `create`. */
-async function folderMarker(s: StorageSettings, send: Send, s3: S3Module, create: boolean): Promise<string> {
-  const key = s.prefix!;
-  try {
-    await send('HeadObject', new s3.HeadObjectCommand({ Bucket: s.bucket, Key: key }));
-    return `folder ${key} present`;
-  } catch (error) {
-    if (!(error instanceof StorageError) || httpStatus((error as { cause?: unknown }).cause) !== 404) throw error;
-  }
-  if (!create) return `folder ${key} missing (the bootstrap creates it)`;
-  // An explicit empty body and length: the SDK warns about "a stream of unknown length" otherwise.
-  await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }));
-  return `folder ${key} created`;
-}
