@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { assertExit, assertNoSecrets, runCli, type Env, type RunResult } from './harness/cli.js';
 import { startPostgres, type PgServer } from './harness/postgres.js';
+import { startS3, type S3Server } from './harness/s3.js';
 
 let pg: PgServer;
 /** Superuser client on the tenants' database (pg.admin is on the harness's own database). */
@@ -179,6 +180,71 @@ describe('provision options and refusals', () => {
   it('12 tenants at once with --concurrency 6 all succeed', async () => {
     const args = Array.from({ length: 12 }, (_, i) => ['--tenant', `many_${i}`]).flat();
     assertExit(await provision([...args, '--concurrency', '6']), 0, /12 created/);
+  });
+});
+
+describe('storage provisioning', () => {
+  let s3: S3Server;
+  before(async () => {
+    s3 = await startS3();
+    await s3.createBucket('superfasttt-shared');
+  });
+  after(async () => {
+    await s3?.stop();
+  });
+  const storageEnv = (): Env => ({
+    PROVISION_STORAGE_ENDPOINT: s3.httpsEndpoint,
+    PROVISION_STORAGE_ACCESS_KEY: s3.admin.accessKeyId,
+    PROVISION_STORAGE_SECRET_KEY: s3.admin.secretAccessKey,
+    PROVISION_STORAGE_BUCKET: 'superfasttt-shared',
+    NODE_EXTRA_CA_CERTS: s3.caFile,
+  });
+
+  it('prefix mode (default): the folder marker in the shared bucket, the storage settings in the .env, and the instance boots', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'sf-provision-'));
+    const r = await provision(['--tenant', 'store_a', '--out-dir', out], storageEnv());
+    assertExit(r, 0, /store_a: created, role, schema and grants created; folder tenant_store_a\/ created/, /shared S3 keys/);
+    assert.ok((await s3.listObjects('superfasttt-shared')).has('tenant_store_a/'));
+    const env = readEnvFile(join(out, 'store_a.env'));
+    assert.equal(env.STORAGE_PREFIX, 'tenant_store_a/');
+    assert.equal(env.STORAGE_BUCKET, 'superfasttt-shared');
+    const boot = await runCli({ ...env, AUTO_SUPERADMIN_EMAIL: 'admin@store-a.example', AUTO_SUPERADMIN_FIRSTNAME: 'A', AUTO_SUPERADMIN_LASTNAME: 'B', NODE_EXTRA_CA_CERTS: s3.caFile });
+    outputs.push(boot);
+    assertExit(boot, 0, /folder tenant_store_a\/ present/);
+    const again = await provision(['--tenant', 'store_a', '--out-dir', out], storageEnv());
+    assertExit(again, 0, /store_a: unchanged, role and schema in place; folder tenant_store_a\/ present/);
+  });
+
+  it('bucket mode: a bucket per tenant, named validly (no _), and per-tenant keys from the tenants file', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'sf-provision-'));
+    const file = join(out, 'tenants.jsonl');
+    const key = s3.prefixKey('superfasttt-store-b', '');
+    writeFileSync(file, JSON.stringify({ name: 'store_b', email: 'admin@store-b.example', s3_access_key: key.accessKeyId, s3_secret_key: key.secretAccessKey }) + '\n');
+    const r = await provision(['--tenants', file, '--out-dir', join(out, 'envs'), '--storage-mode', 'bucket'], storageEnv());
+    assertExit(r, 0, /bucket superfasttt-store-b created \(bucket names allow no _ nor uppercase: store_b -> superfasttt-store-b\)/);
+    assert.doesNotMatch(r.output, /shared S3 keys/);
+    const env = readEnvFile(join(out, 'envs', 'store_b.env'));
+    assert.equal(env.STORAGE_BUCKET, 'superfasttt-store-b');
+    assert.equal(env.STORAGE_ACCESS_KEY, key.accessKeyId);
+    assert.equal(env.STORAGE_PREFIX, undefined);
+  });
+
+  it('--opaque-names: schema and role from a stable hash; the customer name only in the .env file name and the report', async () => {
+    const r = await provision(['--tenant', 'secret_customer', '--opaque-names', '--format', 'json'], storageEnv());
+    assertExit(r, 0);
+    const doc = JSON.parse(r.stdout) as { tenants: Array<{ schema: string; role: string; env: Record<string, string> }> };
+    const t = doc.tenants[0]!;
+    assert.match(t.schema, /^tenant_[0-9a-f]{20}$/);
+    assert.equal(t.role, t.schema);
+    assert.ok(!t.env.DATABASE_URL!.includes('secret_customer') && !t.env.STORAGE_PREFIX!.includes('secret_customer'));
+    const again = await provision(['--tenant', 'secret_customer', '--opaque-names'], storageEnv());
+    assertExit(again, 0, /unchanged/);
+  });
+
+  it('a wrong storage admin key fails the tenant with exit 6, after PostgreSQL', async () => {
+    const r = await provision(['--tenant', 'store_c'], { ...storageEnv(), PROVISION_STORAGE_SECRET_KEY: 'Wrong-Secret-Key-000000000000' });
+    // HEAD answers carry no body, so a wrong secret shows as a plain 403 there: the fix names the deployer's variables.
+    assertExit(r, 6, /store_c: failed, PostgreSQL ready, storage failed: .*(secret key is wrong|access denied)/, /PROVISION_STORAGE_SECRET_KEY/);
   });
 });
 

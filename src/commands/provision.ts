@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { parseOptions } from '../cli-options.js';
 import { loadProvisionConfig, type ProvisionEnv } from '../config/provision-schema.js';
 import { connect, errorCode, type Connection } from '../db/connect.js';
-import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
+import { BootstrapError, ConfigError, SchemaError, StorageError } from '../errors.js';
+import type { StorageSettings } from '../settings.js';
+import { folderMarker, openS3, type S3Session } from '../storage/client.js';
+import { httpStatus } from '../storage/s3-errors.js';
 import { generatePassword } from '../provision/scram.js';
 import { assertSafeOutDir, renderEnv, writeEnvFile } from '../provision/env-file.js';
 import { hardenDatabase, provisionTenant, type TenantOutcome } from '../provision/tenant-sql.js';
@@ -24,19 +27,25 @@ export interface ProvisionOptions {
   force: boolean;
   rotatePassword: boolean;
   concurrency: number;
+  storageMode: 'prefix' | 'bucket';
+  opaqueNames: boolean;
 }
 
 export function provisionOptions(args: readonly string[]): ProvisionOptions {
   const o = parseOptions('provision', args, {
-    flags: ['--force', '--rotate-password'],
-    values: ['--tenants', '--out-dir', '--format', '--concurrency'],
+    flags: ['--force', '--rotate-password', '--opaque-names'],
+    values: ['--tenants', '--out-dir', '--format', '--concurrency', '--storage-mode'],
     repeatable: ['--tenant'],
   });
   const format = o.values.get('--format') ?? 'text';
   if (format !== 'text' && format !== 'json') throw new ConfigError('--format must be text or json', [], 'use --format json for pipelines');
   const concurrency = Number(o.values.get('--concurrency') ?? 4);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new ConfigError('--concurrency must be a whole number from 1 to 64', [], 'the default is 4');
+  const storageMode = o.values.get('--storage-mode') ?? 'prefix';
+  if (storageMode !== 'prefix' && storageMode !== 'bucket') throw new ConfigError('--storage-mode must be prefix or bucket', [], 'prefix: a folder per tenant in a shared bucket (the default); bucket: a bucket per tenant');
   return {
+    storageMode,
+    opaqueNames: o.flags.has('--opaque-names'),
     tenants: o.lists.get('--tenant') ?? [],
     tenantsFile: o.values.get('--tenants'),
     outDir: o.values.get('--out-dir'),
@@ -64,9 +73,13 @@ export interface TenantReport {
 const RETRYABLE = new Set(['XX000', '23505', '40001', '40P01']);
 
 export async function provision(input: CommandInput, opts: ProvisionOptions): Promise<number> {
-  const specs = tenantSpecs(opts.tenants, opts.tenantsFile);
+  const specs = tenantSpecs(opts.tenants, opts.tenantsFile, { opaque: opts.opaqueNames });
   const env = loadProvisionConfig(input.env);
+  if (env.PROVISION_STORAGE_ACCESS_KEY && opts.storageMode === 'prefix' && !env.PROVISION_STORAGE_BUCKET) {
+    throw new ConfigError('PROVISION_STORAGE_BUCKET: is required with --storage-mode prefix (the shared bucket of the tenants\' folders)', [], 'set PROVISION_STORAGE_BUCKET, or use --storage-mode bucket');
+  }
   if (opts.outDir) assertSafeOutDir(opts.outDir);
+  const storage = env.PROVISION_STORAGE_ACCESS_KEY ? await openProvisionStorage(env, input.signal) : undefined;
 
   const db = await connect(asConnectSettings(env), input.log, input.signal, { max: Math.min(opts.concurrency, 8) });
   const reports: TenantReport[] = [];
@@ -79,7 +92,7 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
     const worker = async () => {
       while (next < specs.length) {
         const spec = specs[next++]!;
-        const report = await provisionOne(db, env, spec, opts, input.env);
+        const report = await provisionOne(db, storage, env, spec, opts, input.env);
         reports.push(report);
         const line = `${spec.name}: ${report.status}, ${report.message}`;
         if (report.status === 'failed') input.log.error(line, { step: 'provision', ...(report.fix && { fix: report.fix }) });
@@ -128,7 +141,14 @@ async function checkDeployer(db: Connection, env: ProvisionEnv): Promise<void> {
   }
 }
 
-async function provisionOne(db: Connection, env: ProvisionEnv, spec: TenantSpec, opts: ProvisionOptions, deployerEnv: NodeJS.ProcessEnv): Promise<TenantReport> {
+async function provisionOne(
+  db: Connection,
+  storage: S3Session | undefined,
+  env: ProvisionEnv,
+  spec: TenantSpec,
+  opts: ProvisionOptions,
+  deployerEnv: NodeJS.ProcessEnv,
+): Promise<TenantReport> {
   const base = { name: spec.name, schema: spec.schema, role: spec.role };
   const envFile = opts.outDir ? join(opts.outDir, `${spec.name}.env`) : undefined;
   let outcome: TenantOutcome | undefined;
@@ -145,17 +165,28 @@ async function provisionOne(db: Connection, env: ProvisionEnv, spec: TenantSpec,
       return { ...base, status: 'failed', message: e.message, ...(e.fix && { fix: e.fix }), exit_code: e.exitCode };
     }
   }
-  const status = outcome.created ? 'created' : outcome.password ? 'rotated' : 'unchanged';
+  let status: TenantReport['status'] = outcome.created ? 'created' : outcome.password ? 'rotated' : 'unchanged';
+  let storageNote = '';
+  if (storage) {
+    try {
+      storageNote = `; ${await provisionStorage(storage, env, spec, opts.storageMode)}`;
+    } catch (error) {
+      const e = error instanceof BootstrapError ? error : new StorageError(`tenant ${spec.name}: ${(error as Error).message}`);
+      return { ...base, status: 'failed', message: `PostgreSQL ready, storage failed: ${e.message}`, ...(e.fix && { fix: e.fix }), exit_code: e.exitCode };
+    }
+    if (status === 'unchanged' && storageNote.includes('created')) status = 'created';
+  }
   if (!outcome.password) {
     // The role existed and kept its password: an existing .env stays the truth.
     if (envFile && !existsSync(envFile) && !opts.json) {
       return { ...base, status: 'failed', message: `role ${spec.role} exists but ${envFile} does not: its password is unknown here`, fix: 'run again with --rotate-password to set a new password and write the .env', exit_code: 4 };
     }
-    return { ...base, status, message: `role and schema in place, nothing changed${envFile ? `; ${envFile} kept` : ''}`, ...(envFile && { env_file: envFile }) };
+    return { ...base, status, message: `role and schema in place${storageNote}${envFile ? `; ${envFile} kept` : ''}`, ...(envFile && { env_file: envFile }) };
   }
 
-  const instanceEnv = tenantEnv(env, spec, outcome.password, deployerEnv);
-  let message = outcome.created ? 'role, schema and grants created' : 'password rotated';
+  const instanceEnv = tenantEnv(env, spec, outcome.password, deployerEnv, storage && opts.storageMode);
+  let message = (outcome.created ? 'role, schema and grants created' : 'password rotated') + storageNote;
+  if (storage && !spec.s3) message += '; the instance gets the shared S3 keys (give per-tenant keys in the tenants file: s3_access_key, s3_secret_key)';
   if (envFile) {
     const content = renderEnv(instanceEnv, [`superfasttt instance ${spec.name}: generated by superfasttt-bootstrap provision. Secret: mode 0600, never commit it.`]);
     const written = writeEnvFile(envFile, content, opts.force || opts.rotatePassword);
@@ -166,7 +197,7 @@ async function provisionOne(db: Connection, env: ProvisionEnv, spec: TenantSpec,
 }
 
 /** Everything the instance needs to bootstrap with SKIP_SETUP=true. */
-function tenantEnv(env: ProvisionEnv, spec: TenantSpec, password: string, deployerEnv: NodeJS.ProcessEnv): Record<string, string> {
+function tenantEnv(env: ProvisionEnv, spec: TenantSpec, password: string, deployerEnv: NodeJS.ProcessEnv, storageMode: 'prefix' | 'bucket' | undefined): Record<string, string> {
   const { host, port, database, sslmode, sslrootcert } = env.PROVISION_DATABASE_URL;
   const url = new URL(`postgres://${host.includes(':') ? `[${host}]` : host}:${port}/${encodeURIComponent(database)}`);
   url.username = spec.role;
@@ -183,9 +214,56 @@ function tenantEnv(env: ProvisionEnv, spec: TenantSpec, password: string, deploy
     AUTO_SUPERADMIN_PHONE: spec.admin.phone,
     AUTO_SUPERADMIN_PASSWORD: generatePassword(18),
   };
+  if (storageMode) {
+    const endpoint = env.PROVISION_STORAGE_ENDPOINT;
+    Object.assign(out, {
+      STORAGE_PROVIDER: 's3',
+      STORAGE_ENDPOINT: endpoint,
+      STORAGE_SECURE: endpoint?.startsWith('http:') ? 'false' : undefined,
+      STORAGE_REGION: env.PROVISION_STORAGE_REGION,
+      STORAGE_BUCKET: storageMode === 'bucket' ? spec.bucket : env.PROVISION_STORAGE_BUCKET,
+      STORAGE_PREFIX: storageMode === 'prefix' ? `${spec.schema}/` : undefined,
+      STORAGE_FORCE_PATH_STYLE: env.PROVISION_STORAGE_FORCE_PATH_STYLE === undefined ? undefined : String(env.PROVISION_STORAGE_FORCE_PATH_STYLE),
+      STORAGE_ACCESS_KEY: spec.s3?.accessKey ?? env.PROVISION_STORAGE_ACCESS_KEY,
+      STORAGE_SECRET_KEY: spec.s3?.secretKey ?? env.PROVISION_STORAGE_SECRET_KEY,
+    });
+  }
   // The deployer's email settings, when it has them, are every instance's.
   for (const key of EMAIL_KEYS) if (deployerEnv[key]) out[key] = deployerEnv[key];
   return Object.fromEntries(Object.entries(out).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 const EMAIL_KEYS = ['EMAIL_PROVIDER', 'EMAIL_FROM', 'EMAIL_FROM_NAME', 'SMTP_HOST', 'SMTP_PORT', 'SMTP_USERNAME', 'SMTP_PASSWORD', 'SMTP_SECURE', 'SENDGRID_API_KEY', 'SENDGRID_API_URL'];
+
+function storageSettingsOf(env: ProvisionEnv, bucket: string, prefix: string | null): StorageSettings {
+  return {
+    provider: 's3',
+    endpoint: env.PROVISION_STORAGE_ENDPOINT ?? null,
+    bucket,
+    region: env.PROVISION_STORAGE_REGION,
+    prefix,
+    force_path_style: env.PROVISION_STORAGE_FORCE_PATH_STYLE ?? env.PROVISION_STORAGE_ENDPOINT !== undefined,
+  };
+}
+
+function openProvisionStorage(env: ProvisionEnv, signal: AbortSignal): Promise<S3Session> {
+  const keys = { accessKeyId: env.PROVISION_STORAGE_ACCESS_KEY!, secretAccessKey: env.PROVISION_STORAGE_SECRET_KEY! };
+  return openS3(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET ?? 'superfasttt', null), keys, 10, signal, 'PROVISION_STORAGE');
+}
+
+/** prefix: the tenant's folder marker in the shared bucket; bucket: the tenant's own bucket. Idempotent. */
+async function provisionStorage(session: S3Session, env: ProvisionEnv, spec: TenantSpec, mode: 'prefix' | 'bucket'): Promise<string> {
+  if (mode === 'prefix') {
+    return await folderMarker(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET!, `${spec.schema}/`), session.sendFor(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET!, `${spec.schema}/`)), session.s3, true);
+  }
+  const send = session.sendFor(storageSettingsOf(env, spec.bucket, null));
+  try {
+    await send('HeadBucket', new session.s3.HeadBucketCommand({ Bucket: spec.bucket }));
+    return `bucket ${spec.bucket} present`;
+  } catch (error) {
+    if (httpStatus((error as { cause?: unknown }).cause) !== 404) throw error;
+  }
+  const location = env.PROVISION_STORAGE_REGION === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: env.PROVISION_STORAGE_REGION as never } };
+  await send('CreateBucket', new session.s3.CreateBucketCommand({ Bucket: spec.bucket, ...location }));
+  return `bucket ${spec.bucket} created (bucket names allow no _ nor uppercase: ${spec.name} -> ${spec.bucket})`;
+}

@@ -4,7 +4,7 @@
  */
 import * as v from 'valibot';
 import { ConfigError } from '../errors.js';
-import { integer, required, withDefault } from './fields.js';
+import { boolean, httpUrl, integer, optional, required, text, withDefault, type FieldDoc } from './fields.js';
 import { readVariables, registerUrlPassword } from './load.js';
 import { databaseUrl } from './schema.js';
 
@@ -15,6 +15,28 @@ export const provisionSchema = v.object({
     { group: 'provision', secret: true, example: 'postgres://deployer:CHANGE_ME@postgres:5432/superfasttt?sslmode=verify-full' },
   ),
   PROVISION_CONNECTION_LIMIT: withDefault(integer(1, 10_000), '20', 'Connection limit of each tenant role.', { group: 'provision', example: '20' }),
+  PROVISION_STORAGE_ACCESS_KEY: optional(text(256), 'S3 admin access key of the deployment machine; set it to provision storage (a bucket or a folder per tenant).', {
+    group: 'provision',
+    secret: true,
+    example: 'CHANGE_ME',
+  }),
+  PROVISION_STORAGE_SECRET_KEY: optional(text(256), 'S3 admin secret key of the deployment machine.', { group: 'provision', secret: true, example: 'CHANGE_ME' }),
+  PROVISION_STORAGE_ENDPOINT: optional(httpUrl({ httpsOnly: false, path: false }), 'S3 endpoint (S3-compatible providers); unset: AWS S3.', {
+    group: 'provision',
+    example: 'https://s3.fr-par.scw.cloud',
+  }),
+  PROVISION_STORAGE_REGION: withDefault(
+    v.pipe(v.string(), v.trim(), v.regex(/^[a-z0-9-]{2,32}$/, 'must be a region name such as fr-par')),
+    'us-east-1',
+    'Region of the buckets.',
+    { group: 'provision', example: 'fr-par' },
+  ),
+  PROVISION_STORAGE_BUCKET: optional(
+    v.pipe(v.string(), v.trim(), v.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a bucket name: 3 to 63 lowercase letters, digits, dots or hyphens')),
+    'Shared bucket of --storage-mode prefix (the default), where each tenant gets its folder.',
+    { group: 'provision', example: 'superfasttt-central' },
+  ),
+  PROVISION_STORAGE_FORCE_PATH_STYLE: optional(boolean(), 'Path-style addressing.', { group: 'provision', example: 'true', defaultText: 'true when PROVISION_STORAGE_ENDPOINT is set' }),
   PROVISION_CONNECT_TIMEOUT: withDefault(integer(1, 3600, ' (seconds)'), '60', 'Seconds to keep retrying an unreachable server.', {
     group: 'provision',
     example: '60',
@@ -24,11 +46,15 @@ export const provisionSchema = v.object({
 export type ProvisionEnv = v.InferOutput<typeof provisionSchema>;
 
 export function loadProvisionConfig(raw: NodeJS.ProcessEnv): ProvisionEnv {
-  const names = Object.keys(provisionSchema.entries);
-  const { input, problems } = readVariables(names, ['PROVISION_DATABASE_URL'], raw);
+  const names = Object.keys(provisionSchema.entries) as Array<keyof typeof provisionSchema.entries>;
+  const secrets = names.filter((name) => (v.getMetadata(provisionSchema.entries[name]) as FieldDoc).secret);
+  const { input, problems } = readVariables(names, secrets, raw);
   registerUrlPassword(input.PROVISION_DATABASE_URL);
   const result = v.safeParse(provisionSchema, input);
   for (const issue of result.issues ?? []) problems.push(`${issue.path?.map((p) => String(p.key)).join('.')}: ${issue.message}`);
+  if ((input.PROVISION_STORAGE_ACCESS_KEY === undefined) !== (input.PROVISION_STORAGE_SECRET_KEY === undefined)) {
+    problems.push('PROVISION_STORAGE_ACCESS_KEY: set both PROVISION_STORAGE_ACCESS_KEY and PROVISION_STORAGE_SECRET_KEY, or neither');
+  }
   if (problems.length > 0 || !result.success) {
     throw new ConfigError(`invalid configuration: ${problems.length} problem(s)`, problems, 'correct the variables listed above (see the README, "Provisioning")');
   }

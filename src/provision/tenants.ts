@@ -4,6 +4,7 @@
  * digits and _, and short enough that every identifier derived from it fits PostgreSQL's 63 bytes
  * (longer names are truncated silently, and two tenants could then share a schema).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as v from 'valibot';
 import { ConfigError } from '../errors.js';
@@ -39,7 +40,15 @@ const rowSchema = v.object({
   s3_secret_key: v.optional(text(256)),
 });
 
-export function tenantSpecs(names: string[], file: string | undefined): TenantSpec[] {
+/**
+ * Schema and role names: tenant_<name>, or with `opaque` a stable hash of it (every tenant can read
+ * the catalogs, so names like tenant_<customer> reveal the customer list).
+ */
+export function tenantIdentifier(name: string, opaque: boolean): string {
+  return PREFIX + (opaque ? createHash('sha256').update(name).digest('hex').slice(0, 20) : name);
+}
+
+export function tenantSpecs(names: string[], file: string | undefined, opts: { opaque?: boolean } = {}): TenantSpec[] {
   const rows: Array<Record<string, unknown>> = names.map((name) => ({ name }));
   if (file !== undefined) rows.push(...readRows(file));
   const problems: string[] = [];
@@ -59,9 +68,10 @@ export function tenantSpecs(names: string[], file: string | undefined): TenantSp
     if ((r.s3_access_key === undefined) !== (r.s3_secret_key === undefined)) problems.push(`${where}: give both s3_access_key and s3_secret_key, or neither`);
     specs.push({
       name: name.output,
-      schema: PREFIX + name.output,
-      role: PREFIX + name.output,
-      bucket: `superfasttt-${name.output.replace(/_/g, '-')}`.slice(0, 63).replace(/-+$/, ''),
+      schema: tenantIdentifier(name.output, opts.opaque ?? false),
+      role: tenantIdentifier(name.output, opts.opaque ?? false),
+      // Bucket names allow no _ (nor uppercase): superfasttt-<name> with _ as -.
+      bucket: `superfasttt-${tenantIdentifier(name.output, opts.opaque ?? false).slice(PREFIX.length).replace(/_/g, '-')}`.slice(0, 63).replace(/-+$/, ''),
       admin: { email: r.email, firstName: r.first_name, lastName: r.last_name, phone: r.phone },
       ...(r.s3_access_key && r.s3_secret_key && { s3: { accessKey: r.s3_access_key, secretKey: r.s3_secret_key } }),
     });

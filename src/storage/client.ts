@@ -24,6 +24,8 @@ export interface S3Session {
   client: InstanceType<S3Module['S3Client']>;
   /** Sends one command and turns a failure into a StorageError naming what to check. */
   send: Send;
+  /** The same, with failures naming another bucket or prefix (one session, many tenants). */
+  sendFor(target: StorageSettings): Send;
   /** The signal of one operation: the run's, or the end of all its attempts. */
   deadline(): AbortSignal;
 }
@@ -33,6 +35,8 @@ export async function openS3(
   keys: { accessKeyId: string; secretAccessKey: string },
   timeoutSec: number,
   signal: AbortSignal,
+  /** The variables failures name: the instance's STORAGE_*, or the deployer's PROVISION_STORAGE_*. */
+  vars = 'STORAGE',
 ): Promise<S3Session> {
   const s3 = await loadS3();
   const timeoutMs = timeoutSec * 1000;
@@ -52,14 +56,14 @@ export async function openS3(
   // Belt and braces: whatever the SDK does, one operation never outlives all its attempts.
   const deadline = () => AbortSignal.any([signal, AbortSignal.timeout(timeoutMs * MAX_ATTEMPTS + 2000)]);
   // The SDK's per-command generics add nothing here.
-  const send: Send = async <T>(operation: string, command: object): Promise<T> => {
+  const sendFor = (target: StorageSettings): Send => async <T>(operation: string, command: object): Promise<T> => {
     try {
       return (await client.send(command as never, { abortSignal: deadline() })) as T;
     } catch (error) {
-      throw s3Failure(error, operation, s, timeoutSec);
+      throw s3Failure(error, operation, target, timeoutSec, vars);
     }
   };
-  return { s3, client, send, deadline };
+  return { s3, client, send: sendFor(s), sendFor, deadline };
 }
 
 /** The prefix's folder marker: reports it, and creates it when missing if `create`. */

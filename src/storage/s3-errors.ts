@@ -30,7 +30,8 @@ export function httpStatus(error: unknown): number | undefined {
   return (error as SdkError | null)?.$metadata?.httpStatusCode;
 }
 
-export function s3Failure(error: unknown, operation: string, s: StorageSettings, timeoutSec: number): StorageError {
+/** `vars`: the prefix of the variables to name in fixes (the instance's STORAGE_, or the deployer's PROVISION_STORAGE_). */
+export function s3Failure(error: unknown, operation: string, s: StorageSettings, timeoutSec: number, vars = 'STORAGE'): StorageError {
   const e = (error ?? {}) as SdkError;
   // HEAD answers have no body: the SDK then names the error 'Unknown', which says nothing.
   const code = [e.Code, e.name].find((c) => c && c !== 'Unknown') ?? '';
@@ -42,43 +43,43 @@ export function s3Failure(error: unknown, operation: string, s: StorageSettings,
 
   switch (code) {
     case 'InvalidAccessKeyId':
-      return fail('the access key id is unknown to the provider', 'check STORAGE_ACCESS_KEY (and that STORAGE_ENDPOINT is the provider that issued it)');
+      return fail('the access key id is unknown to the provider', `check ${vars}_ACCESS_KEY (and that ${vars}_ENDPOINT is the provider that issued it)`);
     case 'SignatureDoesNotMatch':
-      return fail('the request signature does not match: the secret key is wrong for this access key', 'check STORAGE_SECRET_KEY (copied whole, no extra spaces or newline)');
+      return fail('the request signature does not match: the secret key is wrong for this access key', `check ${vars}_SECRET_KEY (copied whole, no extra spaces or newline)`);
     case 'RequestTimeTooSkewed':
       return fail("this machine's clock differs too much from the provider's", 'synchronise the clock of the node (NTP)');
     case 'NoSuchBucket':
-      return fail(`bucket ${s.bucket} does not exist`, 'create the bucket (deployment machine) or correct STORAGE_BUCKET');
+      return fail(`bucket ${s.bucket} does not exist`, `create the bucket (deployment machine) or correct ${vars}_BUCKET`);
     case 'AccessDenied':
       return fail(`access denied: the key lacks ${PERMISSION[operation] ?? operation}`, `grant ${PERMISSION[operation] ?? operation} on arn:aws:s3:::${s.bucket}/${s.prefix ?? ''}* to this key (per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on ${s.bucket}/${s.prefix ?? ''}*, s3:ListBucket with the prefix condition)`);
     case 'PermanentRedirect':
     case 'AuthorizationHeaderMalformed':
     case 'IllegalLocationConstraintException':
-      return fail(`the bucket is in another region than ${s.region} (${code})`, 'set STORAGE_REGION to the region of the bucket (and STORAGE_ENDPOINT to that region\'s endpoint)');
+      return fail(`the bucket is in another region than ${s.region} (${code})`, `set ${vars}_REGION to the region of the bucket (and ${vars}_ENDPOINT to that region's endpoint)`);
   }
   if (status === 404 && operation === 'HeadBucket') {
-    return fail(`bucket ${s.bucket} does not exist`, 'create the bucket (deployment machine) or correct STORAGE_BUCKET');
+    return fail(`bucket ${s.bucket} does not exist`, `create the bucket (deployment machine) or correct ${vars}_BUCKET`);
   }
   if (status === 403) {
-    return fail(`access denied (HTTP 403${code ? `, ${code}` : ''})`, `check STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`);
+    return fail(`access denied (HTTP 403${code ? `, ${code}` : ''})`, `check ${vars}_ACCESS_KEY and ${vars}_SECRET_KEY, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`);
   }
   if (status === 301) {
-    return fail('the provider redirects: the bucket is in another region', 'set STORAGE_REGION (and STORAGE_ENDPOINT) to the region of the bucket');
+    return fail('the provider redirects: the bucket is in another region', `set ${vars}_REGION (and ${vars}_ENDPOINT) to the region of the bucket`);
   }
   if (status !== undefined && status >= 500) {
-    return fail(`the provider answered HTTP ${status} (${code || 'server error'}) after ${e.$metadata?.attempts ?? 'several'} attempt(s)`, 'the provider has an outage or STORAGE_ENDPOINT points at the wrong service; retry later');
+    return fail(`the provider answered HTTP ${status} (${code || 'server error'}) after ${e.$metadata?.attempts ?? 'several'} attempt(s)`, `the provider has an outage or ${vars}_ENDPOINT points at the wrong service; retry later`);
   }
   if (errno === 'ENOTFOUND' || errno === 'EAI_AGAIN') {
-    return fail(`the endpoint host name does not resolve (DNS, ${errno})`, 'check STORAGE_ENDPOINT');
+    return fail(`the endpoint host name does not resolve (DNS, ${errno})`, `check ${vars}_ENDPOINT`);
   }
   if (TLS.test(errno) || /certificate/i.test(e.message ?? '')) {
-    return fail(`TLS failed: ${e.message}`, 'check STORAGE_ENDPOINT (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)');
+    return fail(`TLS failed: ${e.message}`, `check ${vars}_ENDPOINT (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)`);
   }
   if (code === 'TimeoutError' || code === 'AbortError' || code === 'RequestTimeout' || errno === 'ETIMEDOUT' || /timed? ?out/i.test(e.message ?? '')) {
-    return fail(`no answer within STORAGE_TIMEOUT=${timeoutSec} s`, 'check STORAGE_ENDPOINT and that the network lets this container reach it');
+    return fail(`no answer within ${vars}_TIMEOUT=${timeoutSec} s`, `check ${vars}_ENDPOINT and that the network lets this container reach it`);
   }
   if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE'].includes(errno)) {
-    return fail(`the endpoint is unreachable (${errno})`, 'check STORAGE_ENDPOINT (scheme, host, port) and that the network lets this container reach it');
+    return fail(`the endpoint is unreachable (${errno})`, `check ${vars}_ENDPOINT (scheme, host, port) and that the network lets this container reach it`);
   }
   return fail(`${code || errno || 'error'}: ${e.message ?? String(error)}${status ? ` (HTTP ${status})` : ''}`, 'check the STORAGE_* variables');
 }
