@@ -87,27 +87,31 @@ describe('provision a batch from a file, then bootstrap each instance from its .
     assert.equal(schema?.owner, 'deployer', 'the deployer owns the schema: the tenant cannot drop it');
   });
 
-  it('isolation: tenant alpha cannot touch beta, public, or its own schema\'s existence', async () => {
-    const alpha = tenantClient(envs.alpha!);
-    try {
-      await assert.rejects(alpha`select * from tenant_beta.users`, /permission denied/);
-      await assert.rejects(alpha`insert into tenant_beta.users (email, first_name, last_name, password_hash) values ('x@x.example', 'x', 'x', 'x')`, /permission denied/);
-      await assert.rejects(alpha`create table tenant_beta.intruder (id int)`, /permission denied/);
-      await assert.rejects(alpha`create table public.intruder (id int)`, /permission denied/);
-      await assert.rejects(alpha`drop schema tenant_beta cascade`, /must be owner/);
-      await assert.rejects(alpha`drop schema tenant_alpha cascade`, /must be owner/);
-      // PostgreSQL answers a GRANT without grant option with a warning only: check that nothing was granted.
-      await alpha`grant usage on schema tenant_alpha to tenant_beta`.catch(() => {});
-      const [granted] = await tenantsDb<{ usage: boolean }[]>`select has_schema_privilege('tenant_beta', 'tenant_alpha', 'USAGE') as usage`;
-      assert.equal(granted?.usage, false);
-      await assert.rejects(alpha`set role tenant_beta`, /permission denied/);
-      await assert.rejects(alpha`alter role tenant_beta password 'x'`, /permission denied/);
-      // Its own tables: all the rights, by ownership.
-      await alpha`select count(*) from tenant_alpha.users`;
-    } finally {
-      await alpha.end();
-    }
-  });
+  for (const [me, other] of [['alpha', 'beta'], ['beta', 'alpha']] as const) {
+    it(`isolation: tenant ${me} cannot touch ${other}, public, or its own schema's existence`, async () => {
+      const client = tenantClient(envs[me]!);
+      const [mine, theirs] = [`tenant_${me}`, `tenant_${other}`];
+      try {
+        await assert.rejects(client.unsafe(`select * from ${theirs}.users`), /permission denied/);
+        await assert.rejects(client.unsafe(`insert into ${theirs}.users (email, first_name, last_name, password_hash) values ('x@x.example', 'x', 'x', 'x')`), /permission denied/);
+        await assert.rejects(client.unsafe(`create table ${theirs}.intruder (id int)`), /permission denied/);
+        await assert.rejects(client.unsafe('create table public.intruder (id int)'), /permission denied/);
+        await assert.rejects(client.unsafe(`drop schema ${theirs} cascade`), /must be owner/);
+        await assert.rejects(client.unsafe(`drop schema ${mine} cascade`), /must be owner/);
+        await assert.rejects(client.unsafe(`set role ${theirs}`), /permission denied/);
+        await assert.rejects(client.unsafe(`alter role ${theirs} password 'x'`), /permission denied/);
+        await assert.rejects(client.unsafe(`alter role ${mine} createrole`), /permission denied/);
+        // PostgreSQL answers a GRANT without grant option with a warning only: check that nothing was granted.
+        await client.unsafe(`grant usage, create on schema ${mine} to ${theirs}`).catch(() => {});
+        const [granted] = await tenantsDb<{ usage: boolean }[]>`select has_schema_privilege(${theirs}, ${mine}, 'USAGE') as usage`;
+        assert.equal(granted?.usage, false);
+        // Its own tables: all the rights, by ownership.
+        await client.unsafe(`select count(*) from ${mine}.users`);
+      } finally {
+        await client.end();
+      }
+    });
+  }
 
   it('a re-run changes nothing and keeps the .env files', async () => {
     const before = readFileSync(join(out, 'envs', 'alpha.env'), 'utf8');

@@ -85,6 +85,9 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
   const reports: TenantReport[] = [];
   try {
     await checkDeployer(db, env);
+    if (Number.parseInt(db.serverVersion, 10) <= 15) {
+      input.log.warn(`PostgreSQL ${db.serverVersion}: before 16, CREATEROLE lets the deployer take almost any right (even run programs on the server): keep its credentials like a superuser's`, { step: 'provision' });
+    }
     const hardening = await hardenDatabase(db.sql, env.PROVISION_DATABASE_URL.database);
     for (const statement of hardening) input.log.info(`${statement.sql}: ${statement.why}`, { step: 'provision' });
 

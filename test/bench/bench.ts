@@ -2,7 +2,7 @@
 // tests. Medians of several runs; each figure also as a ratio to `node -e 0` measured in this run.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +93,15 @@ try {
   const manyTenants = await tenants(100);
   for (const tenant of manyTenants) many.push((await measure([BUNDLE], verified(tenant))).ms);
 
+  // Provisioning: 200 tenants from a file by a non-superuser deployer, then the idempotent re-run.
+  await pg.admin.unsafe("create role bench_deployer login createrole password 'Bench-Deployer-42'");
+  await pg.admin.unsafe('create database bench_tenants owner bench_deployer');
+  const tenantsFile = join(mkdtempSync(join(tmpdir(), 'sf-bench-')), 'tenants.csv');
+  writeFileSync(tenantsFile, ['name,email', ...Array.from({ length: 200 }, (_, i) => `bench_${i},admin@bench-${i}.example`)].join('\n'));
+  const provisionEnv = { PROVISION_DATABASE_URL: pg.url('bench_deployer', 'Bench-Deployer-42', { database: 'bench_tenants', sslmode: 'require' }) };
+  const provisionFirst = await measure([BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'], provisionEnv);
+  const provisionAgain = await measure([BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'], provisionEnv);
+
   const dist = join(BUNDLE, '..');
   const js = readdirSync(dist).filter((f) => f.endsWith('.mjs'));
   const jsBytes = js.reduce((sum, f) => sum + statSync(join(dist, f)).size, 0);
@@ -108,6 +117,8 @@ try {
   console.log(`| 20 concurrent bootstraps of one fresh schema: slowest run (median of 3) | ${fmt(median(concurrent))} | ${fmt(median(concurrent) / baseline.ms, 2)} | | |`);
   console.log(`| 100 fresh tenants one after another: per-tenant median | ${fmt(median(many))} | ${fmt(median(many) / baseline.ms, 2)} | | |`);
   console.log(`| 100 fresh tenants one after another: per-tenant p95 | ${fmt(quantile(many, 0.95))} | ${fmt(quantile(many, 0.95) / baseline.ms, 2)} | | |`);
+  console.log(`| provision 200 tenants (one run, --concurrency 4) | ${fmt(provisionFirst.ms)} | ${fmt(provisionFirst.ms / baseline.ms, 2)} | ${fmt(provisionFirst.rssMiB, 1)} | ${fmt(provisionFirst.rssMiB / baseline.rssMiB, 2)} |`);
+  console.log(`| provision the same 200 again (nothing to do) | ${fmt(provisionAgain.ms)} | ${fmt(provisionAgain.ms / baseline.ms, 2)} | ${fmt(provisionAgain.rssMiB, 1)} | ${fmt(provisionAgain.rssMiB / baseline.rssMiB, 2)} |`);
   console.log(`\nStorage + email verification add ${added('first bootstrap, storage + email verified', 'first bootstrap of a fresh tenant')} ms to a first bootstrap and ${added('re-run, storage + email verified', 're-run on a bootstrapped tenant')} ms to a re-run (medians).`);
   console.log(`Bundle on disk: dist/ ${fmt(dirSize(dist) / 1024)} KiB in all; JavaScript ${fmt(jsBytes / 1024)} KiB in ${js.length} files (entry ${fmt(statSync(BUNDLE).size / 1024)} KiB, the rest loaded only when used); the native argon2 binding ${fmt(statSync(join(dist, 'argon2.linux-x64-gnu.node')).size / 1024)} KiB.`);
 } finally {
