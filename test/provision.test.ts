@@ -142,6 +142,22 @@ describe('provision a batch from a file, then bootstrap each instance from its .
 });
 
 describe('provision options and refusals', () => {
+  it('copies the deployer\'s email settings into the .env; keeps an existing .env unless --force', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'sf-provision-'));
+    const email = { EMAIL_PROVIDER: 'smtp', EMAIL_FROM: 'noreply@example.com', SMTP_HOST: 'smtp.example.com', SMTP_USERNAME: 'mailer', SMTP_PASSWORD: 'Smtp-Password-42' };
+    assertExit(await provision(['--tenant', 'mailing', '--out-dir', out], email), 0);
+    const env = readEnvFile(join(out, 'mailing.env'));
+    for (const [k, v] of Object.entries(email)) assert.equal(env[k], v);
+    writeFileSync(join(out, 'mailing.env'), 'edited by hand\n', { mode: 0o600 });
+    assertExit(await provision(['--tenant', 'mailing', '--out-dir', out, '--rotate-password']), 0, /rotated/);
+    assert.notEqual(readFileSync(join(out, 'mailing.env'), 'utf8'), 'edited by hand\n', '--rotate-password rewrites the .env');
+    writeFileSync(join(out, 'other.env'), 'edited by hand\n', { mode: 0o644 });
+    assertExit(await provision(['--tenant', 'other', '--out-dir', out]), 0, /other\.env exists and was kept \(--force to overwrite\)/);
+    assert.equal(readFileSync(join(out, 'other.env'), 'utf8'), 'edited by hand\n');
+    assertExit(await provision(['--tenant', 'other', '--out-dir', out, '--rotate-password', '--force']), 0, /other\.env written/);
+    assert.equal(statSync(join(out, 'other.env')).mode & 0o777, 0o600, 'an overwritten file gets mode 0600 too');
+  });
+
   it('--format json: one document with each tenant\'s environment, for pipelines', async () => {
     const r = await provision(['--tenant', 'gamma', '--format', 'json']);
     assertExit(r, 0);
@@ -243,6 +259,21 @@ describe('storage provisioning', () => {
     assert.ok(!t.env.DATABASE_URL!.includes('secret_customer') && !t.env.STORAGE_PREFIX!.includes('secret_customer'));
     const again = await provision(['--tenant', 'secret_customer', '--opaque-names'], storageEnv());
     assertExit(again, 0, /unchanged/);
+  });
+
+  it('deprovision --purge-storage deletes the tenant\'s folder only; without it, storage is left alone', async () => {
+    await s3.putObject('superfasttt-shared', 'tenant_store_p/file.txt', 'data');
+    await s3.putObject('superfasttt-shared', 'tenant_store_px/other.txt', 'keep');
+    assertExit(await provision(['--tenant', 'store_p'], storageEnv()), 0);
+    const dry = await runCli({ PROVISION_DATABASE_URL: deployerUrl, ...storageEnv() }, { args: ['deprovision', '--tenant', 'store_p', '--purge-storage'] });
+    assertExit(dry, 0, /delete every object under superfasttt-shared\/tenant_store_p\//);
+    assert.ok((await s3.listObjects('superfasttt-shared')).has('tenant_store_p/file.txt'));
+    const r = await runCli({ PROVISION_DATABASE_URL: deployerUrl, ...storageEnv() }, { args: ['deprovision', '--tenant', 'store_p', '--purge-storage', '--yes'] });
+    outputs.push(r);
+    assertExit(r, 0, /2 object\(s\) deleted from superfasttt-shared\/tenant_store_p\//);
+    const left = [...(await s3.listObjects('superfasttt-shared')).keys()];
+    assert.ok(!left.some((k) => k.startsWith('tenant_store_p/')));
+    assert.ok(left.includes('tenant_store_px/other.txt'), 'the trailing / keeps tenant_store_px out of it');
   });
 
   it('a wrong storage admin key fails the tenant with exit 6, after PostgreSQL', async () => {

@@ -45,8 +45,8 @@ export function variableDocs(): VariableDoc[] {
 export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
   { usage: 'bootstrap', description: 'the default: with SKIP_SETUP=true, set the instance up and disable the setup wizard; otherwise change nothing' },
   { usage: 'check [--env-file PATH] [--json] [--no-write]', description: 'run every verification of bootstrap read-only and print a report (the storage probe writes one object and deletes it; --no-write skips it)' },
-  { usage: 'provision (--tenant NAME ... | --tenants FILE) [--out-dir DIR] [--format json] [--force] [--rotate-password] [--concurrency N]', description: 'deployment machine: create each tenant\'s role and schema with least privilege, and write its .env (PROVISION_DATABASE_URL)' },
-  { usage: 'deprovision --tenant NAME ... [--yes]', description: 'deployment machine: drop the tenants\' schemas and roles (a dry run without --yes)' },
+  { usage: 'provision (--tenant NAME ... | --tenants FILE) [--out-dir DIR] [--format json] [--force] [--rotate-password] [--concurrency N] [--storage-mode prefix|bucket] [--opaque-names]', description: 'deployment machine: create each tenant\'s role and schema with least privilege, and write its .env (PROVISION_DATABASE_URL)' },
+  { usage: 'deprovision --tenant NAME ... [--yes] [--purge-storage] [--storage-mode prefix|bucket] [--opaque-names]', description: 'deployment machine: drop the tenants\' schemas and roles, and their storage with --purge-storage (a dry run without --yes)' },
   { usage: '--help, -h', description: 'this help' },
   { usage: '--version, -V', description: 'print the version' },
 ];
