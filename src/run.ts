@@ -31,7 +31,11 @@ async function main(argv: string[], VERSION: string): Promise<number> {
     log.warn(`received ${signal}: stopping; nothing will be marked as done`);
     controller.abort(signal);
     // Whatever is in flight is cancelled by the steps; never hang on the way out.
-    setTimeout(() => process.exit(new InterruptedError(signal).exitCode), 5000).unref();
+    setTimeout(() => {
+      const stopped = new InterruptedError(signal);
+      log.error(`${stopped.message} (an operation did not stop within 5 s)`, { exit_code: stopped.exitCode });
+      process.exit(stopped.exitCode);
+    }, 5000).unref();
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);

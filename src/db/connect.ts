@@ -99,6 +99,20 @@ export async function connect(env: ConnectSettings, log: Logger, signal: AbortSi
   }
 }
 
+/** The server went away in the middle of the run (restart, failover, terminated backend). */
+// Only used after a successful connect: a refused reconnect then means the server went away too.
+const CONNECTION_LOST = /^(CONNECTION_CLOSED|CONNECTION_ENDED|CONNECTION_DESTROYED|ECONNRESET|ECONNREFUSED|EPIPE|57P0[1-3]|08\w\w\w)$/;
+
+export function connectionLost(error: unknown, during: string): DatabaseError | undefined {
+  const code = errorCode(error);
+  if (!CONNECTION_LOST.test(code)) return undefined;
+  return new DatabaseError(
+    `the connection to PostgreSQL was lost during ${during} (${code}: ${(error as Error).message}); nothing was half-applied (each change is one transaction)`,
+    'run again once the server is back: the bootstrap resumes where it stopped',
+    { cause: error },
+  );
+}
+
 export function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : '';

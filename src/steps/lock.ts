@@ -44,7 +44,8 @@ export const lockStep: Step = {
         { cause: error },
       );
     } finally {
-      await sql`select set_config('lock_timeout', '0', false)`;
+      // Never let this mask the real error (a lost connection, say).
+      await sql`select set_config('lock_timeout', '0', false)`.catch(() => {});
     }
     return `acquired the bootstrap lock of schema ${schema} after waiting ${Date.now() - started} ms`;
   },
@@ -61,5 +62,6 @@ async function lockHolder(ctx: Parameters<Step['run']>[0]): Promise<string> {
       and l.classid = ${LOCK_NAMESPACE}::oid and l.objid = hashtext(${ctx.env.DATABASE_SCHEMA})::oid and l.objsubid = 2`;
   if (!row) return NO_HOLDER;
   const from = [row.application_name, row.client_addr].filter(Boolean).join(' from ');
-  return `held by PostgreSQL backend pid ${row.pid}${from ? ` (${from})` : ''} since ${row.since?.toISOString() ?? 'unknown'}`;
+  // Another role's session shows no start time to us: say only what we know.
+  return `held by PostgreSQL backend pid ${row.pid}${from ? ` (${from})` : ''}${row.since ? ` since ${row.since.toISOString()}` : ''}`;
 }

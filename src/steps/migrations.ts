@@ -6,7 +6,7 @@
  * history written by a newer version (never downgrade a schema). Concurrency: the lock step.
  */
 import { MigrationError } from '../errors.js';
-import { errorCode, type Sql } from '../db/connect.js';
+import { connectionLost, errorCode, type Sql } from '../db/connect.js';
 import { dbOf, throwIfAborted, type Step } from './step.js';
 
 export const HISTORY_TABLE = 'superfasttt_migrations';
@@ -61,6 +61,8 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
           });
         } catch (error) {
           throwIfAborted(ctx.signal);
+          const lost = connectionLost(error, `migration ${migration.name} (rolled back)`);
+          if (lost) throw lost;
           const code = errorCode(error);
           throw new MigrationError(
             `migration ${migration.name} failed and was rolled back: ${(error as Error).message}${code ? ` (SQLSTATE ${code})` : ''}`,

@@ -5,7 +5,7 @@
  */
 import { BootstrapError, InterruptedError } from '../errors.js';
 import type { Env } from '../config/schema.js';
-import type { Connection } from '../db/connect.js';
+import { connectionLost, type Connection } from '../db/connect.js';
 import type { EmailProvider } from '../email/provider.js';
 import type { Logger } from '../log.js';
 
@@ -102,6 +102,8 @@ export function throwIfAborted(signal: AbortSignal): void {
  */
 export function classify(error: unknown, step: Step): unknown {
   if (error instanceof BootstrapError) return error;
+  const lost = connectionLost(error, `the ${step.name} step`);
+  if (lost) return lost;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return error;
   const message = (error as Error).message;

@@ -26,6 +26,10 @@ export interface PgServer {
   /** Superuser client on `database`. */
   admin: postgres.Sql;
   url(user: string, password: string, opts?: { database?: string; sslmode?: string }): string;
+  /** Stops the server process, keeping its data, port and users: a database that is down. */
+  pause(): Promise<void>;
+  /** Starts it again on the same port. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -81,7 +85,7 @@ export async function startPostgres(opts: { tls: boolean }): Promise<PgServer> {
     user: 'postgres',
     password: superpassword,
     authMethod: 'scram-sha-256',
-    persistent: false,
+    persistent: true, // stop() removes the directory itself; pause() must keep the data
     createPostgresUser: true,
     initdbFlags: ['--no-sync'],
     postgresFlags: flags,
@@ -140,6 +144,12 @@ export async function startPostgres(opts: { tls: boolean }): Promise<PgServer> {
     database: DATABASE,
     admin,
     url,
+    async pause() {
+      await server.stop();
+    },
+    async resume() {
+      await server.start();
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
