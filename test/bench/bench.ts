@@ -13,15 +13,18 @@ import { startS3 } from '../harness/s3.js';
 import { startSmtp } from '../harness/smtp.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const SCALE_TENANTS = Number(process.env.BENCH_SCALE_TENANTS ?? 1000);
 /** The Node that runs the measured processes: this one, or BENCH_NODE (e.g. node_modules/node/bin/node, the image's). */
 const NODE = process.env.BENCH_NODE ?? process.execPath;
 const NODE_VERSION = execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim();
 const probe = fileURLToPath(new URL('./rss-probe.mjs', import.meta.url));
-const rssFile = join(mkdtempSync(join(tmpdir(), 'sf-bench-')), 'rss');
+const rssDir = mkdtempSync(join(tmpdir(), 'sf-bench-'));
+let measured = 0;
 
 interface Sample {
   ms: number;
   rssMiB: number;
+  output: string;
 }
 
 /**
@@ -30,6 +33,8 @@ interface Sample {
  */
 async function measure(args: string[], env: Record<string, string | undefined> = {}): Promise<Sample> {
   const started = performance.now();
+  // A file per process: concurrent measurements must not share one.
+  const rssFile = join(rssDir, `${process.pid}-${++measured}`);
   const child = spawn(NODE, ['--import', probe, ...args], {
     env: { PATH: process.env.PATH, NO_COLOR: '1', BENCH_RSS_FILE: rssFile, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -40,7 +45,7 @@ async function measure(args: string[], env: Record<string, string | undefined> =
   const [code] = (await once(child, 'close')) as [number | null];
   const ms = performance.now() - started;
   if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}:\n${output}`);
-  return { ms, rssMiB: Number(readFileSync(rssFile, 'utf8')) / 1024 };
+  return { ms, rssMiB: Number(readFileSync(rssFile, 'utf8')) / 1024, output };
 }
 
 /** The q-quantile (nearest rank) of the samples. */
@@ -102,6 +107,8 @@ try {
   const provisionFirst = await measure([BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'], provisionEnv);
   const provisionAgain = await measure([BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'], provisionEnv);
 
+  const scale = await scaleRun();
+
   const dist = join(BUNDLE, '..');
   const js = readdirSync(dist).filter((f) => f.endsWith('.mjs'));
   const jsBytes = js.reduce((sum, f) => sum + statSync(join(dist, f)).size, 0);
@@ -119,8 +126,75 @@ try {
   console.log(`| 100 fresh tenants one after another: per-tenant p95 | ${fmt(quantile(many, 0.95))} | ${fmt(quantile(many, 0.95) / baseline.ms, 2)} | | |`);
   console.log(`| provision 200 tenants (one run, --concurrency 4) | ${fmt(provisionFirst.ms)} | ${fmt(provisionFirst.ms / baseline.ms, 2)} | ${fmt(provisionFirst.rssMiB, 1)} | ${fmt(provisionFirst.rssMiB / baseline.rssMiB, 2)} |`);
   console.log(`| provision the same 200 again (nothing to do) | ${fmt(provisionAgain.ms)} | ${fmt(provisionAgain.ms / baseline.ms, 2)} | ${fmt(provisionAgain.rssMiB, 1)} | ${fmt(provisionAgain.rssMiB / baseline.rssMiB, 2)} |`);
+  console.log(`\nScale (Node ${NODE_VERSION}, one PostgreSQL 16 with TLS, storage and email off; ${SCALE_TENANTS} tenants):`);
+  console.log('| What | Figure |');
+  console.log('| --- | ---: |');
+  for (const [what, value] of scale) console.log(`| ${what} | ${value} |`);
   console.log(`\nStorage + email verification add ${added('first bootstrap, storage + email verified', 'first bootstrap of a fresh tenant')} ms to a first bootstrap and ${added('re-run, storage + email verified', 're-run on a bootstrapped tenant')} ms to a re-run (medians).`);
   console.log(`Bundle on disk: dist/ ${fmt(dirSize(dist) / 1024)} KiB in all; JavaScript ${fmt(jsBytes / 1024)} KiB in ${js.length} files (entry ${fmt(statSync(BUNDLE).size / 1024)} KiB, the rest loaded only when used); the native argon2 binding ${fmt(statSync(join(dist, 'argon2.linux-x64-gnu.node')).size / 1024)} KiB.`);
 } finally {
   await Promise.all([pg.stop(), s3.stop(), smtp.stop()]);
+}
+
+/**
+ * SCALE_TENANTS tenants provisioned (a non-superuser deployer) and bootstrapped from their .env,
+ * 4 at a time, while the server's connections are sampled; then 50 copies on one schema at once.
+ */
+async function scaleRun(): Promise<Array<[string, string]>> {
+  await pg.admin.unsafe("create role scale_deployer login createrole password 'Scale-Deployer-42'");
+  await pg.admin.unsafe('create database scale_tenants owner scale_deployer');
+  const dir = mkdtempSync(join(tmpdir(), 'sf-scale-'));
+  const file = join(dir, 'tenants.csv');
+  writeFileSync(file, ['name,email,first_name,last_name', ...Array.from({ length: SCALE_TENANTS }, (_, i) => `scale_${i},admin@scale-${i}.example,Ada,Lovelace`)].join('\n'));
+  const deployer = { PROVISION_DATABASE_URL: pg.url('scale_deployer', 'Scale-Deployer-42', { database: 'scale_tenants', sslmode: 'require' }) };
+  const provisioned = await measure([BUNDLE, 'provision', '--tenants', file, '--out-dir', join(dir, 'envs'), '--concurrency', '4'], deployer);
+
+  // Connections of the tenants' roles, sampled while they bootstrap: total, and per role.
+  let peakTotal = 0;
+  let peakPerRole = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const [row] = await pg.admin<{ total: number; per_role: number }[]>`
+        select coalesce(sum(n), 0)::int as total, coalesce(max(n), 0)::int as per_role
+        from (select count(*) as n from pg_stat_activity where usename like 'tenant_scale_%' group by usename) t`;
+      peakTotal = Math.max(peakTotal, row?.total ?? 0);
+      peakPerRole = Math.max(peakPerRole, row?.per_role ?? 0);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  const times: number[] = new Array(SCALE_TENANTS);
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < SCALE_TENANTS) {
+        const i = next++;
+        const env = Object.fromEntries(readFileSync(join(dir, 'envs', `scale_${i}.env`), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+        times[i] = (await measure([BUNDLE], env)).ms;
+      }
+    }),
+  );
+  const total = performance.now() - started;
+  sampling = false;
+  await sampler;
+
+  // 50 copies at the same instant on one fresh schema.
+  const one = await createTenant(pg);
+  const copies = await Promise.all(Array.from({ length: 50 }, () => measure([BUNDLE], instanceEnv(one, { DATABASE_LOCK_TIMEOUT: '600' }))));
+  const lockWaits = copies.map((c) => Number(/after waiting (\d+) ms/.exec(c.output)?.[1] ?? 0));
+
+  const first = times.slice(0, 100);
+  const last = times.slice(-100);
+  const f = (n: number) => `${Math.round(n)} ms`;
+  return [
+    [`provision ${SCALE_TENANTS} tenants (--concurrency 4)`, `${(provisioned.ms / 1000).toFixed(1)} s`],
+    [`bootstrap ${SCALE_TENANTS} tenants, 4 at a time: total`, `${(total / 1000).toFixed(1)} s`],
+    ['per tenant: median / p95', `${f(median(times))} / ${f(quantile(times, 0.95))}`],
+    ['first 100 tenants: median / p95', `${f(median(first))} / ${f(quantile(first, 0.95))}`],
+    ['last 100 tenants: median / p95', `${f(median(last))} / ${f(quantile(last, 0.95))}`],
+    ['peak server connections of the tenants (total / per bootstrap)', `${peakTotal} / ${peakPerRole}`],
+    ['50 copies at once on one schema: exit 0', `${copies.length} of 50`],
+    ['50 copies at once: slowest run / longest lock wait', `${f(Math.max(...copies.map((c) => c.ms)))} / ${f(Math.max(...lockWaits))}`],
+  ];
 }
