@@ -100,6 +100,19 @@ describe('the bootstrap lock', () => {
     assert.deepEqual(await users(pg, tenant.schema).catch(() => []), []);
   });
 
+  it('a stuck run of the same role is named with its pid and since when', async () => {
+    const tenant = await createTenant(pg);
+    const postgres = (await import('postgres')).default;
+    const stuck = postgres(tenant.url, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false }, connection: { application_name: 'superfasttt-bootstrap' } });
+    try {
+      const [me] = await stuck<{ pid: number }[]>`select pg_backend_pid() as pid, pg_advisory_lock(${LOCK_NAMESPACE}, hashtext(${tenant.schema}))`;
+      const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' }));
+      assertExit(r, 4, new RegExp(`held by PostgreSQL backend pid ${me!.pid} \\(superfasttt-bootstrap from 127\\.0\\.0\\.1\\) since \\d{4}-\\d\\d-\\d\\dT`));
+    } finally {
+      await stuck.end();
+    }
+  });
+
   it('does not block another schema', async () => {
     const [a, b] = [await createTenant(pg), await createTenant(pg)];
     const lock = await holdLock(a.schema);

@@ -57,6 +57,19 @@ describe('PostgreSQL faults', () => {
 });
 
 describe('signals in the middle of a network wait', () => {
+  it('SIGTERM while waiting for PostgreSQL to come up: exit 143 at once', async () => {
+    const tenant = await createTenant(pg);
+    await pg.pause();
+    try {
+      const { child, result } = spawnCli(instanceEnv(tenant, { DATABASE_CONNECT_TIMEOUT: '60' }));
+      await sleep(1500);
+      child.kill('SIGTERM');
+      assertExit(await result, 143, /stopped by SIGTERM before completion/);
+    } finally {
+      await pg.resume();
+    }
+  });
+
   it('SIGTERM while S3 does not answer: exit 143, nothing marked done, the next run converges', async () => {
     const tenant = await createTenant(pg);
     const env = instanceEnv(tenant, {
