@@ -90,6 +90,7 @@ describe("the runtime stage's files, under the image's Node, as the image's user
   let smtp: SmtpServer;
   let image: string;
   let entry: string[];
+  let nodeArgs: string[];
   let uid: number;
 
   before(async () => {
@@ -107,8 +108,10 @@ describe("the runtime stage's files, under the image's Node, as the image's user
       for (const source of parts.slice(0, -1)) cpSync(join(root, source.replace(/^\/src\//, '')), dest, { recursive: true });
     }
     const exec = JSON.parse(of(runtime, 'ENTRYPOINT')[0]!.getArgumentsContent() ?? '') as string[];
-    assert.equal(exec[1], '--', 'the ENTRYPOINT must end Node options with -- (else Node reads check --env-file itself)');
-    entry = exec.slice(2).map((a) => (a.startsWith('/') ? join(image, a) : a));
+    const dashes = exec.indexOf('--');
+    assert.ok(dashes > 0, 'the ENTRYPOINT must end Node options with -- (else Node reads check --env-file itself)');
+    nodeArgs = exec.slice(1, dashes);
+    entry = exec.slice(dashes + 1).map((a) => (a.startsWith('/') ? join(image, a) : a));
     uid = Number((args(of(runtime, 'USER')[0]!)[0] ?? '').split(':')[0]);
     // Read-only for the process: owned by root, not writable by the image's user.
     for (const dir of [image, join(image, 'app')]) chmodSync(dir, 0o555);
@@ -135,9 +138,9 @@ describe("the runtime stage's files, under the image's Node, as the image's user
   });
 
   it('--version and --help', async () => {
-    const version = await runCli({}, { node: IMAGE_NODE, bundle: entry[0], args: ['--version'], cwd: '/', uid });
+    const version = await runCli({}, { node: IMAGE_NODE, nodeArgs, bundle: entry[0], args: ['--version'], cwd: '/', uid });
     assertExit(version, 0, /^\d+\.\d+\.\d+/);
-    assertExit(await runCli({}, { node: IMAGE_NODE, bundle: entry[0], args: ['--help'], cwd: '/', uid }), 0, /Usage/);
+    assertExit(await runCli({}, { node: IMAGE_NODE, nodeArgs, bundle: entry[0], args: ['--help'], cwd: '/', uid }), 0, /Usage/);
   });
 
   it('a full bootstrap (PostgreSQL verify-full, S3 over HTTPS, SMTP STARTTLS) exits 0 and writes no file', async () => {
@@ -151,7 +154,7 @@ describe("the runtime stage's files, under the image's Node, as the image's user
         ...verifiedServices(tenant, s3, smtp, 'superfasttt-image'),
         HOME: '/nonexistent',
       }),
-      { node: IMAGE_NODE, bundle: entry[0], cwd: join(image, 'app'), uid },
+      { node: IMAGE_NODE, nodeArgs, bundle: entry[0], cwd: join(image, 'app'), uid },
     );
     assertExit(r, 0, /super admin .* created/, /probe written/, /authenticated as/);
     assert.doesNotMatch(r.output, /Warning|AWS SDK/);

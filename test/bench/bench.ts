@@ -16,7 +16,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const SCALE_TENANTS = Number(process.env.BENCH_SCALE_TENANTS ?? 1000);
 /** The Node that runs the measured processes: this one, or BENCH_NODE (e.g. node_modules/node/bin/node, the image's). */
 const NODE = process.env.BENCH_NODE ?? process.execPath;
-const NODE_VERSION = execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim();
+const NODE_VERSION = execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim() + (process.env.BENCH_NODE_OPTIONS ? ` ${process.env.BENCH_NODE_OPTIONS}` : '');
 const probe = fileURLToPath(new URL('./rss-probe.mjs', import.meta.url));
 const rssDir = mkdtempSync(join(tmpdir(), 'sf-bench-'));
 let measured = 0;
@@ -36,7 +36,7 @@ async function measure(args: string[], env: Record<string, string | undefined> =
   // A file per process: concurrent measurements must not share one.
   const rssFile = join(rssDir, `${process.pid}-${++measured}`);
   const child = spawn(NODE, ['--import', probe, ...args], {
-    env: { PATH: process.env.PATH, NO_COLOR: '1', BENCH_RSS_FILE: rssFile, ...env },
+    env: { PATH: process.env.PATH, NO_COLOR: '1', BENCH_RSS_FILE: rssFile, NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

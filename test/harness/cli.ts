@@ -23,6 +23,8 @@ export interface RunOptions {
   args?: string[];
   /** Node binary; the machine's by default. */
   node?: string;
+  /** Node's own options, before the script (the image's ENTRYPOINT has some). */
+  nodeArgs?: string[];
   cwd?: string;
   bundle?: string;
   timeoutMs?: number;
@@ -40,7 +42,7 @@ function childEnv(env: Env): NodeJS.ProcessEnv {
 
 export function spawnCli(env: Env, opts: RunOptions = {}): { child: ChildProcess; result: Promise<RunResult> } {
   // `--` as in the image's ENTRYPOINT: Node would otherwise read an `--env-file` meant for `check` itself.
-  const child = spawn(opts.node ?? process.execPath, ['--', opts.bundle ?? BUNDLE, ...(opts.args ?? [])], {
+  const child = spawn(opts.node ?? process.execPath, [...(opts.nodeArgs ?? []), '--', opts.bundle ?? BUNDLE, ...(opts.args ?? [])], {
     env: childEnv(env),
     cwd: opts.cwd,
     ...(opts.uid !== undefined && { uid: opts.uid, gid: opts.gid ?? opts.uid }),
