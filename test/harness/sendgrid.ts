@@ -6,7 +6,7 @@
  */
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { selfSignedCert } from './tls-cert.js';
+import { selfSignedCert } from './net.js';
 
 export interface SendgridServer {
   url: string;

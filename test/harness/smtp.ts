@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { simpleParser } from 'mailparser';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import { selfSignedCert } from './tls-cert.js';
+import { selfSignedCert } from './net.js';
 
 export interface CapturedMail {
   from: string;

@@ -1,5 +1,5 @@
 /**
- * One self-signed certificate per test process (openssl takes ~100 ms), valid for localhost and
+ * Small network helpers of the test harness. One self-signed certificate per test process (openssl takes ~100 ms), valid for localhost and
  * 127.0.0.1: the test servers present it, and tests trust it through its file (NODE_EXTRA_CA_CERTS
  * for the program under test). 127.0.0.2 is deliberately not in it, to test name checks.
  */
@@ -42,4 +42,19 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A TCP server on 127.0.0.1 that accepts connections and never answers: the hang tests' peer. */
+export async function startSilentServer(): Promise<{ port: number; stop(): Promise<void> }> {
+  const { createServer } = await import('node:net');
+  const sockets: import('node:net').Socket[] = [];
+  const server = createServer((socket) => void sockets.push(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as import('node:net').AddressInfo).port,
+    async stop() {
+      sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
