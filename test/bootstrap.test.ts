@@ -6,6 +6,7 @@ import { assertExit, assertNoSecrets, runCli, type RunResult } from './harness/c
 import { ADMIN, history, instanceEnv, relations, setupState, users } from './harness/instance.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
 import { startSilentServer } from './harness/net.js';
+import { tempDir } from './harness/net.js';
 
 let pg: PgServer;
 const outputs: RunResult[] = [];
@@ -113,11 +114,10 @@ describe('bootstrap of a fresh tenant', () => {
 
 describe('the bundle', () => {
   it('dist/ copied alone into an empty directory bootstraps a tenant (native argon2 binding included)', async () => {
-    const { cpSync, mkdtempSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
+    const { cpSync } = await import('node:fs');
     const { dirname, join } = await import('node:path');
     const { BUNDLE } = await import('./harness/cli.js');
-    const alone = mkdtempSync(join(tmpdir(), 'sf-dist-'));
+    const alone = tempDir('sf-dist-');
     cpSync(dirname(BUNDLE), alone, { recursive: true });
     const tenant = await createTenant(pg);
     secrets.push(tenant.password);
@@ -130,11 +130,10 @@ describe('the bundle', () => {
 
 describe('secrets from files', () => {
   it('DATABASE_URL_FILE and AUTO_SUPERADMIN_PASSWORD_FILE (with trailing newlines) bootstrap the instance', async () => {
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
+    const { writeFileSync } = await import('node:fs');
     const { join } = await import('node:path');
     const tenant = await createTenant(pg);
-    const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-'));
+    const dir = tempDir('sf-secrets-');
     writeFileSync(join(dir, 'url'), tenant.url + '\n');
     writeFileSync(join(dir, 'password'), ADMIN.password + '\n');
     const r = await run(tenant, {

@@ -1,7 +1,6 @@
 // `check`: the same verifications as bootstrap, read-only, every one of them, as a table or JSON.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertExit, assertNoSecrets, runCli, type Env, type RunResult } from './harness/cli.js';
@@ -9,6 +8,7 @@ import { ADMIN, instanceEnv, relations, verifiedServices } from './harness/insta
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
 import { startS3, type S3Server } from './harness/s3.js';
 import { startSmtp, type SmtpServer } from './harness/smtp.js';
+import { tempDir } from './harness/net.js';
 
 let pg: PgServer;
 let s3: S3Server;
@@ -173,7 +173,7 @@ describe('check reports every failure with its fix, and still runs the other che
 describe('check options and output', () => {
   it('--env-file loads the instance file; variables already in the environment win', async () => {
     const tenant = await createTenant(pg);
-    const dir = mkdtempSync(join(tmpdir(), 'sf-check-'));
+    const dir = tempDir('sf-check-');
     const file = join(dir, 'client.env');
     const env = fullEnv(tenant);
     writeFileSync(file, Object.entries({ ...env, STORAGE_BUCKET: 'superfasttt-missing' }).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n'));
@@ -195,7 +195,7 @@ describe('check options and output', () => {
 
   it('shows where each secret comes from, never its value', async () => {
     const tenant = await createTenant(pg);
-    const dir = mkdtempSync(join(tmpdir(), 'sf-check-'));
+    const dir = tempDir('sf-check-');
     writeFileSync(join(dir, 'pw'), ADMIN.password);
     const { report } = await checkJson(fullEnv(tenant, { AUTO_SUPERADMIN_PASSWORD: undefined, AUTO_SUPERADMIN_PASSWORD_FILE: join(dir, 'pw') }));
     assert.deepEqual(report.secrets, {

@@ -1,11 +1,11 @@
 // Configuration contract: everything here fails (or succeeds) before any connection is attempted.
 // DATABASE_URL points at a port nobody listens on: a run that tried to connect would not exit 2.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { assertExit, assertNoSecrets, runCli, type Env } from './harness/cli.js';
+import { tempDir } from './harness/net.js';
 
 const PASSWORD = 'Correct-Horse-Battery-9';
 const DB_PASSWORD = 'db:pa@ss/word%';
@@ -19,7 +19,7 @@ const valid: Env = {
   AUTO_SUPERADMIN_LASTNAME: 'Martin',
   AUTO_SUPERADMIN_PASSWORD: PASSWORD,
 };
-const dir = mkdtempSync(join(tmpdir(), 'sf-config-'));
+const dir = tempDir('sf-config-');
 
 describe('command line', () => {
   it('--version prints the version of package.json', async () => {

@@ -2,14 +2,14 @@
 // least privilege, idempotency, isolation between tenants, .env files an instance boots from.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { assertExit, assertNoSecrets, runCli, type Env, type RunResult } from './harness/cli.js';
 import { startPostgres, type PgServer } from './harness/postgres.js';
 import { startS3, type S3Server } from './harness/s3.js';
+import { tempDir } from './harness/net.js';
 
 let pg: PgServer;
 /** Superuser client on the tenants' database (pg.admin is on the harness's own database). */
@@ -49,7 +49,7 @@ function tenantClient(env: Record<string, string>) {
 }
 
 describe('provision a batch from a file, then bootstrap each instance from its .env alone', () => {
-  const out = mkdtempSync(join(tmpdir(), 'sf-provision-'));
+  const out = tempDir('sf-provision-');
   const file = join(out, 'tenants.csv');
   const envs: Record<string, Record<string, string>> = {};
 
@@ -143,7 +143,7 @@ describe('provision a batch from a file, then bootstrap each instance from its .
 
 describe('provision options and refusals', () => {
   it('copies the deployer\'s email settings into the .env; keeps an existing .env unless --force', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'sf-provision-'));
+    const out = tempDir('sf-provision-');
     const email = { EMAIL_PROVIDER: 'smtp', EMAIL_FROM: 'noreply@example.com', SMTP_HOST: 'smtp.example.com', SMTP_USERNAME: 'mailer', SMTP_PASSWORD: 'Smtp-Password-42' };
     assertExit(await provision(['--tenant', 'mailing', '--out-dir', out], email), 0);
     const env = readEnvFile(join(out, 'mailing.env'));
@@ -175,7 +175,7 @@ describe('provision options and refusals', () => {
   });
 
   it('an --out-dir inside a git work tree must be ignored by git', async () => {
-    const repo = mkdtempSync(join(tmpdir(), 'sf-repo-'));
+    const repo = tempDir('sf-repo-');
     execFileSync('git', ['init', '-q', repo]);
     const r = await provision(['--tenant', 'delta', '--out-dir', join(repo, 'envs')]);
     assertExit(r, 2, /inside a git work tree and its \.env files are not ignored/, /\.gitignore/);
@@ -221,7 +221,7 @@ describe('storage provisioning', () => {
   });
 
   it('prefix mode (default): the folder marker in the shared bucket, the storage settings in the .env, and the instance boots', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'sf-provision-'));
+    const out = tempDir('sf-provision-');
     const r = await provision(['--tenant', 'store_a', '--out-dir', out], storageEnv());
     assertExit(r, 0, /store_a: created, role, schema and grants created; folder tenant_store_a\/ created/, /shared S3 keys/);
     assert.ok((await s3.listObjects('superfasttt-shared')).has('tenant_store_a/'));
@@ -236,7 +236,7 @@ describe('storage provisioning', () => {
   });
 
   it('bucket mode: a bucket per tenant, named validly (no _), and per-tenant keys from the tenants file', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'sf-provision-'));
+    const out = tempDir('sf-provision-');
     const file = join(out, 'tenants.jsonl');
     const key = s3.prefixKey('superfasttt-store-b', '');
     writeFileSync(file, JSON.stringify({ name: 'store_b', email: 'admin@store-b.example', s3_access_key: key.accessKeyId, s3_secret_key: key.secretAccessKey }) + '\n');

@@ -2,8 +2,7 @@
 // tests. Medians of several runs; each figure also as a ratio to `node -e 0` measured in this run.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUNDLE } from '../harness/cli.js';
@@ -11,6 +10,7 @@ import { instanceEnv, verifiedServices } from '../harness/instance.js';
 import { createTenant, startPostgres, type Tenant } from '../harness/postgres.js';
 import { startS3 } from '../harness/s3.js';
 import { startSmtp } from '../harness/smtp.js';
+import { tempDir } from '../harness/net.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const SCALE_TENANTS = Number(process.env.BENCH_SCALE_TENANTS ?? 1000);
@@ -18,7 +18,7 @@ const SCALE_TENANTS = Number(process.env.BENCH_SCALE_TENANTS ?? 1000);
 const NODE = process.env.BENCH_NODE ?? process.execPath;
 const NODE_VERSION = execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim() + (process.env.BENCH_NODE_OPTIONS ? ` ${process.env.BENCH_NODE_OPTIONS}` : '');
 const probe = fileURLToPath(new URL('./rss-probe.mjs', import.meta.url));
-const rssDir = mkdtempSync(join(tmpdir(), 'sf-bench-'));
+const rssDir = tempDir('sf-bench-');
 let measured = 0;
 
 interface Sample {
@@ -101,7 +101,7 @@ try {
   // Provisioning: 200 tenants from a file by a non-superuser deployer, then the idempotent re-run.
   await pg.admin.unsafe("create role bench_deployer login createrole password 'Bench-Deployer-42'");
   await pg.admin.unsafe('create database bench_tenants owner bench_deployer');
-  const tenantsFile = join(mkdtempSync(join(tmpdir(), 'sf-bench-')), 'tenants.csv');
+  const tenantsFile = join(tempDir('sf-bench-'), 'tenants.csv');
   writeFileSync(tenantsFile, ['name,email', ...Array.from({ length: 200 }, (_, i) => `bench_${i},admin@bench-${i}.example`)].join('\n'));
   const provisionEnv = { PROVISION_DATABASE_URL: pg.url('bench_deployer', 'Bench-Deployer-42', { database: 'bench_tenants', sslmode: 'require' }) };
   const provisionFirst = await measure([BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'], provisionEnv);
@@ -143,7 +143,7 @@ try {
 async function scaleRun(): Promise<Array<[string, string]>> {
   await pg.admin.unsafe("create role scale_deployer login createrole password 'Scale-Deployer-42'");
   await pg.admin.unsafe('create database scale_tenants owner scale_deployer');
-  const dir = mkdtempSync(join(tmpdir(), 'sf-scale-'));
+  const dir = tempDir('sf-scale-');
   const file = join(dir, 'tenants.csv');
   writeFileSync(file, ['name,email,first_name,last_name', ...Array.from({ length: SCALE_TENANTS }, (_, i) => `scale_${i},admin@scale-${i}.example,Ada,Lovelace`)].join('\n'));
   const deployer = { PROVISION_DATABASE_URL: pg.url('scale_deployer', 'Scale-Deployer-42', { database: 'scale_tenants', sslmode: 'require' }) };

@@ -58,3 +58,10 @@ export async function startSilentServer(): Promise<{ port: number; stop(): Promi
     },
   };
 }
+
+/** A fresh temporary directory, removed when the test process exits. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
