@@ -70,6 +70,23 @@ export function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
+/**
+ * A closed stdout or stderr (`... | head -1`, a log collector gone, a redirection to a full disk)
+ * neither crashes the program nor changes its outcome: a write error on either (EPIPE, EBADF, ENOSPC,
+ * ...) is ignored, what is written to it afterwards is lost, and the run goes on and ends with its own
+ * exit code, as if its output had been read. main.ts calls this before anything is printed, so it
+ * holds for every command and for everything printed (logs, reports, --help, --version).
+ */
+export function tolerateClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    // Without a listener, Node turns the stream's 'error' event into an uncaught exception (exit 1).
+    if (!stream.listeners('error').includes(ignoreOutputError)) stream.on('error', ignoreOutputError);
+  }
+}
+
+/** Nobody is reading any more: there is no one to tell, and nothing of the run depends on it. */
+function ignoreOutputError(): void {}
+
 /** Options from the raw environment: the logger must work before (and when) validation fails. */
 export function loggerOptionsFromEnv(env: NodeJS.ProcessEnv): LoggerOptions {
   return {

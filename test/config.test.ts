@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { loadConfig } from '../src/config/load.js';
+import { ConfigError } from '../src/errors.js';
 import { assertExit, assertNoSecrets, runCli, type Env } from './harness/cli.js';
 import { tempDir } from './harness/net.js';
 
@@ -77,6 +79,9 @@ describe('validation reports every problem at once, exit 2, without secrets', ()
     ['template word password', { AUTO_SUPERADMIN_PASSWORD: 'Password-2024!' }, /AUTO_SUPERADMIN_PASSWORD: looks like a placeholder/],
     ['digits-only password', { AUTO_SUPERADMIN_PASSWORD: '918273645091' }, /AUTO_SUPERADMIN_PASSWORD: looks like a placeholder/],
     ['name with control character', { AUTO_SUPERADMIN_FIRSTNAME: 'Al\u0007ice' }, /AUTO_SUPERADMIN_FIRSTNAME: must not contain control characters/],
+    ['password with a tab', { AUTO_SUPERADMIN_PASSWORD: 'Correct-Horse\tBattery-9' }, /AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+0009 \(tab\) at character 14\n/],
+    // URL parsing would silently drop the tab, and connect with another password.
+    ['database URL with a tab', { DATABASE_URL: 'postgres://tenant:secret\tpw@127.0.0.1:9/superfasttt' }, /DATABASE_URL: must not contain control characters: U\+0009 \(tab\) at character 25\n/],
     ['ssl contradiction', { DATABASE_SSL: 'true', DATABASE_URL: 'postgres://u:secretpw@h/db?sslmode=disable' }, /sslmode=disable contradicts DATABASE_SSL=true/],
     ['log format', { LOG_FORMAT: 'xml' }, /LOG_FORMAT: must be one of: text, json/],
   ];
@@ -85,7 +90,7 @@ describe('validation reports every problem at once, exit 2, without secrets', ()
       const env = { ...valid, ...overrides };
       const r = await runCli(env);
       assertExit(r, 2, message, /invalid configuration/);
-      assertNoSecrets(r, [PASSWORD, DB_PASSWORD, 'secretpw', env.AUTO_SUPERADMIN_PASSWORD]);
+      assertNoSecrets(r, [PASSWORD, DB_PASSWORD, 'secretpw', 'secret\tpw', env.AUTO_SUPERADMIN_PASSWORD]);
     });
   }
 
@@ -128,6 +133,52 @@ describe('_FILE secrets', () => {
     // The file's content was read and validated (too short), which proves it was used.
     assertExit(r, 2, /AUTO_SUPERADMIN_PASSWORD: must be at least 12 characters/);
   });
+
+  it('a password file ending with two newlines: exit 2, naming the variable, its file and where, never the password', async () => {
+    const file = join(dir, 'password-two-newlines');
+    writeFileSync(file, `${PASSWORD}\n\n`);
+    const r = await runCli({ ...valid, AUTO_SUPERADMIN_PASSWORD: undefined, AUTO_SUPERADMIN_PASSWORD_FILE: file });
+    assertExit(
+      r,
+      2,
+      /AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+000A \(line feed\) at character 24, the last one; only one final newline/,
+      /\(value read from AUTO_SUPERADMIN_PASSWORD_FILE\)/,
+    );
+    assertNoSecrets(r, [PASSWORD, `${PASSWORD}\n`]);
+  });
+
+  // Exactly one final \n or \r\n is removed; anything else stays, and a control character is refused.
+  const contents: Array<[string, string, string | RegExp]> = [
+    ['one newline', `${PASSWORD}\n`, PASSWORD],
+    ['one CRLF', `${PASSWORD}\r\n`, PASSWORD],
+    ['no newline', PASSWORD, PASSWORD],
+    ['spaces around', ` ${PASSWORD} \n`, ` ${PASSWORD} `],
+    ['two newlines', `${PASSWORD}\n\n`, /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+000A \(line feed\) at character 24, the last one; /],
+    ['two CRLF', `${PASSWORD}\r\n\r\n`, /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+000D \(carriage return\) at character 24 \(and 1 more\); /],
+    ['a lone CR', `${PASSWORD}\r`, /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+000D \(carriage return\) at character 24, the last one; /],
+    ['a leading newline', `\n${PASSWORD}\n`, /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+000A \(line feed\) at character 1 \(/],
+    ['a tab before the newline', `${PASSWORD}\t\n`, /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+0009 \(tab\) at character 24, the last one \(value/],
+    ['a NUL', `Correct\0Horse-Battery-9`, /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+0000 \(NUL\) at character 8 \(/],
+  ];
+  for (const [name, content, expected] of contents) {
+    it(`file content with ${name}: ${typeof expected === 'string' ? 'accepted' : 'refused'} (in process)`, () => {
+      const file = join(dir, `password-${name.replace(/\W/g, '-')}`);
+      writeFileSync(file, content);
+      const env = { ...valid, AUTO_SUPERADMIN_PASSWORD: undefined, AUTO_SUPERADMIN_PASSWORD_FILE: file };
+      if (typeof expected === 'string') {
+        assert.equal(loadConfig(env).env.AUTO_SUPERADMIN_PASSWORD, expected);
+        return;
+      }
+      assert.throws(() => loadConfig(env), (error) => {
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.problems.length, 1, error.problems.join('\n'));
+        assert.match(error.problems[0]!, expected);
+        assert.match(error.problems[0]!, /\(value read from AUTO_SUPERADMIN_PASSWORD_FILE\)$/);
+        assertNoSecrets(error.problems[0]!, [PASSWORD, 'Correct', 'Horse-Battery-9']);
+        return true;
+      });
+    });
+  }
 
   it('both NAME and NAME_FILE set: exit 2', async () => {
     const file = join(dir, 'url');
@@ -181,6 +232,8 @@ describe('storage and email variables', () => {
     ['smtp port', { EMAIL_PROVIDER: 'smtp', EMAIL_FROM: 'a@b.example', SMTP_HOST: 'smtp.example', SMTP_USERNAME: 'u', SMTP_PASSWORD: 'p-p-p-p', SMTP_PORT: '70000' }, /SMTP_PORT: must be at most 65535/],
     ['sendgrid key required', { EMAIL_PROVIDER: 'sendgrid', EMAIL_FROM: 'a@b.example' }, /SENDGRID_API_KEY: is required when EMAIL_PROVIDER=sendgrid/],
     ['sendgrid key format', { EMAIL_PROVIDER: 'sendgrid', EMAIL_FROM: 'a@b.example', SENDGRID_API_KEY: 'not-a-key-value' }, /SENDGRID_API_KEY: must be a SendGrid API key/],
+    ['smtp password with a line feed', { EMAIL_PROVIDER: 'smtp', EMAIL_FROM: 'a@b.example', SMTP_HOST: 'smtp.example', SMTP_USERNAME: 'u', SMTP_PASSWORD: 'smtp-pass\nword' }, /SMTP_PASSWORD: must not contain control characters: U\+000A \(line feed\) at character 10\n/],
+    ['storage key with a leading tab', { ...s3, STORAGE_SECRET_KEY: '\tSecret-Key-Value-123' }, /STORAGE_SECRET_KEY: must not contain control characters: U\+0009 \(tab\) at character 1\n/],
     ['sendgrid url must be https', { EMAIL_PROVIDER: 'sendgrid', EMAIL_FROM: 'a@b.example', SENDGRID_API_KEY: 'SG.abc.def', SENDGRID_API_URL: 'http://api.sendgrid.com' }, /SENDGRID_API_URL: must start with https:\/\//],
     ['welcome without provider', { AUTO_SUPERADMIN_WELCOME_EMAIL: 'true', APP_URL: 'https://app.example' }, /AUTO_SUPERADMIN_WELCOME_EMAIL: is true but no EMAIL_PROVIDER/],
     ['welcome without APP_URL', { AUTO_SUPERADMIN_WELCOME_EMAIL: 'true' }, /APP_URL: is required when AUTO_SUPERADMIN_WELCOME_EMAIL=true/],

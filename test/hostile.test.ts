@@ -5,7 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import * as v from 'valibot';
+import type { FieldDoc } from '../src/config/fields.js';
 import { loadConfig, SECRET_VARIABLES, VARIABLES } from '../src/config/load.js';
+import { loadProvisionConfig, provisionSchema } from '../src/config/provision-schema.js';
 import { ConfigError } from '../src/errors.js';
 import { assertNoSecrets, runCli, type Env } from './harness/cli.js';
 import { instanceEnv, relations } from './harness/instance.js';
@@ -62,6 +65,38 @@ describe('configuration parsing (in process)', () => {
         }
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it('a control character in any secret is refused, naming the variable, where and which, never the value', () => {
+    const provisionSecrets = Object.entries(provisionSchema.entries).filter(([, schema]) => (v.getMetadata(schema) as FieldDoc).secret).map(([name]) => name);
+    const control = fc.oneof(fc.integer({ min: 0, max: 0x1f }), fc.integer({ min: 0x7f, max: 0x9f })).map((code) => String.fromCodePoint(code));
+    const printable = fc.string({ unit: 'grapheme', minLength: 12, maxLength: 40 }).filter((s) => !/\p{Cc}/u.test(s));
+    fc.assert(
+      fc.property(fc.constantFrom(...SECRET_VARIABLES, ...provisionSecrets), printable, control, fc.nat(), (name, text, char, at) => {
+        const chars = [...text];
+        const position = (at % (chars.length + 1)) + 1;
+        chars.splice(position - 1, 0, char);
+        const value = chars.join('');
+        const load = name.startsWith('PROVISION_') ? loadProvisionConfig : loadConfig;
+        let error: unknown;
+        try {
+          load({ [name]: value });
+        } catch (caught) {
+          error = caught;
+        }
+        assert.ok(error instanceof ConfigError, `${name} with U+${char.codePointAt(0)!.toString(16)} was accepted`);
+        const code = `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+        const problem = error.problems.find((p) => p.startsWith(`${name}: must not contain control characters: ${code} (`));
+        assert.ok(problem, `no control-character problem for ${name}:\n${error.problems.join('\n')}`);
+        assert.match(problem, new RegExp(` at character ${position}\\b`));
+        // Neither the value, nor a side of the control character (6 characters or more), nor the character itself.
+        const parts = [value, char, ...value.split(char).filter((p) => [...p].length >= 6)];
+        for (const line of [error.message, ...error.problems, error.fix ?? '']) {
+          for (const part of parts) assert.ok(!line.includes(part), `${name}: the value is repeated in: ${JSON.stringify(line)}`);
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 });

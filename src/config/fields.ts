@@ -47,12 +47,12 @@ function documented<TSchema extends v.GenericSchema<string | undefined, unknown>
 
 export function required<TOut>(pipeline: v.GenericSchema<string, TOut>, description: string, doc: Doc) {
   // In the environment, the only non-string is a missing variable.
-  const value = v.pipe(v.string('is required'), pipeline);
+  const value = v.pipe(v.string('is required'), guarded(pipeline, doc));
   return documented(value, description, doc, { required: true });
 }
 
 export function optional<TOut>(pipeline: v.GenericSchema<string, TOut>, description: string, doc: Doc) {
-  return documented(v.optional(pipeline), description, doc, { required: false });
+  return documented(v.optional(guarded(pipeline, doc)), description, doc, { required: false });
 }
 
 export function withDefault<TOut>(
@@ -62,8 +62,65 @@ export function withDefault<TOut>(
   doc: Doc,
 ) {
   // The default goes through the same pipeline, so it is validated and transformed like a value.
-  const value = v.optional(pipeline, defaultText);
+  const value = v.optional(guarded(pipeline, doc), defaultText);
   return documented(value, description, doc, { required: false, default: defaultText });
+}
+
+/** Every secret (`secret: true`, in any schema) goes through secretValue first. */
+function guarded<TOut>(pipeline: v.GenericSchema<string, TOut>, doc: Doc): v.GenericSchema<string, TOut> {
+  return doc.secret ? secretValue(pipeline) : pipeline;
+}
+
+// ---- secrets ---------------------------------------------------------------------------------
+
+/** Control characters: U+0000 to U+001F and U+007F to U+009F (tab, line feed, carriage return, ...). */
+const CONTROL_CHARACTER = /\p{Cc}/u;
+
+const CONTROL_NAMES: Readonly<Record<number, string>> = {
+  0x00: 'NUL',
+  0x08: 'backspace',
+  0x09: 'tab',
+  0x0a: 'line feed',
+  0x0b: 'vertical tab',
+  0x0c: 'form feed',
+  0x0d: 'carriage return',
+  0x1b: 'escape',
+  0x7f: 'delete',
+};
+
+/**
+ * A secret's value, as it is, before the field's own rules: a control character (a tab pasted with
+ * the password, a secret file ending with two newlines, a Windows line ending) is refused, never
+ * hashed or sent, since nobody could type it back: the admin would be locked out, the provider would
+ * refuse the key. Nothing is trimmed here: a `_FILE` only ever loses one final `\n` or `\r\n` (load.ts).
+ */
+export function secretValue<TOut>(pipeline: v.GenericSchema<string, TOut>) {
+  return v.pipe(
+    v.string(),
+    v.check((x) => !CONTROL_CHARACTER.test(x), (issue) => controlCharacterMessage(issue.input as string)),
+    pipeline,
+  );
+}
+
+/**
+ * Where the control characters of a secret are, without repeating the secret: the first one's code
+ * point, name and position (in characters, from 1), e.g.
+ * "must not contain control characters: U+0009 (tab) at character 13".
+ */
+export function controlCharacterMessage(value: string): string {
+  const chars = [...value];
+  const found = chars.flatMap((char, i) => (CONTROL_CHARACTER.test(char) ? [{ code: char.codePointAt(0)!, position: i + 1 }] : []));
+  const first = found[0];
+  if (!first) return 'must not contain control characters';
+  const code = `U+${first.code.toString(16).toUpperCase().padStart(4, '0')}`;
+  const name = CONTROL_NAMES[first.code] ?? 'control character';
+  const last = first.position === chars.length;
+  const more = found.length > 1 ? ` (and ${found.length - 1} more)` : '';
+  let message = `must not contain control characters: ${code} (${name}) at character ${first.position}${last ? ', the last one' : ''}${more}`;
+  // Only line breaks, all at the end: a secret file with one newline too many.
+  const trailingLineBreaks = found.every((c, i) => (c.code === 0x0a || c.code === 0x0d) && c.position === chars.length - found.length + 1 + i);
+  if (trailingLineBreaks) message += '; only one final newline (\\n or \\r\\n) is removed from a _FILE: delete the extra line break at its end';
+  return message;
 }
 
 // ---- value pipelines -------------------------------------------------------------------------

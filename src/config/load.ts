@@ -50,7 +50,9 @@ export function readVariables(names: readonly string[], secrets: readonly string
       continue;
     }
     try {
-      // The secrets convention: one trailing newline (editors and `echo` add it) is not part of the value.
+      // The secrets convention: one final newline, \n or \r\n (editors and `echo` add it), is not part
+      // of the value. Nothing else is removed: a second newline or a tab stays, and is refused by the
+      // schema (secretValue in fields.ts) rather than hashed or sent.
       input[name] = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
       registerSecret(input[name]);
     } catch (error) {
@@ -72,9 +74,12 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
   registerUrlPassword(input.DATABASE_URL);
 
   const result = v.safeParse(envSchema, input);
+  const sources = secretSources(raw);
   for (const issue of result.issues ?? []) {
     const name = issue.path?.map((p) => String(p.key)).join('.') ?? 'environment';
-    problems.push(`${name}: ${issue.message}`);
+    // A secret read from a file: the file is what to correct.
+    const from = sources[name] === 'file' ? ` (value read from ${name}_FILE)` : '';
+    problems.push(`${name}: ${issue.message}${from}`);
   }
   problems.push(...conditionalRequirements(input, warnings));
   if (result.success) problems.push(...crossChecks(result.output));
@@ -99,7 +104,7 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
       warnings.push(`${name} is not a variable this version knows; ignored (a typo?)`);
     }
   }
-  return { env, secretSources: secretSources(raw), warnings };
+  return { env, secretSources: sources, warnings };
 }
 
 function isFileVariable(name: string): boolean {

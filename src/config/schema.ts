@@ -300,7 +300,7 @@ export const envSchema = v.object({
   AUTO_SUPERADMIN_LASTNAME: required(text(100), 'Last name of the super admin.', { group: 'superadmin', example: 'Martin' }),
   AUTO_SUPERADMIN_PASSWORD: required(
     adminPassword(),
-    'Initial password of the super admin: at least 12 characters, no placeholder. Hashed with argon2id; never changed on an existing account unless AUTO_SUPERADMIN_RESET_PASSWORD=true.',
+    'Initial password of the super admin: at least 12 characters, no placeholder, no control character (tab, newline, ...); spaces are kept. From AUTO_SUPERADMIN_PASSWORD_FILE, one final newline (\\n or \\r\\n) is removed, nothing else. Hashed with argon2id; never changed on an existing account unless AUTO_SUPERADMIN_RESET_PASSWORD=true.',
     { group: 'superadmin', secret: true, example: 'CHANGE_ME' },
   ),
   AUTO_SUPERADMIN_PHONE: optional(phoneE164(), 'Phone of the super admin in E.164 format (optional).', {
