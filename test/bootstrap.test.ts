@@ -66,7 +66,7 @@ describe('bootstrap of a fresh tenant', () => {
     const rows = await history(pg, tenant.schema);
     assert.deepEqual(rows.map((r) => r.name), ['0001_initial']);
     assert.match(rows[0]!.checksum, /^[0-9a-f]{64}$/);
-    assert.deepEqual(await relations(pg, tenant.schema), ['instance_settings', 'setup_state', 'superfasttt_migrations', 'users']);
+    assert.deepEqual(await relations(pg, tenant.schema), ['instance_settings', 'setup_state', 'superfasttt_lock', 'superfasttt_migrations', 'users']);
     assert.deepEqual(await relations(pg, 'public'), []);
   });
 
@@ -106,7 +106,7 @@ describe('bootstrap of a fresh tenant', () => {
     const lines = r.output.trim().split('\n').map((l) => JSON.parse(l) as { step: string; level: string; duration_ms: number | null });
     const steps = lines.filter((l) => l.level === 'info').map((l) => l.step);
     // Storage and email run beside the database chain: their lines may come anywhere before superadmin.
-    assert.deepEqual(steps.filter((s) => s !== 'storage' && s !== 'email'), ['config', 'database', 'lock', 'schema', 'migrations', 'superadmin', 'welcome', 'summary']);
+    assert.deepEqual(steps.filter((s) => s !== 'storage' && s !== 'email'), ['config', 'database', 'schema', 'lock', 'migrations', 'superadmin', 'welcome', 'summary']);
     assert.ok(steps.indexOf('storage') < steps.indexOf('superadmin') && steps.indexOf('email') < steps.indexOf('superadmin'));
     assert.ok(lines.every((l) => l.step === 'config' || typeof l.duration_ms === 'number'));
   });

@@ -4,9 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { assertExit, assertNoSecrets, runCli, spawnCli } from './harness/cli.js';
 import { ADMIN, history, instanceEnv, setupState, users } from './harness/instance.js';
+import { holdBootstrapLock } from './harness/locks.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
 
-const LOCK_NAMESPACE = 0x5f_b0_07;
 let pg: PgServer;
 
 before(async () => {
@@ -30,20 +30,6 @@ async function assertComplete(tenant: Tenant) {
   const all = await users(pg, tenant.schema);
   assert.deepEqual(all.map((u) => [u.email, u.role]), [[ADMIN.email.toLowerCase(), 'super_admin']]);
   assert.deepEqual((await history(pg, tenant.schema)).map((h) => h.name), ['0001_initial']);
-}
-
-/** Holds the bootstrap lock of a schema from another session, as a stuck run would. */
-async function holdLock(schema: string) {
-  const session = await pg.admin.reserve();
-  await session`select pg_advisory_lock(${LOCK_NAMESPACE}, hashtext(${schema}))`;
-  const [me] = await session<{ pid: number }[]>`select pg_backend_pid() as pid`;
-  return {
-    pid: me!.pid,
-    release: async () => {
-      await session`select pg_advisory_unlock_all()`;
-      session.release();
-    },
-  };
 }
 
 describe('concurrency', () => {
@@ -76,46 +62,44 @@ describe('concurrency', () => {
 describe('the bootstrap lock', () => {
   it('waits for a run in progress, then proceeds', async () => {
     const tenant = await createTenant(pg);
-    const lock = await holdLock(tenant.schema);
+    const lock = await holdBootstrapLock(tenant);
     const { result } = spawnCli(instanceEnv(tenant));
     await sleep(700);
-    // While it waits, the run holds exactly one connection (the one that will hold the lock).
-    const [sessions] = await pg.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename = ${tenant.role}`;
-    assert.equal(sessions!.n, 1);
+    // While it waits, the run holds two connections: its own, and the one that will hold the lock.
+    const [sessions] = await pg.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename = ${tenant.role} and application_name = 'superfasttt-bootstrap'`;
+    assert.equal(sessions!.n, 2);
     await lock.release();
     const r = await result;
-    assertExit(r, 0, new RegExp(`another bootstrap of schema ${tenant.schema} is running \\(held by PostgreSQL backend pid ${lock.pid}`), /after waiting \d+ ms/);
+    assertExit(r, 0, new RegExp(`another bootstrap of schema ${tenant.schema} is running \\(table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`), /after waiting \d+ ms/);
     await assertComplete(tenant);
   });
 
   it('gives up after DATABASE_LOCK_TIMEOUT naming the holder: exit 4, nothing done', async () => {
     const tenant = await createTenant(pg);
-    const lock = await holdLock(tenant.schema);
+    const lock = await holdBootstrapLock(tenant);
     try {
       const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' }));
-      assertExit(r, 4, new RegExp(`timed out after 1 s waiting for another bootstrap of schema ${tenant.schema} \\(held by PostgreSQL backend pid ${lock.pid}`), /pg_terminate_backend/);
+      assertExit(r, 4, new RegExp(`another bootstrap of this schema\\) waited 1 s \\(DATABASE_LOCK_TIMEOUT\\) for a lock on schema ${tenant.schema} and gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`), new RegExp(`pg_terminate_backend\\(${lock.pid}\\)`));
     } finally {
       await lock.release();
     }
     assert.deepEqual(await users(pg, tenant.schema).catch(() => []), []);
   });
 
-  it('a stuck run of the same role is named with its pid and since when', async () => {
+  it('a stuck run of the same role is named with its pid, application and since when', async () => {
     const tenant = await createTenant(pg);
-    const postgres = (await import('postgres')).default;
-    const stuck = postgres(tenant.url, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false }, connection: { application_name: 'superfasttt-bootstrap' } });
+    const lock = await holdBootstrapLock(tenant, 'superfasttt-bootstrap');
     try {
-      const [me] = await stuck<{ pid: number }[]>`select pg_backend_pid() as pid, pg_advisory_lock(${LOCK_NAMESPACE}, hashtext(${tenant.schema}))`;
       const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' }));
-      assertExit(r, 4, new RegExp(`held by PostgreSQL backend pid ${me!.pid} \\(superfasttt-bootstrap from 127\\.0\\.0\\.1\\) since \\d{4}-\\d\\d-\\d\\dT`));
+      assertExit(r, 4, new RegExp(`held by PostgreSQL backend pid ${lock.pid} \\(role ${tenant.role}, superfasttt-bootstrap, idle in transaction since \\d{4}-\\d\\d-\\d\\dT`));
     } finally {
-      await stuck.end();
+      await lock.release();
     }
   });
 
   it('does not block another schema', async () => {
     const [a, b] = [await createTenant(pg), await createTenant(pg)];
-    const lock = await holdLock(a.schema);
+    const lock = await holdBootstrapLock(a);
     try {
       assertExit(await runCli(instanceEnv(b, { DATABASE_LOCK_TIMEOUT: '1' })), 0);
     } finally {
@@ -128,7 +112,7 @@ describe('signals', () => {
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
     it(`${signal} while waiting stops cleanly: exit ${code}, clear message, nothing marked done`, async () => {
       const tenant = await createTenant(pg);
-      const lock = await holdLock(tenant.schema);
+      const lock = await holdBootstrapLock(tenant);
       try {
         const { child, result } = spawnCli(instanceEnv(tenant));
         await sleep(700);

@@ -6,11 +6,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { assertExit, runCli, spawnCli } from './harness/cli.js';
 import { instanceEnv, setupState, users } from './harness/instance.js';
+import { holdBootstrapLock } from './harness/locks.js';
 import { createTenant, startPostgres, type PgServer } from './harness/postgres.js';
 import { startS3, type S3Server } from './harness/s3.js';
 import { startSilentServer } from './harness/net.js';
 
-const LOCK_NAMESPACE = 0x5f_b0_07;
 let pg: PgServer;
 let s3: S3Server;
 
@@ -42,12 +42,11 @@ describe('PostgreSQL faults', () => {
   it('restarted in the middle of a run: exit 3 with a clear message, nothing half-applied, the next run converges', async () => {
     const tenant = await createTenant(pg);
     // Hold the bootstrap lock so the run is surely in the middle (waiting in the lock step).
-    const session = await pg.admin.reserve();
-    await session`select pg_advisory_lock(${LOCK_NAMESPACE}, hashtext(${tenant.schema}))`;
+    const lock = await holdBootstrapLock(tenant);
     const { result } = spawnCli(instanceEnv(tenant, { DATABASE_CONNECT_TIMEOUT: '60' }));
     await sleep(800);
-    session.release();
     await pg.pause(); // every session dies, the lock with them
+    await lock.release();
     await pg.resume();
     const r = await result;
     assertExit(r, 3, /the connection to PostgreSQL was lost during the lock step/, /nothing was half-applied/, /run again/);

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { assertExit, assertNoSecrets, runCli, type Env, type RunResult } from './harness/cli.js';
 import { startPostgres, type PgServer } from './harness/postgres.js';
+import { assertIsolated, readEnvFile, tenantClient } from './harness/provisioned.js';
 import { startS3, type S3Server } from './harness/s3.js';
 import { tempDir } from './harness/net.js';
 
@@ -35,17 +36,6 @@ async function provision(args: string[], env: Env = {}): Promise<RunResult> {
   const r = await runCli({ PROVISION_DATABASE_URL: deployerUrl, ...env }, { args: ['provision', ...args] });
   outputs.push(r);
   return r;
-}
-
-function readEnvFile(file: string): Record<string, string> {
-  return Object.fromEntries(
-    readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-}
-
-/** A client connected as a tenant, from its .env. */
-function tenantClient(env: Record<string, string>) {
-  return postgres(env.DATABASE_URL!, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
 }
 
 describe('provision a batch from a file, then bootstrap each instance from its .env alone', () => {
@@ -89,27 +79,7 @@ describe('provision a batch from a file, then bootstrap each instance from its .
 
   for (const [me, other] of [['alpha', 'beta'], ['beta', 'alpha']] as const) {
     it(`isolation: tenant ${me} cannot touch ${other}, public, or its own schema's existence`, async () => {
-      const client = tenantClient(envs[me]!);
-      const [mine, theirs] = [`tenant_${me}`, `tenant_${other}`];
-      try {
-        await assert.rejects(client.unsafe(`select * from ${theirs}.users`), /permission denied/);
-        await assert.rejects(client.unsafe(`insert into ${theirs}.users (email, first_name, last_name, password_hash) values ('x@x.example', 'x', 'x', 'x')`), /permission denied/);
-        await assert.rejects(client.unsafe(`create table ${theirs}.intruder (id int)`), /permission denied/);
-        await assert.rejects(client.unsafe('create table public.intruder (id int)'), /permission denied/);
-        await assert.rejects(client.unsafe(`drop schema ${theirs} cascade`), /must be owner/);
-        await assert.rejects(client.unsafe(`drop schema ${mine} cascade`), /must be owner/);
-        await assert.rejects(client.unsafe(`set role ${theirs}`), /permission denied/);
-        await assert.rejects(client.unsafe(`alter role ${theirs} password 'x'`), /permission denied/);
-        await assert.rejects(client.unsafe(`alter role ${mine} createrole`), /permission denied/);
-        // PostgreSQL answers a GRANT without grant option with a warning only: check that nothing was granted.
-        await client.unsafe(`grant usage, create on schema ${mine} to ${theirs}`).catch(() => {});
-        const [granted] = await tenantsDb<{ usage: boolean }[]>`select has_schema_privilege(${theirs}, ${mine}, 'USAGE') as usage`;
-        assert.equal(granted?.usage, false);
-        // Its own tables: all the rights, by ownership.
-        await client.unsafe(`select count(*) from ${mine}.users`);
-      } finally {
-        await client.end();
-      }
+      await assertIsolated(envs[me]!, envs[other]!, tenantsDb);
     });
   }
 
@@ -151,10 +121,12 @@ describe('provision options and refusals', () => {
     writeFileSync(join(out, 'mailing.env'), 'edited by hand\n', { mode: 0o600 });
     assertExit(await provision(['--tenant', 'mailing', '--out-dir', out, '--rotate-password']), 0, /rotated/);
     assert.notEqual(readFileSync(join(out, 'mailing.env'), 'utf8'), 'edited by hand\n', '--rotate-password rewrites the .env');
+    // A .env for a role that does not exist holds no usable password: refused before anything is created.
     writeFileSync(join(out, 'other.env'), 'edited by hand\n', { mode: 0o644 });
-    assertExit(await provision(['--tenant', 'other', '--out-dir', out]), 0, /other\.env exists and was kept \(--force to overwrite\)/);
+    assertExit(await provision(['--tenant', 'other', '--out-dir', out]), 4, /other: failed, .*other\.env exists but role tenant_other does not/, /--force/);
     assert.equal(readFileSync(join(out, 'other.env'), 'utf8'), 'edited by hand\n');
-    assertExit(await provision(['--tenant', 'other', '--out-dir', out, '--rotate-password', '--force']), 0, /other\.env written/);
+    assert.equal((await tenantsDb`select 1 from pg_roles where rolname = 'tenant_other'`).length, 0, 'nothing was created');
+    assertExit(await provision(['--tenant', 'other', '--out-dir', out, '--force']), 0, /other\.env written, its login verified/);
     assert.equal(statSync(join(out, 'other.env')).mode & 0o777, 0o600, 'an overwritten file gets mode 0600 too');
   });
 
@@ -262,24 +234,24 @@ describe('storage provisioning', () => {
   });
 
   it('deprovision --purge-storage deletes the tenant\'s folder only; without it, storage is left alone', async () => {
+    assertExit(await provision(['--tenant', 'store_p'], storageEnv()), 0);
     await s3.putObject('superfasttt-shared', 'tenant_store_p/file.txt', 'data');
     await s3.putObject('superfasttt-shared', 'tenant_store_px/other.txt', 'keep');
-    assertExit(await provision(['--tenant', 'store_p'], storageEnv()), 0);
     const dry = await runCli({ PROVISION_DATABASE_URL: deployerUrl, ...storageEnv() }, { args: ['deprovision', '--tenant', 'store_p', '--purge-storage'] });
-    assertExit(dry, 0, /delete every object under superfasttt-shared\/tenant_store_p\//);
+    assertExit(dry, 0, /folder superfasttt-shared\/tenant_store_p\/: every object deleted, if it carries this tenant's proof of ownership/);
     assert.ok((await s3.listObjects('superfasttt-shared')).has('tenant_store_p/file.txt'));
     const r = await runCli({ PROVISION_DATABASE_URL: deployerUrl, ...storageEnv() }, { args: ['deprovision', '--tenant', 'store_p', '--purge-storage', '--yes'] });
     outputs.push(r);
-    assertExit(r, 0, /2 object\(s\) deleted from superfasttt-shared\/tenant_store_p\//);
+    assertExit(r, 0, /2 object\(s\) and the proof of ownership deleted from superfasttt-shared\/tenant_store_p\//);
     const left = [...(await s3.listObjects('superfasttt-shared')).keys()];
     assert.ok(!left.some((k) => k.startsWith('tenant_store_p/')));
     assert.ok(left.includes('tenant_store_px/other.txt'), 'the trailing / keeps tenant_store_px out of it');
   });
 
-  it('a wrong storage admin key fails the tenant with exit 6, after PostgreSQL', async () => {
+  it('a wrong storage admin key fails the tenant with exit 6, before anything is created in PostgreSQL', async () => {
     const r = await provision(['--tenant', 'store_c'], { ...storageEnv(), PROVISION_STORAGE_SECRET_KEY: 'Wrong-Secret-Key-000000000000' });
-    // HEAD answers carry no body, so a wrong secret shows as a plain 403 there: the fix names the deployer's variables.
-    assertExit(r, 6, /store_c: failed, PostgreSQL ready, storage failed: .*(secret key is wrong|access denied)/, /PROVISION_STORAGE_SECRET_KEY/);
+    assertExit(r, 6, /store_c: failed, storage: .*(secret key is wrong|access denied)/, /PROVISION_STORAGE_SECRET_KEY/);
+    assert.equal((await tenantsDb`select 1 from pg_roles where rolname = 'tenant_store_c'`).length, 0);
   });
 });
 
@@ -290,7 +262,7 @@ describe('deprovision', () => {
     assertExit(dry, 0, /dry run/, /DROP SCHEMA IF EXISTS "tenant_gone" CASCADE/, /DROP ROLE IF EXISTS "tenant_gone"/);
     const exists = async () => (await pg.admin<{ n: number }[]>`select count(*)::int as n from pg_roles where rolname = 'tenant_gone'`)[0]!.n;
     assert.equal(await exists(), 1);
-    assertExit(await runCli({ PROVISION_DATABASE_URL: deployerUrl }, { args: ['deprovision', '--tenant', 'gone', '--yes'] }), 0, /1 tenant\(s\) removed/);
+    assertExit(await runCli({ PROVISION_DATABASE_URL: deployerUrl }, { args: ['deprovision', '--tenant', 'gone', '--yes'] }), 0, /1 tenant\(s\): 1 removed/);
     assert.equal(await exists(), 0);
   });
 });

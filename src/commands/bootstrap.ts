@@ -21,7 +21,7 @@ import { welcomeStep } from '../steps/welcome.js';
  * same time, and all must succeed before the super admin exists and the setup is marked done.
  */
 export const BOOTSTRAP_STEPS: Pipeline = [
-  { concurrent: [[databaseStep, lockStep, schemaStep, migrationsStep(migrations)], [storageStep], [emailStep]] },
+  { concurrent: [[databaseStep, schemaStep, lockStep, migrationsStep(migrations)], [storageStep], [emailStep]] },
   superAdminStep,
   welcomeStep,
 ];
@@ -53,14 +53,20 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
   log.info(`configuration valid for schema ${config.env.DATABASE_SCHEMA}`, { step: 'config', durationMs: performance.now() - started });
 
   const ctx: RunContext = { mode: 'apply', storageProbe: true, env: config.env, log, signal, version, changes: [] };
-  const closeOnAbort = () => void ctx.db?.sql.end({ timeout: 0 });
+  // Closing the sockets is what stops a statement blocked on the server: client_connection_check_interval
+  // makes its backend notice within a second, cancel it and roll its transaction back.
+  const closeOnAbort = () => {
+    ctx.heldLock?.destroy();
+    void ctx.db?.sql.end({ timeout: 0 });
+  };
   signal.addEventListener('abort', closeOnAbort, { once: true });
   try {
     await runSteps(BOOTSTRAP_STEPS, ctx);
   } finally {
     signal.removeEventListener('abort', closeOnAbort);
     ctx.email?.close();
-    // Ending the session also releases the advisory lock.
+    // Ending the lock's transaction releases the lock; a failure there must not mask the run's outcome.
+    await ctx.heldLock?.release().catch(() => {});
     await ctx.db?.sql.end({ timeout: 5 });
   }
   const outcome = ctx.changes.length > 0 ? ctx.changes.join('; ') : 'already bootstrapped, nothing changed';

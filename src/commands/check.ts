@@ -12,7 +12,7 @@ import { BootstrapError, ConfigError } from '../errors.js';
 import { loadConfig, secretSources } from '../config/load.js';
 import { formatDuration } from '../log.js';
 import { redact } from '../redact.js';
-import { classify, stepsOf, type RunContext } from '../steps/step.js';
+import { classifyFailure, stepsOf, type RunContext } from '../steps/step.js';
 import { BOOTSTRAP_STEPS, type CommandInput } from './bootstrap.js';
 
 export function checkOptions(args: readonly string[]): CheckOptions {
@@ -80,7 +80,7 @@ async function runChecks({ env: raw, log, signal, version }: CommandInput, opts:
     try {
       checks.push(passed(step.name, await step.run(ctx!), t0));
     } catch (error) {
-      const classified = classify(error, step);
+      const classified = await classifyFailure(error, step, ctx!);
       if (!(classified instanceof BootstrapError)) throw classified;
       checks.push(failed(step.name, classified, t0));
     }

@@ -1,14 +1,18 @@
 /**
  * `deprovision --tenant NAME --yes`: drops the tenant's schema (with everything in it) and its
- * role. Without --yes it only prints what it would do. Storage is not touched here.
+ * role, and with --purge-storage its storage, only once every check passed. Without --yes it only
+ * prints what it would do. Tenants are independent: one refused does not stop the others.
  */
 import { parseOptions } from '../cli-options.js';
 import { loadProvisionConfig, type ProvisionEnv } from '../config/provision-schema.js';
-import { openS3 } from '../storage/client.js';
-import { connect } from '../db/connect.js';
+import type { S3Session } from '../storage/client.js';
+import { connect, errorCode, type Sql } from '../db/connect.js';
+import { isLockTimeout, lockTimeoutMessage } from '../db/locks.js';
 import { quoteIdent } from '../db/sql-text.js';
-import { ConfigError } from '../errors.js';
-import { PROVISION_LOCK } from '../provision/tenant-sql.js';
+import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
+import { inspectLocation, MARKER_NAME, proofMatches, where, type StorageLocation } from '../provision/storage-owner.js';
+import { lockProvisioning, prepareProvisionLock, tenantState } from '../provision/tenant-sql.js';
+import { deployerBounds, deployerConnectSettings, locationSession, openProvisionStorage, storageLocation } from './provision.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import type { CommandInput } from './bootstrap.js';
 
@@ -30,69 +34,130 @@ export function deprovisionOptions(args: readonly string[]): DeprovisionOptions 
 }
 
 export async function deprovision(input: CommandInput, opts: DeprovisionOptions): Promise<number> {
-  const specs = tenantSpecs(opts.tenants, undefined, { opaque: opts.opaqueNames });
+  const specs = tenantSpecs(opts.tenants, undefined, { opaque: opts.opaqueNames, buckets: opts.storageMode === 'bucket' });
   const env = loadProvisionConfig(input.env);
   const { database } = env.PROVISION_DATABASE_URL;
   if (opts.purgeStorage && !env.PROVISION_STORAGE_ACCESS_KEY) {
     throw new ConfigError('--purge-storage needs the storage admin keys (PROVISION_STORAGE_ACCESS_KEY, PROVISION_STORAGE_SECRET_KEY)', [], 'set them, or leave the storage alone');
   }
-  const storagePlan = specs.map((spec) =>
-    !opts.purgeStorage ? 'storage left alone (--purge-storage to delete it)' : opts.storageMode === 'bucket' ? `delete every object of bucket ${spec.bucket}, then the bucket` : `delete every object under ${env.PROVISION_STORAGE_BUCKET}/${spec.schema}/`,
-  );
-  const plan = specs.map((spec) => [
-    `DROP SCHEMA IF EXISTS ${quoteIdent(spec.schema)} CASCADE`,
-    `REVOKE ALL ON DATABASE ${quoteIdent(database)} FROM ${quoteIdent(spec.role)}`,
-    `DROP ROLE IF EXISTS ${quoteIdent(spec.role)}`,
-  ]);
+  if (opts.purgeStorage && opts.storageMode === 'prefix' && !env.PROVISION_STORAGE_BUCKET) {
+    throw new ConfigError('PROVISION_STORAGE_BUCKET: is required with --purge-storage --storage-mode prefix', [], 'set the shared bucket the tenants were provisioned in');
+  }
   if (!opts.yes) {
-    process.stdout.write(`deprovision (dry run: add --yes to do it) would run on database ${database}:\n${plan.flat().map((s) => `  ${s};`).join('\n')}\nand: ${storagePlan.join('; ')}\n`);
+    const lines = specs.flatMap((spec) => [
+      ...dropStatements(spec, database).map((s) => `  ${s};`),
+      `  ${!opts.purgeStorage ? 'storage left alone (--purge-storage to delete it)' : `${where(storageLocation(env, spec, opts.storageMode))}: every object deleted, if it carries this tenant's proof of ownership`}`,
+    ]);
+    process.stdout.write(`deprovision (dry run: add --yes to do it) would run on database ${database}, for each tenant that exists and is not connected:\n${lines.join('\n')}\n`);
     return 0;
   }
-  const db = await connect(
-    { DATABASE_URL: env.PROVISION_DATABASE_URL, DATABASE_SSL: false, DATABASE_SSL_CA: undefined, DATABASE_SSL_CA_FILE: undefined, DATABASE_CONNECT_TIMEOUT: env.PROVISION_CONNECT_TIMEOUT },
-    input.log,
-    input.signal,
-  );
+  const db = await connect(deployerConnectSettings(env), input.log, input.signal, { bounds: deployerBounds(env) });
+  const storage = opts.purgeStorage ? await openProvisionStorage(env, input.signal) : undefined;
+  const failures: BootstrapError[] = [];
+  let removed = 0;
   try {
-    for (const [i, spec] of specs.entries()) {
-      await db.sql.begin(async (tx) => {
-        await tx`select pg_advisory_xact_lock(${PROVISION_LOCK[0]}, ${PROVISION_LOCK[1]})`;
-        const [role] = await tx`select 1 from pg_roles where rolname = ${spec.role}`;
-        for (const statement of plan[i]!) {
-          if (!role && !statement.startsWith('DROP SCHEMA')) continue; // REVOKE needs the role
-          await tx.unsafe(statement);
-        }
-      });
-      input.log.info(`${spec.name}: schema ${spec.schema} and role ${spec.role} removed`, { step: 'deprovision' });
-      if (opts.purgeStorage) input.log.info(`${spec.name}: ${await purgeStorage(env, spec, opts.storageMode, input.signal)}`, { step: 'deprovision' });
+    await prepareProvisionLock(db.sql);
+    for (const spec of specs) {
+      try {
+        const done = await deprovisionOne(db.sql, storage, env, spec, opts);
+        if (!done.startsWith('nothing')) removed++;
+        input.log.info(`${spec.name}: ${done}`, { step: 'deprovision' });
+      } catch (error) {
+        const e = error instanceof BootstrapError ? error : new SchemaError(`tenant ${spec.name}: ${(error as Error).message} (${errorCode(error) || 'error'})`, 'check the deployer\'s rights (README, "Provisioning")', { cause: error });
+        failures.push(e);
+        input.log.error(`${spec.name}: ${e.message}`, { step: 'deprovision', ...(e.fix && { fix: e.fix }), exit_code: e.exitCode });
+      }
     }
   } finally {
+    storage?.client.destroy();
     await db.sql.end({ timeout: 5 });
   }
-  process.stdout.write(`deprovision: ${specs.length} tenant(s) removed\n`);
-  return 0;
+  process.stdout.write(`deprovision: ${specs.length} tenant(s): ${removed} removed, ${specs.length - removed - failures.length} not found, ${failures.length} failed\n`);
+  return failures[0]?.exitCode ?? 0;
 }
 
-/** Deletes the tenant's objects (its folder, or its whole bucket): only with --purge-storage --yes. */
-async function purgeStorage(env: ProvisionEnv, spec: TenantSpec, mode: 'prefix' | 'bucket', signal: AbortSignal): Promise<string> {
-  const bucket = mode === 'bucket' ? spec.bucket : env.PROVISION_STORAGE_BUCKET!;
-  const prefix = mode === 'bucket' ? undefined : `${spec.schema}/`;
-  const settings = { provider: 's3' as const, endpoint: env.PROVISION_STORAGE_ENDPOINT ?? null, bucket, region: env.PROVISION_STORAGE_REGION, prefix: prefix ?? null, force_path_style: env.PROVISION_STORAGE_FORCE_PATH_STYLE ?? env.PROVISION_STORAGE_ENDPOINT !== undefined };
-  const { s3, send, client } = await openS3(settings, { accessKeyId: env.PROVISION_STORAGE_ACCESS_KEY!, secretAccessKey: env.PROVISION_STORAGE_SECRET_KEY! }, 10, signal, 'PROVISION_STORAGE');
-  try {
-    let deleted = 0;
-    for (let token: string | undefined; ; ) {
-      const page = await send<{ Contents?: Array<{ Key?: string }>; NextContinuationToken?: string }>('ListObjectsV2', new s3.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const { Key } of page.Contents ?? []) {
-        await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: bucket, Key: Key! }));
-        deleted++;
-      }
-      token = page.NextContinuationToken;
-      if (!token) break;
-    }
-    if (mode === 'bucket') await send('DeleteBucket', new s3.DeleteBucketCommand({ Bucket: bucket }));
-    return `${deleted} object(s) deleted from ${bucket}/${prefix ?? ''}${mode === 'bucket' ? `, bucket ${bucket} deleted` : ''}`;
-  } finally {
-    client.destroy();
+function dropStatements(spec: TenantSpec, database: string): string[] {
+  return [`DROP SCHEMA IF EXISTS ${quoteIdent(spec.schema)} CASCADE`, `REVOKE ALL ON DATABASE ${quoteIdent(database)} FROM ${quoteIdent(spec.role)}`, `DROP ROLE IF EXISTS ${quoteIdent(spec.role)}`];
+}
+
+/**
+ * One tenant, all checks before any removal: it exists, its schema is the deployer's, its role is a
+ * tenant's, no session of it is open, and (with --purge-storage) its storage carries its proof.
+ * Then the storage (its proof last, so an interrupted purge can be run again), then PostgreSQL.
+ */
+async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: ProvisionEnv, spec: TenantSpec, opts: DeprovisionOptions): Promise<string> {
+  const state = await tenantState(sql, spec);
+  if (!state.roleExists && !state.schemaExists) {
+    if (!opts.purgeStorage) return `nothing to remove: no role ${spec.role}, no schema ${spec.schema}`;
+    throw new SchemaError(
+      `tenant ${spec.name} does not exist (no role ${spec.role}, no schema ${spec.schema}) in database ${env.PROVISION_DATABASE_URL.database}: its storage was left alone, nothing was removed`,
+      'check the tenant name (and --opaque-names, --storage-mode): storage is purged only for a tenant that exists and whose storage carries its proof of ownership',
+    );
   }
+  const [me] = await sql<{ user: string; attrs: boolean | null; sessions: string | null }[]>`
+    select current_user as user,
+           (select rolsuper or rolcreaterole or rolcreatedb or not rolcanlogin from pg_roles where rolname = ${spec.role}) as attrs,
+           (select string_agg(format('pid %s (%s, %s)', pid, coalesce(nullif(application_name, ''), 'no application name'), coalesce(state, 'state hidden')), '; ')
+              from pg_stat_activity where usename = ${spec.role}) as sessions`;
+  if (state.schemaExists && state.schemaOwner !== me?.user) {
+    throw new SchemaError(
+      `schema ${spec.schema} belongs to ${state.schemaOwner}, not to the deployer ${me?.user}: provision did not make it, and nothing was removed`,
+      `if it is this tenant's schema, as ${quoteIdent(state.schemaOwner ?? '?')} or a superuser run: ALTER SCHEMA ${quoteIdent(spec.schema)} OWNER TO ${quoteIdent(me?.user ?? '?')}; then run deprovision again`,
+    );
+  }
+  if (me?.attrs) throw new SchemaError(`role ${spec.role} has other attributes than a tenant's (superuser, createrole, createdb or no login): provision did not make it, and nothing was removed`, 'remove it by hand if it must go');
+  if (me?.sessions) {
+    throw new SchemaError(
+      `tenant ${spec.name} is still connected (${me.sessions}): nothing was removed`,
+      `stop its instance first (every replica), then run deprovision again; or, as a superuser: SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${spec.role}';`,
+    );
+  }
+
+  let storageDone = '';
+  if (storage) {
+    const loc = storageLocation(env, spec, opts.storageMode);
+    const session = locationSession(storage, env, loc);
+    const found = await inspectLocation(session, loc);
+    const verdict = proofMatches(found, loc, state.tenantId);
+    if (verdict !== 'match' && verdict !== 'gone') {
+      throw new SchemaError(`tenant ${spec.name}: ${verdict}; nothing was removed`, 'check whose storage it is; deprovision deletes only storage that provision marked as this tenant\'s (run provision for the tenant once to mark storage made before proofs existed)');
+    }
+    storageDone = verdict === 'gone' ? `; ${where(loc)} already gone` : `; ${await purgeStorage(session, loc)}`;
+  }
+
+  try {
+    await sql.begin(async (tx) => {
+      await lockProvisioning(tx);
+      // The role may be gone already (an interrupted run): REVOKE needs it.
+      for (const statement of dropStatements(spec, env.PROVISION_DATABASE_URL.database)) {
+        if (!state.roleExists && !statement.startsWith('DROP SCHEMA')) continue;
+        await tx.unsafe(statement);
+      }
+    });
+  } catch (error) {
+    if (!isLockTimeout(error)) throw error;
+    const { message, fix } = await lockTimeoutMessage(sql, spec.schema, `dropping tenant ${spec.name}`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT);
+    throw new SchemaError(`${message}${storageDone ? ` (its storage was already purged${storageDone})` : ''}`, fix, { cause: error });
+  }
+  return `schema ${spec.schema} and role ${spec.role} removed${storageDone}`;
+}
+
+/** Deletes the tenant's objects, its proof last, then its bucket in bucket mode: only with --purge-storage --yes. */
+async function purgeStorage(session: S3Session, loc: StorageLocation): Promise<string> {
+  const { s3, send } = session;
+  const proof = loc.prefix + MARKER_NAME;
+  let deleted = 0;
+  for (let token: string | undefined; ; ) {
+    const page = await send<{ Contents?: Array<{ Key?: string }>; NextContinuationToken?: string }>('ListObjectsV2', new s3.ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix || undefined, ContinuationToken: token }));
+    for (const { Key } of page.Contents ?? []) {
+      if (Key === undefined || Key === proof) continue;
+      await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: loc.bucket, Key }));
+      deleted++;
+    }
+    token = page.NextContinuationToken;
+    if (!token) break;
+  }
+  await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: loc.bucket, Key: proof }));
+  if (loc.mode === 'bucket') await send('DeleteBucket', new s3.DeleteBucketCommand({ Bucket: loc.bucket }));
+  return `${deleted} object(s) and the proof of ownership deleted from ${loc.bucket}/${loc.prefix}${loc.mode === 'bucket' ? `, bucket ${loc.bucket} deleted` : ''}`;
 }

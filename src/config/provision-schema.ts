@@ -41,6 +41,16 @@ export const provisionSchema = v.object({
     group: 'provision',
     example: '60',
   }),
+  PROVISION_LOCK_TIMEOUT: withDefault(
+    integer(1, 3600, ' (seconds)'),
+    '30',
+    'Seconds any statement of provision or deprovision waits for a lock (another provisioning run, or a tenant\'s open transaction on the schema being dropped) before that tenant fails, naming the holder.',
+    { group: 'provision', example: '30' },
+  ),
+  PROVISION_STATEMENT_TIMEOUT: withDefault(integer(1, 86_400, ' (seconds)'), '120', 'Seconds any one statement of provision or deprovision may run (DROP SCHEMA of a large tenant may need more).', {
+    group: 'provision',
+    example: '120',
+  }),
 });
 
 export type ProvisionEnv = v.InferOutput<typeof provisionSchema>;

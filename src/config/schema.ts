@@ -192,8 +192,14 @@ export const envSchema = v.object({
   DATABASE_LOCK_TIMEOUT: withDefault(
     integer(1, 3600, ' (seconds)'),
     '120',
-    'Seconds to wait for another bootstrap of the same schema (another replica) to finish before giving up.',
+    'Seconds to wait for a lock before giving up, naming its holder: another bootstrap of the same schema (another replica), or a session of the app holding one of our tables. Every statement has this lock_timeout.',
     { group: 'database', example: '120' },
+  ),
+  DATABASE_STATEMENT_TIMEOUT: withDefault(
+    integer(1, 86_400, ' (seconds)'),
+    '300',
+    'Seconds any one statement may run (statement_timeout, lock waits included; a migration on a large table may need more), whatever the role\'s own defaults say.',
+    { group: 'database', example: '300' },
   ),
 
   STORAGE_PROVIDER: optional(oneOf(['s3']), 's3 to verify S3 storage before the instance is marked ready; unset: storage is not checked (logged).', {

@@ -37,15 +37,49 @@ export interface Connection {
   sql: Sql;
   serverVersion: string;
   tls: boolean;
+  /** Another session with the same settings (the lock step holds its lock in one of its own). */
+  openSession(): Sql;
 }
 
-export async function connect(env: ConnectSettings, log: Logger, signal: AbortSignal, opts: { readOnly?: boolean; max?: number } = {}): Promise<Connection> {
+export interface SessionBounds {
+  /** Seconds any statement may wait for a lock (lock_timeout): a tenant's open transaction never hangs us. */
+  lockTimeoutSec: number;
+  /** Seconds any statement may run in all (statement_timeout), lock waits included. */
+  statementTimeoutSec: number;
+}
+
+/**
+ * Every session's own bounds, sent in the startup packet so they hold on every pooled connection
+ * and whatever the role's or database's defaults say (a DBA's statement_timeout = 0, or 1 s).
+ * client_connection_check_interval: a backend blocked on a lock notices within 1 s that we closed
+ * the socket (SIGTERM), cancels the statement and rolls back; without it the statement and its
+ * transaction would live on until the blocker goes. It exists from PostgreSQL 14.
+ */
+export function sessionParameters(bounds: SessionBounds, readOnly: boolean): Record<string, string> {
+  return {
+    application_name: 'superfasttt-bootstrap',
+    lock_timeout: `${bounds.lockTimeoutSec}s`,
+    statement_timeout: `${bounds.statementTimeoutSec}s`,
+    // Our transactions are short, except the lock step's, which must live as long as the run.
+    idle_in_transaction_session_timeout: '0',
+    client_connection_check_interval: '1000',
+    // Read-only sessions (check): the server itself refuses any write, whatever a step would do.
+    ...(readOnly && { default_transaction_read_only: 'on' }),
+  };
+}
+
+export async function connect(
+  env: ConnectSettings,
+  log: Logger,
+  signal: AbortSignal,
+  opts: { readOnly?: boolean; max?: number; bounds: SessionBounds },
+): Promise<Connection> {
   const { host, port, user, password, database } = env.DATABASE_URL;
   const plan = tlsPlan(env);
   const deadline = Date.now() + env.DATABASE_CONNECT_TIMEOUT * 1000;
   const attemptTimeout = () => Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000)));
 
-  const sql = postgres({
+  const options = {
     host,
     port,
     user,
@@ -58,9 +92,9 @@ export async function connect(env: ConnectSettings, log: Logger, signal: AbortSi
     connect_timeout: attemptTimeout(),
     fetch_types: false, // saves a catalog query per start; we use no array or custom types
     onnotice: () => {}, // "already exists, skipping" notices are not for the operator
-    // Read-only sessions (check): the server itself refuses any write, whatever a step would do.
-    connection: { application_name: 'superfasttt-bootstrap', ...(opts.readOnly && { default_transaction_read_only: true }) },
-  });
+    connection: sessionParameters(opts.bounds, opts.readOnly ?? false),
+  } satisfies postgres.Options<{}>;
+  const sql = postgres(options);
 
   let delay = 250;
   let lastWaitLog = 0;
@@ -74,10 +108,10 @@ export async function connect(env: ConnectSettings, log: Logger, signal: AbortSi
                current_setting('server_version_num')::int as num,
                coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false) as tls`;
       if (!row) throw new Error('no answer to the version query');
-      if (row.num < 130000) {
-        throw new DatabaseError(`PostgreSQL ${row.version} is too old: 13 or newer is required`, 'upgrade the server');
+      if (row.num < 140000) {
+        throw new DatabaseError(`PostgreSQL ${row.version} is too old: 14 or newer is required`, 'upgrade the server');
       }
-      return { sql, serverVersion: row.version, tls: row.tls };
+      return { sql, serverVersion: row.version, tls: row.tls, openSession: () => postgres({ ...options, max: 1, connect_timeout: attemptTimeout() }) };
     } catch (error) {
       const code = errorCode(error);
       const remaining = deadline - Date.now();
@@ -134,6 +168,8 @@ export function classifyConnectError(error: unknown, env: ConnectSettings): Data
       return new DatabaseError(`${where} refused user "${user}" on database "${database}": ${detail}`, 'allow this role and client in pg_hba.conf, or enable TLS (DATABASE_SSL=true) if the server only accepts TLS connections', cause);
     case '42501':
       return new DatabaseError(`${where}: role "${user}" may not connect to database "${database}" (${detail})`, `as the database owner, run: GRANT CONNECT ON DATABASE "${database}" TO "${user}";`, cause);
+    case '42704': // an unknown startup parameter: client_connection_check_interval exists from 14 on
+      return new DatabaseError(`${where} does not know a session setting this program needs (${detail}): PostgreSQL 14 or newer is required`, 'upgrade the server to PostgreSQL 14 or newer', cause);
     case '3D000':
       return new DatabaseError(`${where}: database "${database}" does not exist`, 'check the database name at the end of DATABASE_URL', cause);
     case 'ENOTFOUND':

@@ -8,14 +8,55 @@
  * CREATE on it (so the tables it creates are its own: SELECT, INSERT, UPDATE, DELETE by ownership)
  * and CONNECT on the database, nothing else. The tenant cannot drop its schema or reach another's.
  */
+import type { TransactionSql } from 'postgres';
 import { SchemaError } from '../errors.js';
-import type { Sql } from '../db/connect.js';
+import { errorCode, type Sql } from '../db/connect.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { generatePassword, scramVerifier } from './scram.js';
 import type { TenantSpec } from './tenants.js';
 
-/** Advisory lock of provisioning (and deprovisioning) on this database; ours, not the bootstrap's. */
-export const PROVISION_LOCK: [number, number] = [0x5f_b0_07, 0];
+/**
+ * Provisioning (and deprovisioning) of this database is serialised by a lock on a table in the
+ * deployer's own schema, not by an advisory key: advisory keys are shared by every role of the
+ * database, and a tenant holding the key would freeze all provisioning. PUBLIC has no USAGE on this
+ * schema, so no tenant can lock (or even name) the table. Every wait is bounded by lock_timeout.
+ */
+export const DEPLOYER_SCHEMA = 'superfasttt_deployer';
+const LOCK_TABLE = 'provision_lock';
+
+/** Once per run: the deployer's schema and lock table exist and are the deployer's own. */
+export async function prepareProvisionLock(sql: Sql): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await sql`create schema if not exists ${sql(DEPLOYER_SCHEMA)}`;
+      await sql`create table if not exists ${sql(DEPLOYER_SCHEMA)}.${sql(LOCK_TABLE)} ()`;
+      break;
+    } catch (error) {
+      // Two runs creating them at the same instant collide on the catalog; a foreign schema is 42501.
+      if (!['23505', '42P06', '42P07'].includes(errorCode(error)) || attempt >= 3) {
+        if (errorCode(error) !== '42501') throw error;
+        break;
+      }
+    }
+  }
+  const [state] = await sql<{ me: string; schema_owner: string | null; table_owner: string | null; others: string | null }[]>`
+    select current_user as me, pg_get_userbyid(n.nspowner) as schema_owner,
+           (select pg_get_userbyid(relowner) from pg_class where relnamespace = n.oid and relname = ${LOCK_TABLE}) as table_owner,
+           (select string_agg(distinct coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC'), ', ')
+              from aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a where a.grantee <> n.nspowner) as others
+    from (select 1) one left join pg_namespace n on n.nspname = ${DEPLOYER_SCHEMA}`;
+  if (!state || state.schema_owner !== state.me || state.table_owner !== state.me || state.others) {
+    throw new SchemaError(
+      `schema ${DEPLOYER_SCHEMA} (where provisioning takes its lock) must belong to the deployer ${state?.me} alone: owner ${state?.schema_owner ?? 'none'}, lock table owner ${state?.table_owner ?? 'none'}${state?.others ? `, also granted to ${state.others}` : ''}`,
+      `as its owner or a superuser, run: DROP SCHEMA ${quoteIdent(DEPLOYER_SCHEMA)} CASCADE; then run provision again (it recreates it)`,
+    );
+  }
+}
+
+/** Inside a provisioning transaction: waits (at most lock_timeout) for any other provisioning run. */
+export async function lockProvisioning(tx: TransactionSql): Promise<void> {
+  await tx`lock table ${tx(DEPLOYER_SCHEMA)}.${tx(LOCK_TABLE)} in exclusive mode`;
+}
 
 const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
 
@@ -49,6 +90,33 @@ export async function hardenDatabase(sql: Sql, database: string): Promise<Databa
   return statements;
 }
 
+/** The schema's comment carries the tenant id that provision also writes into the tenant's storage. */
+const TENANT_ID_COMMENT = /^superfasttt tenant ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+export interface TenantState {
+  roleExists: boolean;
+  schemaExists: boolean;
+  schemaOwner: string | null;
+  /** From the schema's comment, which only its owner (the deployer) can set. */
+  tenantId: string | undefined;
+}
+
+/** Read-only: what exists of the tenant, before anything is decided. */
+export async function tenantState(sql: Sql, spec: TenantSpec): Promise<TenantState> {
+  const [row] = await sql<{ role: boolean; schema: boolean; owner: string | null; comment: string | null }[]>`
+    select exists (select 1 from pg_roles where rolname = ${spec.role}) as role,
+           n.oid is not null as schema,
+           pg_get_userbyid(n.nspowner) as owner,
+           obj_description(n.oid, 'pg_namespace') as comment
+    from (select 1) one left join pg_namespace n on n.nspname = ${spec.schema}`;
+  return {
+    roleExists: row?.role ?? false,
+    schemaExists: row?.schema ?? false,
+    schemaOwner: row?.owner ?? null,
+    tenantId: TENANT_ID_COMMENT.exec(row?.comment ?? '')?.[1],
+  };
+}
+
 export interface TenantOutcome {
   /** The role was created by this run. */
   created: boolean;
@@ -61,16 +129,17 @@ export interface TenantOutcome {
 export async function provisionTenant(
   sql: Sql,
   spec: TenantSpec,
-  opts: { database: string; rotatePassword: boolean; connectionLimit: number },
+  opts: { database: string; rotatePassword: boolean; connectionLimit: number; tenantId: string },
 ): Promise<TenantOutcome> {
   const role = quoteIdent(spec.role);
   const schema = quoteIdent(spec.schema);
   return sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(${PROVISION_LOCK[0]}, ${PROVISION_LOCK[1]})`;
+    await lockProvisioning(tx);
     const [me] = await tx<{ user: string }[]>`select current_user as user`;
     const [existingRole] = await tx<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolcanlogin: boolean }[]>`
       select rolsuper, rolcreaterole, rolcreatedb, rolcanlogin from pg_roles where rolname = ${spec.role}`;
-    const [existingSchema] = await tx<{ owner: string }[]>`select pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = ${spec.schema}`;
+    const [existingSchema] = await tx<{ owner: string; comment: string | null }[]>`
+      select pg_get_userbyid(nspowner) as owner, obj_description(oid, 'pg_namespace') as comment from pg_namespace where nspname = ${spec.schema}`;
     if (existingSchema && existingSchema.owner !== me!.user) {
       throw new SchemaError(`schema ${spec.schema} exists and belongs to ${existingSchema.owner}, not to the deployer ${me!.user}: it is someone else's`, `choose another tenant name, or remove that schema if it is not used`);
     }
@@ -93,6 +162,14 @@ export async function provisionTenant(
     await run(`ALTER ROLE ${role} CONNECTION LIMIT ${opts.connectionLimit}`);
     await run(`ALTER ROLE ${role} SET search_path = ${schema}`);
     if (!existingSchema) await run(`CREATE SCHEMA ${schema}`);
+    const comment = `superfasttt tenant ${opts.tenantId}`;
+    if (existingSchema?.comment !== comment) {
+      // Decided by the caller from the state read before (and the storage's proof); a schema that
+      // got another id in between was provisioned concurrently by someone else: refuse.
+      const other = TENANT_ID_COMMENT.exec(existingSchema?.comment ?? '')?.[1];
+      if (other) throw new SchemaError(`schema ${spec.schema} changed while it was being provisioned (tenant id ${other})`, 'run provision again');
+      await run(`COMMENT ON SCHEMA ${schema} IS ${literal(comment)}`);
+    }
     await run(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}`);
     await run(`GRANT CONNECT ON DATABASE ${quoteIdent(opts.database)} TO ${role}`);
     await verifyTenant(tx as unknown as Sql, spec, me!.user);

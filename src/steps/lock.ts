@@ -1,67 +1,97 @@
 /**
- * Step 2: serialise bootstraps of the same schema (replicas starting together).
+ * Serialise bootstraps of the same schema (replicas starting together).
  *
- * Protocol: a session-level advisory lock on (LOCK_NAMESPACE, hashtext(schema)), held by our one
- * connection until the process ends (PostgreSQL releases it if we crash or are killed). Per schema,
- * so thousands of tenants in one database never wait for each other (unlike a global migration
- * lock). The wait is bounded by DATABASE_LOCK_TIMEOUT through lock_timeout; on timeout we name the
- * holder so the operator can find and stop it. Another run that finished meanwhile simply leaves
- * nothing to do for us: every later step is idempotent.
+ * Protocol: an EXCLUSIVE lock on the table superfasttt_lock in the tenant's own schema, taken in a
+ * transaction of a second session that stays open until the run ends (PostgreSQL releases it when
+ * that session ends, including when the process is killed). A lock on an object of the schema, not
+ * an advisory key: advisory keys are one space shared by every role of the database, so any tenant
+ * could take another tenant's key and keep its init container failing; only roles with rights on
+ * this schema can lock this table. Per schema, so thousands of tenants never wait for each other.
+ * The wait is bounded by lock_timeout (DATABASE_LOCK_TIMEOUT); on timeout the holder is named.
+ * Another run that finished meanwhile leaves nothing to do: every later step is idempotent.
+ * Runs after the schema step: nothing (not even this table) is created in a schema that is not ours.
  */
 import { SchemaError } from '../errors.js';
-import { errorCode } from '../db/connect.js';
-import { dbOf, type Step } from './step.js';
+import { errorCode, type Sql } from '../db/connect.js';
+import { isLockTimeout, lockHolders, lockTimeoutMessage } from '../db/locks.js';
+import { dbOf, type RunContext, type Step } from './step.js';
 
-/** First key of the two-key advisory lock: "superfasttt-bootstrap" in our own number space. */
-export const LOCK_NAMESPACE = 0x5f_b0_07;
+export const LOCK_TABLE = 'superfasttt_lock';
+
+/** The lock of this run: held until release() (end of run) or destroy() (signal). */
+export interface HeldLock {
+  release(): Promise<void>;
+  destroy(): void;
+}
 
 export const lockStep: Step = {
   name: 'lock',
   errorClass: SchemaError,
-  needs: ['database'],
+  needs: ['schema'],
   async run(ctx) {
-    const { sql } = dbOf(ctx);
     const schema = ctx.env.DATABASE_SCHEMA;
+    const { sql } = dbOf(ctx);
     // check: report who holds it; taking it could make a starting replica wait for us.
     if (ctx.mode === 'check') {
-      const holder = await lockHolder(ctx);
-      return holder === NO_HOLDER ? `no bootstrap of schema ${schema} is running` : `a bootstrap of schema ${schema} is running (${holder})`;
+      const [holder] = await lockHolders(sql, schema, { relation: LOCK_TABLE });
+      return holder ? `a bootstrap of schema ${schema} is running (${holder})` : `no bootstrap of schema ${schema} is running`;
     }
-    const [got] = await sql<{ locked: boolean }[]>`select pg_try_advisory_lock(${LOCK_NAMESPACE}, hashtext(${schema})) as locked`;
-    if (got?.locked) return `acquired the bootstrap lock of schema ${schema}`;
-
-    const holder = await lockHolder(ctx);
-    ctx.log.info(`another bootstrap of schema ${schema} is running (${holder}); waiting up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s`, { step: 'lock' });
+    await createLockTable(sql, schema);
     const started = Date.now();
-    try {
-      await sql`select set_config('lock_timeout', ${`${ctx.env.DATABASE_LOCK_TIMEOUT}s`}, false)`;
-      await sql`select pg_advisory_lock(${LOCK_NAMESPACE}, hashtext(${schema}))`;
-    } catch (error) {
-      if (errorCode(error) !== '55P03') throw error;
-      throw new SchemaError(
-        `timed out after ${ctx.env.DATABASE_LOCK_TIMEOUT} s waiting for another bootstrap of schema ${schema} (${await lockHolder(ctx)})`,
-        'if that process is stuck, stop it (SELECT pg_terminate_backend(<pid>) as its role or a superuser) and run again; or raise DATABASE_LOCK_TIMEOUT',
-        { cause: error },
-      );
-    } finally {
-      // Never let this mask the real error (a lost connection, say).
-      await sql`select set_config('lock_timeout', '0', false)`.catch(() => {});
-    }
-    return `acquired the bootstrap lock of schema ${schema} after waiting ${Date.now() - started} ms`;
+    const waited = await takeLock(ctx);
+    return waited ? `acquired the bootstrap lock of schema ${schema} after waiting ${Date.now() - started} ms` : `acquired the bootstrap lock of schema ${schema}`;
   },
 };
 
-const NO_HOLDER = 'holder not visible';
+/** Idempotent; two replicas creating it at the same instant collide on the catalog (23505): retried. */
+async function createLockTable(sql: Sql, schema: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await sql`create table if not exists ${sql(schema)}.${sql(LOCK_TABLE)} ()`;
+      return;
+    } catch (error) {
+      if (!['23505', '42P07'].includes(errorCode(error)) || attempt >= 3) throw error;
+    }
+  }
+}
 
-async function lockHolder(ctx: Parameters<Step['run']>[0]): Promise<string> {
-  const { sql } = dbOf(ctx);
-  const [row] = await sql<{ pid: number; application_name: string | null; client_addr: string | null; since: Date | null }[]>`
-    select a.pid, a.application_name, host(a.client_addr) as client_addr, a.backend_start as since
-    from pg_locks l join pg_stat_activity a on a.pid = l.pid
-    where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database())
-      and l.classid = ${LOCK_NAMESPACE}::oid and l.objid = hashtext(${ctx.env.DATABASE_SCHEMA})::oid and l.objsubid = 2`;
-  if (!row) return NO_HOLDER;
-  const from = [row.application_name, row.client_addr].filter(Boolean).join(' from ');
-  // Another role's session shows no start time to us: say only what we know.
-  return `held by PostgreSQL backend pid ${row.pid}${from ? ` (${from})` : ''}${row.since ? ` since ${row.since.toISOString()}` : ''}`;
+/**
+ * Takes the lock in a transaction of its own session and keeps it open; true when it had to wait.
+ * Plain BEGIN/COMMIT on a one-connection session rather than sql.begin(): when the server goes away
+ * mid-wait, sql.begin() queues a ROLLBACK on the dead socket, which the driver then writes to null.
+ */
+async function takeLock(ctx: RunContext): Promise<boolean> {
+  const schema = ctx.env.DATABASE_SCHEMA;
+  const session = dbOf(ctx).openSession();
+  const lock = (wait: boolean) => session`lock table ${session(schema)}.${session(LOCK_TABLE)} in exclusive mode ${wait ? session`` : session`nowait`}`;
+  let waited = false;
+  try {
+    await session`begin`;
+    try {
+      await lock(false);
+    } catch (error) {
+      if (!isLockTimeout(error)) throw error;
+      waited = true;
+      await session`rollback`;
+      const [holder] = await lockHolders(session, schema, { relation: LOCK_TABLE });
+      ctx.log.info(`another bootstrap of schema ${schema} is running (${holder ?? 'holder not visible'}); waiting up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s`, { step: 'lock' });
+      await session`begin`;
+      await lock(true); // bounded by the session's lock_timeout
+    }
+  } catch (error) {
+    await session.end({ timeout: 0 });
+    if (!isLockTimeout(error)) throw error;
+    const { message, fix } = await lockTimeoutMessage(dbOf(ctx).sql, schema, 'the lock step (another bootstrap of this schema)', 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT);
+    throw new SchemaError(message, fix, { cause: error });
+  }
+  ctx.heldLock = {
+    async release() {
+      await session`commit`.catch(() => {});
+      await session.end({ timeout: 5 });
+    },
+    destroy() {
+      void session.end({ timeout: 0 });
+    },
+  };
+  return waited;
 }

@@ -7,6 +7,7 @@
  */
 import { MigrationError } from '../errors.js';
 import { connectionLost, errorCode, type Sql } from '../db/connect.js';
+import { isLockTimeout, STATEMENT_TIMEOUT } from '../db/locks.js';
 import { dbOf, throwIfAborted, type Step } from './step.js';
 
 export const HISTORY_TABLE = 'superfasttt_migrations';
@@ -61,6 +62,8 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
           });
         } catch (error) {
           throwIfAborted(ctx.signal);
+          // A lock held by the app, or a statement past its timeout: the runner names the holder.
+          if (isLockTimeout(error) || errorCode(error) === STATEMENT_TIMEOUT) throw error;
           const lost = connectionLost(error, `migration ${migration.name} (rolled back)`);
           if (lost) throw lost;
           const code = errorCode(error);

@@ -3,9 +3,11 @@
  * The command is a list of steps; the pipeline runs them in order and logs one line per step.
  * `check` runs the same steps with ctx.mode = 'check': they verify and report, and write nothing.
  */
-import { BootstrapError, InterruptedError } from '../errors.js';
+import { BootstrapError, InterruptedError, SchemaError } from '../errors.js';
 import type { Env } from '../config/schema.js';
-import { connectionLost, type Connection } from '../db/connect.js';
+import { connectionLost, errorCode, type Connection } from '../db/connect.js';
+import { isLockTimeout, lockTimeoutMessage, STATEMENT_TIMEOUT } from '../db/locks.js';
+import type { HeldLock } from './lock.js';
 import type { EmailProvider } from '../email/provider.js';
 import type { Logger } from '../log.js';
 
@@ -22,6 +24,8 @@ export interface RunContext {
   signal: AbortSignal;
   version: string;
   db?: Connection;
+  /** The bootstrap lock, held in its own session until the run ends. */
+  heldLock?: HeldLock;
   /** Set by the email step when a provider is configured. */
   email?: EmailProvider;
   /** Changes made by this run, for the summary line. Empty on a re-run of a complete instance. */
@@ -87,7 +91,7 @@ async function runStep(step: Step, ctx: RunContext): Promise<void> {
     summary = await step.run(ctx);
   } catch (error) {
     throwIfAborted(ctx.signal);
-    throw classify(error, step);
+    throw await classifyFailure(error, step, ctx);
   }
   ctx.log.info(summary, { step: step.name, durationMs: performance.now() - started });
 }
@@ -108,6 +112,26 @@ export function classify(error: unknown, step: Step): unknown {
   if (typeof code !== 'string') return error;
   const message = (error as Error).message;
   return new step.errorClass(`${step.name}: ${message} (${code})`, undefined, { cause: error });
+}
+
+/**
+ * classify(), plus what needs the database to explain: a statement that gave up waiting for a lock
+ * (exit 4, naming the table and the session that holds it), or that ran past statement_timeout.
+ */
+export async function classifyFailure(error: unknown, step: Step, ctx: RunContext): Promise<unknown> {
+  if (error instanceof BootstrapError) return error;
+  if (ctx.db && isLockTimeout(error)) {
+    const { message, fix } = await lockTimeoutMessage(ctx.db.sql, ctx.env.DATABASE_SCHEMA, `the ${step.name} step`, 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, { exclude: 'superfasttt_lock' });
+    return new SchemaError(message, fix, { cause: error });
+  }
+  if (errorCode(error) === STATEMENT_TIMEOUT) {
+    return new step.errorClass(
+      `${step.name}: a statement ran longer than DATABASE_STATEMENT_TIMEOUT=${ctx.env.DATABASE_STATEMENT_TIMEOUT} s and was cancelled (nothing of its transaction was kept)`,
+      'look for what slows the server down (pg_stat_activity), or raise DATABASE_STATEMENT_TIMEOUT',
+      { cause: error },
+    );
+  }
+  return classify(error, step);
 }
 
 /** Connection of the run; a step that needs it comes after the database step. */

@@ -1,0 +1,64 @@
+/**
+ * Who holds a lock we waited for. Every statement runs with a lock_timeout; when it expires
+ * (SQLSTATE 55P03) the operator needs the table and the session to stop, not "lock timeout".
+ * By then our wait has ended (pg_blocking_pids is empty), so this lists the sessions that hold,
+ * on a table of the schema, a lock strong enough to block a read or a write.
+ */
+import type { TransactionSql } from 'postgres';
+import { errorCode, type Sql } from './connect.js';
+import { quoteIdent } from './sql-text.js';
+
+export const LOCK_TIMEOUT = '55P03';
+export const STATEMENT_TIMEOUT = '57014';
+
+interface Holder {
+  relname: string;
+  mode: string;
+  pid: number;
+  role: string | null;
+  application_name: string | null;
+  since: Date | null;
+  state: string | null;
+}
+
+/**
+ * Locks that conflict with SELECT (AccessExclusive) or with INSERT/UPDATE/DELETE (Share and up), as
+ * "table users: AccessExclusiveLock held by pid 42 (role tenant_x, psql, idle in transaction since ...)", at most 5.
+ * (Literal modes: without fetch_types the driver cannot send an array parameter.)
+ */
+export async function lockHolders(sql: Sql | TransactionSql, schema: string, opts: { relation?: string; exclude?: string } = {}): Promise<string[]> {
+  const rows = await sql<Holder[]>`
+    select c.relname, l.mode, l.pid, a.usename as role, nullif(a.application_name, '') as application_name,
+           coalesce(a.xact_start, a.backend_start) as since, a.state
+    from pg_locks l
+    join pg_class c on c.oid = l.relation
+    left join pg_stat_activity a on a.pid = l.pid
+    where l.locktype = 'relation' and l.granted and l.pid <> pg_backend_pid()
+      and c.relnamespace = (select oid from pg_namespace where nspname = ${schema})
+      and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+      and (${opts.relation ?? null}::text is null or c.relname = ${opts.relation ?? null})
+      and (${opts.exclude ?? null}::text is null or c.relname <> ${opts.exclude ?? null})
+    order by since nulls last, l.pid
+    limit 5`;
+  return rows.map(describe);
+}
+
+function describe(h: Holder): string {
+  // Another role's session shows neither its start nor its state to us: say only what we know.
+  const who = [h.role && `role ${h.role}`, h.application_name, h.state && `${h.state}${h.since ? ` since ${h.since.toISOString()}` : ''}`].filter(Boolean);
+  return `table ${h.relname}: ${h.mode} held by PostgreSQL backend pid ${h.pid}${who.length > 0 ? ` (${who.join(', ')})` : ''}`;
+}
+
+/** What to tell the operator when a statement gave up waiting: the holders, and how to stop one. */
+export async function lockTimeoutMessage(sql: Sql, schema: string, during: string, variable: string, seconds: number, opts: { exclude?: string } = {}): Promise<{ message: string; fix: string }> {
+  const holders = await lockHolders(sql, schema, opts).catch(() => [] as string[]);
+  const pid = /pid (\d+)/.exec(holders[0] ?? '')?.[1] ?? '<pid>';
+  return {
+    message: `${during} waited ${seconds} s (${variable}) for a lock on schema ${schema} and gave up: ${holders.length > 0 ? holders.join('; ') : 'the holder is gone or not visible to this role'}`,
+    fix: `end that session's transaction (commit, or SELECT pg_terminate_backend(${pid}); as its role or a superuser), then run again; or raise ${variable}. Inspect: SELECT l.pid, l.mode, c.relname, a.usename, a.application_name, a.state, a.xact_start FROM pg_locks l JOIN pg_class c ON c.oid = l.relation LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE c.relnamespace = '${quoteIdent(schema).replace(/'/g, "''")}'::regnamespace;`,
+  };
+}
+
+export function isLockTimeout(error: unknown): boolean {
+  return errorCode(error) === LOCK_TIMEOUT;
+}
