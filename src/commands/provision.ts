@@ -13,7 +13,7 @@ import type { StorageSettings } from '../settings.js';
 import { folderMarker, openS3, type S3Session } from '../storage/client.js';
 import { httpStatus } from '../storage/s3-errors.js';
 import { generatePassword } from '../provision/scram.js';
-import { assertSafeOutDir, renderEnv, writeEnvFile } from '../provision/env-file.js';
+import { assertEnvValues, assertSafeOutDir, renderEnv, writeEnvFile } from '../provision/env-file.js';
 import { hardenDatabase, provisionTenant, type TenantOutcome } from '../provision/tenant-sql.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import { redact } from '../redact.js';
@@ -78,7 +78,10 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
   if (env.PROVISION_STORAGE_ACCESS_KEY && opts.storageMode === 'prefix' && !env.PROVISION_STORAGE_BUCKET) {
     throw new ConfigError('PROVISION_STORAGE_BUCKET: is required with --storage-mode prefix (the shared bucket of the tenants\' folders)', [], 'set PROVISION_STORAGE_BUCKET, or use --storage-mode bucket');
   }
-  if (opts.outDir) assertSafeOutDir(opts.outDir);
+  // Copied into every tenant's .env: refused now, before anything is created, if a .env reader would change them.
+  const copied = { ...Object.fromEntries(EMAIL_KEYS.map((key) => [key, input.env[key] || undefined])), PROVISION_STORAGE_ENDPOINT: env.PROVISION_STORAGE_ENDPOINT, PROVISION_STORAGE_ACCESS_KEY: env.PROVISION_STORAGE_ACCESS_KEY, PROVISION_STORAGE_SECRET_KEY: env.PROVISION_STORAGE_SECRET_KEY };
+  assertEnvValues(copied, 'the deployer\'s environment');
+  if (opts.outDir) assertSafeOutDir(opts.outDir, specs.map((spec) => `${spec.name}.env`));
   const storage = env.PROVISION_STORAGE_ACCESS_KEY ? await openProvisionStorage(env, input.signal) : undefined;
 
   const db = await connect(asConnectSettings(env), input.log, input.signal, { max: Math.min(opts.concurrency, 8) });

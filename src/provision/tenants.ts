@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as v from 'valibot';
 import { ConfigError } from '../errors.js';
 import { email, phoneE164, text } from '../config/fields.js';
+import { envValueProblem } from './env-file.js';
 
 export const PREFIX = 'tenant_';
 const MAX_NAME = 63 - PREFIX.length;
@@ -65,6 +66,11 @@ export function tenantSpecs(names: string[], file: string | undefined, opts: { o
     if (seen.has(name.output)) return problems.push(`${where}: listed twice`);
     seen.add(name.output);
     const r = parsed.output;
+    // Copied into the tenant's .env: refused now if a .env reader would not read it back unchanged.
+    for (const [key, value] of Object.entries(r)) {
+      const problem = typeof value === 'string' ? envValueProblem(value) : undefined;
+      if (problem) problems.push(`${where}: ${key} ${problem}`);
+    }
     if ((r.s3_access_key === undefined) !== (r.s3_secret_key === undefined)) problems.push(`${where}: give both s3_access_key and s3_secret_key, or neither`);
     specs.push({
       name: name.output,
