@@ -94,6 +94,13 @@ async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: Pro
       'check the tenant name (and --opaque-names, --storage-mode): storage is purged only for a tenant that exists and whose storage carries its proof of ownership',
     );
   }
+  if (!state.schemaExists && opts.purgeStorage) {
+    // The role alone proves nothing: roles are shared by every database of the cluster.
+    throw new SchemaError(
+      `tenant ${spec.name} has no schema ${spec.schema} in database ${env.PROVISION_DATABASE_URL.database}: its storage was left alone, nothing was removed`,
+      'run without --purge-storage to remove what is left of it (its role); storage is purged only for a tenant whose schema carries the id its storage proves',
+    );
+  }
   const [me] = await sql<{ user: string; attrs: boolean | null; sessions: string | null }[]>`
     select current_user as user,
            (select rolsuper or rolcreaterole or rolcreatedb or not rolcanlogin from pg_roles where rolname = ${spec.role}) as attrs,

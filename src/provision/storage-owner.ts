@@ -116,7 +116,7 @@ export function assertMayUse(state: LocationState, loc: StorageLocation, tenantI
     new ConfigError(
       `${where(loc)} ${found}: it is not this tenant's storage, and nothing was created`,
       [],
-      'choose another tenant name; if that storage really belongs to this tenant, move it, or remove its marker object only after checking whose it is',
+      'choose another tenant name; if it is what a deprovisioned tenant of this name left behind, delete it first (deprovision --purge-storage before removing a tenant, or by hand after checking whose it is)',
     );
   if (state.marker === 'invalid') throw refuse(`holds a marker object ${loc.prefix}${MARKER_NAME} that superfasttt did not write`);
   if (state.marker) {
@@ -128,8 +128,8 @@ export function assertMayUse(state: LocationState, loc: StorageLocation, tenantI
 }
 
 /**
- * Deprovision, before deleting: the location must carry this tenant's proof. Returns false when
- * there is nothing there (already purged); throws (exit 4 through the caller's class) otherwise.
+ * Deprovision, before deleting: the location must carry this tenant's proof. 'match', 'gone' when
+ * there is nothing there (already purged), or why it may not be deleted.
  */
 export function proofMatches(state: LocationState, loc: StorageLocation, tenantId: string | undefined): 'match' | 'gone' | string {
   if (!state.exists || (state.data === 0 && !state.marker)) return 'gone';
