@@ -3,18 +3,20 @@
  * privilege, idempotent, verified) and writes the instance's .env. Tenants run concurrently; one
  * tenant's failure does not stop the others; the report lists each result.
  */
-import { existsSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseOptions } from '../cli-options.js';
 import { loadProvisionConfig, type ProvisionEnv } from '../config/provision-schema.js';
-import { connect, errorCode, type Connection } from '../db/connect.js';
-import { BootstrapError, ConfigError, SchemaError, StorageError } from '../errors.js';
+import { connect, errorCode, type Connection, type SessionBounds } from '../db/connect.js';
+import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
 import type { StorageSettings } from '../settings.js';
 import { folderMarker, openS3, type S3Session } from '../storage/client.js';
-import { httpStatus } from '../storage/s3-errors.js';
 import { generatePassword } from '../provision/scram.js';
 import { assertEnvValues, assertSafeOutDir, renderEnv, writeEnvFile } from '../provision/env-file.js';
-import { hardenDatabase, provisionTenant, type TenantOutcome } from '../provision/tenant-sql.js';
+import { assertMayUse, inspectLocation, MARKER_NAME, writeMarker, type LocationState, type Ownership, type StorageLocation } from '../provision/storage-owner.js';
+import { hardenDatabase, prepareProvisionLock, provisionTenant, tenantState } from '../provision/tenant-sql.js';
+import { loginProblem } from '../provision/verify-login.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import { redact } from '../redact.js';
 import type { CommandInput } from './bootstrap.js';
@@ -73,7 +75,7 @@ export interface TenantReport {
 const RETRYABLE = new Set(['XX000', '23505', '40001', '40P01']);
 
 export async function provision(input: CommandInput, opts: ProvisionOptions): Promise<number> {
-  const specs = tenantSpecs(opts.tenants, opts.tenantsFile, { opaque: opts.opaqueNames });
+  const specs = tenantSpecs(opts.tenants, opts.tenantsFile, { opaque: opts.opaqueNames, buckets: opts.storageMode === 'bucket' });
   const env = loadProvisionConfig(input.env);
   if (env.PROVISION_STORAGE_ACCESS_KEY && opts.storageMode === 'prefix' && !env.PROVISION_STORAGE_BUCKET) {
     throw new ConfigError('PROVISION_STORAGE_BUCKET: is required with --storage-mode prefix (the shared bucket of the tenants\' folders)', [], 'set PROVISION_STORAGE_BUCKET, or use --storage-mode bucket');
@@ -84,10 +86,11 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
   if (opts.outDir) assertSafeOutDir(opts.outDir, specs.map((spec) => `${spec.name}.env`));
   const storage = env.PROVISION_STORAGE_ACCESS_KEY ? await openProvisionStorage(env, input.signal) : undefined;
 
-  const db = await connect(asConnectSettings(env), input.log, input.signal, { max: Math.min(opts.concurrency, 8) });
+  const db = await connect(deployerConnectSettings(env), input.log, input.signal, { max: Math.min(opts.concurrency, 8), bounds: deployerBounds(env) });
   const reports: TenantReport[] = [];
   try {
     await checkDeployer(db, env);
+    await prepareProvisionLock(db.sql);
     if (Number.parseInt(db.serverVersion, 10) <= 15) {
       input.log.warn(`PostgreSQL ${db.serverVersion}: before 16, CREATEROLE lets the deployer take almost any right (even run programs on the server): keep its credentials like a superuser's`, { step: 'provision' });
     }
@@ -98,7 +101,7 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
     const worker = async () => {
       while (next < specs.length) {
         const spec = specs[next++]!;
-        const report = await provisionOne(db, storage, env, spec, opts, input.env);
+        const report = await provisionOne(db, storage, env, spec, opts, input);
         reports.push(report);
         const line = `${spec.name}: ${report.status}, ${report.message}`;
         if (report.status === 'failed') input.log.error(line, { step: 'provision', ...(report.fix && { fix: report.fix }) });
@@ -121,14 +124,13 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
   return failed[0]?.exit_code ?? 0;
 }
 
-function asConnectSettings(env: ProvisionEnv) {
-  return {
-    DATABASE_URL: env.PROVISION_DATABASE_URL,
-    DATABASE_SSL: false,
-    DATABASE_SSL_CA: undefined,
-    DATABASE_SSL_CA_FILE: undefined,
-    DATABASE_CONNECT_TIMEOUT: env.PROVISION_CONNECT_TIMEOUT,
-  };
+/** The deployer's connection: its URL and connect timeout; TLS as its URL says (sslmode, sslrootcert). */
+export function deployerConnectSettings(env: ProvisionEnv) {
+  return { DATABASE_URL: env.PROVISION_DATABASE_URL, DATABASE_SSL: false, DATABASE_SSL_CA: undefined, DATABASE_SSL_CA_FILE: undefined, DATABASE_CONNECT_TIMEOUT: env.PROVISION_CONNECT_TIMEOUT };
+}
+
+export function deployerBounds(env: ProvisionEnv): SessionBounds {
+  return { lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT, statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT };
 }
 
 /** The deployer's rights, checked once, with what to grant when one is missing. */
@@ -147,59 +149,81 @@ async function checkDeployer(db: Connection, env: ProvisionEnv): Promise<void> {
   }
 }
 
-async function provisionOne(
-  db: Connection,
-  storage: S3Session | undefined,
-  env: ProvisionEnv,
-  spec: TenantSpec,
-  opts: ProvisionOptions,
-  deployerEnv: NodeJS.ProcessEnv,
-): Promise<TenantReport> {
+async function provisionOne(db: Connection, storage: S3Session | undefined, env: ProvisionEnv, spec: TenantSpec, opts: ProvisionOptions, input: CommandInput): Promise<TenantReport> {
   const base = { name: spec.name, schema: spec.schema, role: spec.role };
   const envFile = opts.outDir ? join(opts.outDir, `${spec.name}.env`) : undefined;
-  let outcome: TenantOutcome | undefined;
-  for (let attempt = 1; !outcome; attempt++) {
-    try {
-      outcome = await provisionTenant(db.sql, spec, {
-        database: env.PROVISION_DATABASE_URL.database,
-        rotatePassword: opts.rotatePassword,
-        connectionLimit: env.PROVISION_CONNECTION_LIMIT,
-      });
-    } catch (error) {
-      if (RETRYABLE.has(errorCode(error)) && attempt < 3) continue;
-      const e = error instanceof BootstrapError ? error : new SchemaError(`tenant ${spec.name}: ${(error as Error).message} (${errorCode(error) || 'error'})`, 'check the deployer\'s rights (README, "Provisioning")', { cause: error });
-      return { ...base, status: 'failed', message: e.message, ...(e.fix && { fix: e.fix }), exit_code: e.exitCode };
+  const fail = (e: BootstrapError, prefix = ''): TenantReport => ({ ...base, status: 'failed', message: prefix + e.message, ...(e.fix && { fix: e.fix }), exit_code: e.exitCode });
+  try {
+    // Read-only first: whatever is refused below is refused before anything is created.
+    const before = await tenantState(db.sql, spec);
+    if (!before.roleExists && envFile && existsSync(envFile) && !opts.force) {
+      throw new SchemaError(
+        `${envFile} exists but role ${spec.role} does not: that file holds another role's password (an earlier tenant of this name, or someone else's file), and the new password could be written nowhere; nothing was created`,
+        `check that file; run again with --force to overwrite it, or remove it`,
+      );
     }
-  }
-  let status: TenantReport['status'] = outcome.created ? 'created' : outcome.password ? 'rotated' : 'unchanged';
-  let storageNote = '';
-  if (storage) {
-    try {
-      storageNote = `; ${await provisionStorage(storage, env, spec, opts.storageMode)}`;
-    } catch (error) {
-      const e = error instanceof BootstrapError ? error : new StorageError(`tenant ${spec.name}: ${(error as Error).message}`);
-      return { ...base, status: 'failed', message: `PostgreSQL ready, storage failed: ${e.message}`, ...(e.fix && { fix: e.fix }), exit_code: e.exitCode };
-    }
-    if (status === 'unchanged' && storageNote.includes('created')) status = 'created';
-  }
-  if (!outcome.password) {
-    // The role existed and kept its password: an existing .env stays the truth.
-    if (envFile && !existsSync(envFile) && !opts.json) {
-      return { ...base, status: 'failed', message: `role ${spec.role} exists but ${envFile} does not: its password is unknown here`, fix: 'run again with --rotate-password to set a new password and write the .env', exit_code: 4 };
-    }
-    return { ...base, status, message: `role and schema in place${storageNote}${envFile ? `; ${envFile} kept` : ''}`, ...(envFile && { env_file: envFile }) };
-  }
+    const location = storage && storageLocation(env, spec, opts.storageMode);
+    const found = storage && location ? await inspectLocation(locationSession(storage, env, location), location) : undefined;
+    if (found && location) assertMayUse(found, location, before.tenantId, before.schemaExists && !before.tenantId);
+    const tenantId = before.tenantId ?? randomUUID();
 
-  const instanceEnv = tenantEnv(env, spec, outcome.password, deployerEnv, storage && opts.storageMode);
-  let message = (outcome.created ? 'role, schema and grants created' : 'password rotated') + storageNote;
-  if (storage && !spec.s3) message += '; the instance gets the shared S3 keys (give per-tenant keys in the tenants file: s3_access_key, s3_secret_key)';
-  if (envFile) {
+    const outcome = await withRetries(() =>
+      provisionTenant(db.sql, spec, { database: env.PROVISION_DATABASE_URL.database, rotatePassword: opts.rotatePassword, connectionLimit: env.PROVISION_CONNECTION_LIMIT, tenantId }),
+    );
+    let status: TenantReport['status'] = outcome.created ? 'created' : outcome.password ? 'rotated' : 'unchanged';
+    let storageNote = '';
+    if (storage && location && found) {
+      try {
+        storageNote = `; ${await provisionStorage(storage, env, location, found, { tenant_id: tenantId, schema: spec.schema, database: env.PROVISION_DATABASE_URL.database }, spec)}`;
+      } catch (error) {
+        if (!(error instanceof BootstrapError)) throw error;
+        return fail(error, 'PostgreSQL ready, storage failed: ');
+      }
+      if (status === 'unchanged' && storageNote.includes('created')) status = 'created';
+    }
+
+    const login = { connectTimeoutSec: env.PROVISION_CONNECT_TIMEOUT, bounds: deployerBounds(env), log: input.log, signal: input.signal };
+    if (!outcome.password) {
+      // The role existed and kept its password: an existing .env stays the truth, once proven.
+      if (!envFile) return { ...base, status, message: `role and schema in place${storageNote}` };
+      if (!existsSync(envFile)) {
+        throw new SchemaError(`role ${spec.role} exists but ${envFile} does not: its password is unknown here`, 'run again with --rotate-password to set a new password and write the .env');
+      }
+      const problem = await loginProblem(readFileSync(envFile, 'utf8'), spec, login);
+      if (problem) throw new SchemaError(`${envFile} does not boot the tenant: ${problem}`, `run again with --rotate-password to set a new password and rewrite ${envFile}`);
+      return { ...base, status, message: `role and schema in place${storageNote}; ${envFile} kept, its login verified`, env_file: envFile };
+    }
+
+    const instanceEnv = tenantEnv(env, spec, outcome.password, input.env, storage && opts.storageMode);
     const content = renderEnv(instanceEnv, [`superfasttt instance ${spec.name}: generated by superfasttt-bootstrap provision. Secret: mode 0600, never commit it.`]);
-    const written = writeEnvFile(envFile, content, opts.force || opts.rotatePassword);
-    message += written ? `; ${envFile} written` : `; ${envFile} exists and was kept (--force to overwrite)`;
+    let message = (outcome.created ? 'role, schema and grants created' : 'password rotated') + storageNote;
+    if (storage && !spec.s3) message += '; the instance gets the shared S3 keys (give per-tenant keys in the tenants file: s3_access_key, s3_secret_key)';
+    if (envFile) {
+      // Overwriting is safe here: a file of another role was refused above unless --force.
+      writeEnvFile(envFile, content, true);
+      message += `; ${envFile} written`;
+    }
+    // The file as written (or the JSON output's environment) must boot the tenant.
+    const problem = await loginProblem(envFile ? readFileSync(envFile, 'utf8') : content, spec, login);
+    if (problem) throw new SchemaError(`the new credentials do not boot the tenant: ${problem}`, 'check the deployer\'s URL (host, port, sslmode: the tenants\' URLs are derived from it) and pg_hba.conf for the tenant roles');
+    message += ', its login verified';
+    if (!spec.admin.email) message += '; no super admin email given: fill AUTO_SUPERADMIN_EMAIL, _FIRSTNAME, _LASTNAME in the .env';
+    return { ...base, status, message, ...(envFile && { env_file: envFile }), ...(opts.json && { env: instanceEnv }) };
+  } catch (error) {
+    const e = error instanceof BootstrapError ? error : new SchemaError(`tenant ${spec.name}: ${(error as Error).message} (${errorCode(error) || 'error'})`, 'check the deployer\'s rights (README, "Provisioning")', { cause: error });
+    return fail(e);
   }
-  if (!spec.admin.email) message += '; no super admin email given: fill AUTO_SUPERADMIN_EMAIL, _FIRSTNAME, _LASTNAME in the .env';
-  return { ...base, status, message, ...(envFile && { env_file: envFile }), ...(opts.json && { env: instanceEnv }) };
+}
+
+/** Concurrent catalog updates from outside our lock: tried again with a fresh look at the state. */
+async function withRetries<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (!RETRYABLE.has(errorCode(error)) || attempt >= 3) throw error;
+    }
+  }
 }
 
 /** Everything the instance needs to bootstrap with SKIP_SETUP=true. */
@@ -252,24 +276,34 @@ function storageSettingsOf(env: ProvisionEnv, bucket: string, prefix: string | n
   };
 }
 
-function openProvisionStorage(env: ProvisionEnv, signal: AbortSignal): Promise<S3Session> {
+export function openProvisionStorage(env: ProvisionEnv, signal: AbortSignal): Promise<S3Session> {
   const keys = { accessKeyId: env.PROVISION_STORAGE_ACCESS_KEY!, secretAccessKey: env.PROVISION_STORAGE_SECRET_KEY! };
   return openS3(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET ?? 'superfasttt', null), keys, 10, signal, 'PROVISION_STORAGE');
 }
 
-/** prefix: the tenant's folder marker in the shared bucket; bucket: the tenant's own bucket. Idempotent. */
-async function provisionStorage(session: S3Session, env: ProvisionEnv, spec: TenantSpec, mode: 'prefix' | 'bucket'): Promise<string> {
-  if (mode === 'prefix') {
-    return await folderMarker(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET!, `${spec.schema}/`), session.sendFor(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET!, `${spec.schema}/`)), session.s3, true);
+export function storageLocation(env: ProvisionEnv, spec: TenantSpec, mode: 'prefix' | 'bucket'): StorageLocation {
+  return mode === 'bucket' ? { mode, bucket: spec.bucket, prefix: '' } : { mode, bucket: env.PROVISION_STORAGE_BUCKET!, prefix: `${spec.schema}/` };
+}
+
+/** The session, with failures naming the tenant's bucket or folder. */
+export function locationSession(session: S3Session, env: ProvisionEnv, loc: StorageLocation): S3Session {
+  return { ...session, send: session.sendFor(storageSettingsOf(env, loc.bucket, loc.prefix || null)) };
+}
+
+/** prefix: the tenant's folder marker in the shared bucket; bucket: the tenant's own bucket; then the proof. Idempotent. */
+async function provisionStorage(shared: S3Session, env: ProvisionEnv, loc: StorageLocation, found: LocationState, owner: Ownership, spec: TenantSpec): Promise<string> {
+  const session = locationSession(shared, env, loc);
+  const { s3, send } = session;
+  let done: string;
+  if (loc.mode === 'prefix') {
+    done = await folderMarker(storageSettingsOf(env, loc.bucket, loc.prefix), send, s3, true);
+  } else if (found.exists) {
+    done = `bucket ${loc.bucket} present`;
+  } else {
+    const location = env.PROVISION_STORAGE_REGION === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: env.PROVISION_STORAGE_REGION as never } };
+    await send('CreateBucket', new s3.CreateBucketCommand({ Bucket: loc.bucket, ...location }));
+    done = `bucket ${loc.bucket} created (bucket names allow no _ nor uppercase: ${spec.name} -> ${loc.bucket})`;
   }
-  const send = session.sendFor(storageSettingsOf(env, spec.bucket, null));
-  try {
-    await send('HeadBucket', new session.s3.HeadBucketCommand({ Bucket: spec.bucket }));
-    return `bucket ${spec.bucket} present`;
-  } catch (error) {
-    if (httpStatus((error as { cause?: unknown }).cause) !== 404) throw error;
-  }
-  const location = env.PROVISION_STORAGE_REGION === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: env.PROVISION_STORAGE_REGION as never } };
-  await send('CreateBucket', new session.s3.CreateBucketCommand({ Bucket: spec.bucket, ...location }));
-  return `bucket ${spec.bucket} created (bucket names allow no _ nor uppercase: ${spec.name} -> ${spec.bucket})`;
+  if (!found.marker) await writeMarker(session, loc, owner);
+  return found.marker ? done : `${done}, proof of ownership written (${loc.prefix}${MARKER_NAME})`;
 }

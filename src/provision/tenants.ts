@@ -49,7 +49,32 @@ export function tenantIdentifier(name: string, opaque: boolean): string {
   return PREFIX + (opaque ? createHash('sha256').update(name).digest('hex').slice(0, 20) : name);
 }
 
-export function tenantSpecs(names: string[], file: string | undefined, opts: { opaque?: boolean } = {}): TenantSpec[] {
+const BUCKET_PREFIX = 'superfasttt-';
+/** Longest name whose bucket, superfasttt-<name>, fits S3's 63 characters without being cut. */
+const MAX_BUCKET_NAME = 63 - BUCKET_PREFIX.length;
+/** What an --opaque-names identifier looks like: a plain name of that shape could be someone's hash. */
+const OPAQUE_SHAPE = /^[0-9a-f]{20}$/;
+
+/**
+ * The tenant's own bucket: superfasttt-<identifier> with _ as - (bucket names allow no _ nor
+ * uppercase). Injective because names never hold -, and because names that would need cutting
+ * (longer than 51) or trimming (a trailing _), or that would hold -- (reserved by S3 for its own
+ * suffixes such as --x-s3 and --ol-s3), are refused in bucket mode instead of being mapped.
+ */
+export function bucketOf(identifier: string): string {
+  return BUCKET_PREFIX + identifier.slice(PREFIX.length).replace(/_/g, '-');
+}
+
+/** Why a name cannot have a bucket of its own, or undefined. */
+export function bucketProblem(name: string): string | undefined {
+  if (name.length > MAX_BUCKET_NAME) return `is longer than ${MAX_BUCKET_NAME} characters: its bucket ${BUCKET_PREFIX}<name> would not fit S3's 63 (use --opaque-names, or a shorter name)`;
+  if (name.endsWith('_')) return 'ends with _: bucket names must end with a letter or digit, and trimming it would give another tenant\'s bucket';
+  if (name.includes('__')) return 'holds __: its bucket name would hold --, which S3 reserves';
+  if (name.endsWith('_s3alias')) return 'ends with _s3alias: S3 reserves bucket names ending with -s3alias';
+  return undefined;
+}
+
+export function tenantSpecs(names: string[], file: string | undefined, opts: { opaque?: boolean; buckets?: boolean } = {}): TenantSpec[] {
   const rows: Array<Record<string, unknown>> = names.map((name) => ({ name }));
   if (file !== undefined) rows.push(...readRows(file));
   const problems: string[] = [];
@@ -65,6 +90,9 @@ export function tenantSpecs(names: string[], file: string | undefined, opts: { o
     if (!parsed.success || !name.success) return;
     if (seen.has(name.output)) return problems.push(`${where}: listed twice`);
     seen.add(name.output);
+    if (!opts.opaque && OPAQUE_SHAPE.test(name.output)) return problems.push(`${where}: name looks like an --opaque-names identifier (20 hexadecimal digits), which could be another tenant's: choose another name`);
+    const bucketIssue = opts.buckets && !opts.opaque ? bucketProblem(name.output) : undefined;
+    if (bucketIssue) return problems.push(`${where}: with --storage-mode bucket, the name ${bucketIssue}`);
     const r = parsed.output;
     // Copied into the tenant's .env: refused now if a .env reader would not read it back unchanged.
     for (const [key, value] of Object.entries(r)) {
@@ -76,12 +104,20 @@ export function tenantSpecs(names: string[], file: string | undefined, opts: { o
       name: name.output,
       schema: tenantIdentifier(name.output, opts.opaque ?? false),
       role: tenantIdentifier(name.output, opts.opaque ?? false),
-      // Bucket names allow no _ (nor uppercase): superfasttt-<name> with _ as -.
-      bucket: `superfasttt-${tenantIdentifier(name.output, opts.opaque ?? false).slice(PREFIX.length).replace(/_/g, '-')}`.slice(0, 63).replace(/-+$/, ''),
+      bucket: bucketOf(tenantIdentifier(name.output, opts.opaque ?? false)),
       admin: { email: r.email, firstName: r.first_name, lastName: r.last_name, phone: r.phone },
       ...(r.s3_access_key && r.s3_secret_key && { s3: { accessKey: r.s3_access_key, secretKey: r.s3_secret_key } }),
     });
   });
+  // The mapping is injective by construction; this proves it on every run, before anything is created.
+  for (const key of ['schema', 'bucket'] as const) {
+    const owners = new Map<string, string>();
+    for (const spec of specs) {
+      const other = owners.get(spec[key]);
+      if (other !== undefined && (key === 'schema' || opts.buckets)) problems.push(`tenants ${JSON.stringify(other)} and ${JSON.stringify(spec.name)} would share the ${key} ${spec[key]}`);
+      owners.set(spec[key], spec.name);
+    }
+  }
   if (specs.length === 0 && problems.length === 0) problems.push('no tenant given: use --tenant NAME (repeatable) or --tenants FILE');
   if (problems.length > 0) throw new ConfigError(`invalid tenants: ${problems.length} problem(s)`, problems, 'tenant names: lowercase letters, digits and _, starting with a letter');
   return specs;
