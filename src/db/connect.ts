@@ -1,5 +1,5 @@
 /**
- * One PostgreSQL connection for the whole run (the advisory lock is held by the session).
+ * The PostgreSQL connection of the run (the lock step opens a second session for its lock).
  * Unreachable servers are retried with capped exponential backoff until DATABASE_CONNECT_TIMEOUT;
  * answers that will not change by waiting (bad password, unknown database, TLS refused) fail at once.
  */
@@ -86,7 +86,7 @@ export async function connect(
     pass: password,
     database,
     ssl: plan.ssl,
-    max: opts.max ?? 1, // one connection for the whole run: the session holds the advisory lock
+    max: opts.max ?? 1, // one connection: session settings (search_path) hold for every statement
     idle_timeout: 0,
     max_lifetime: null,
     connect_timeout: attemptTimeout(),
