@@ -79,12 +79,21 @@ export async function hardenDatabase(sql: Sql, database: string): Promise<Databa
   if (acl?.connect || acl?.temp) statements.push({ sql: `REVOKE ALL ON DATABASE ${db} FROM PUBLIC`, why: 'every role may connect to (and create temporary tables in) a new database by default; tenants get CONNECT one by one' });
   if (acl?.public_create) statements.push({ sql: 'REVOKE CREATE ON SCHEMA public FROM PUBLIC', why: 'before PostgreSQL 15 (and in upgraded databases) every role may create objects in public, where all tenants would meet' });
   for (const statement of statements) await sql.unsafe(statement.sql);
-  const [after] = await sql<{ open: boolean }[]>`
-    select has_database_privilege('public', current_database(), 'CONNECT') or has_schema_privilege('public', 'public', 'CREATE') as open`;
-  if (after?.open) {
+  const [after] = await sql<{ connect: boolean; create: boolean; me: string; db_owner: string; public_owner: string | null }[]>`
+    select has_database_privilege('public', current_database(), 'CONNECT') as connect,
+           has_schema_privilege('public', 'public', 'CREATE') as create, current_user as me,
+           (select pg_get_userbyid(datdba) from pg_database where datname = current_database()) as db_owner,
+           (select pg_get_userbyid(nspowner) from pg_namespace where nspname = 'public') as public_owner`;
+  if (after?.connect || after?.create) {
+    // Each right is revoked by the owner of its object; on PostgreSQL 14 schema public belongs to the
+    // bootstrap superuser even when the deployer owns the database.
+    const fixes = [
+      after.connect && `as ${after.db_owner} (owner of the database) or a superuser: REVOKE ALL ON DATABASE ${db} FROM PUBLIC; or ALTER DATABASE ${db} OWNER TO ${quoteIdent(after.me)}`,
+      after.create && `as ${after.public_owner} (owner of schema public) or a superuser: REVOKE CREATE ON SCHEMA public FROM PUBLIC; or ALTER SCHEMA public OWNER TO ${quoteIdent(after.me)}`,
+    ].filter(Boolean);
     throw new SchemaError(
-      `the deployer could not take PUBLIC's default rights away on database ${database} (it is not the owner of the database or of schema public)`,
-      `as the database owner, run: ${statements.map((s) => s.sql).join('; ')}; or make the deployer the owner: ALTER DATABASE ${db} OWNER TO <deployer>`,
+      `the deployer ${after.me} could not take PUBLIC's default rights away on database ${database}: ${[after.connect && 'PUBLIC may still connect', after.create && 'PUBLIC may still create in schema public'].filter(Boolean).join(', ')}`,
+      `run once, in database ${database}: ${fixes.join('; ')}`,
     );
   }
   return statements;
