@@ -4,9 +4,11 @@
  * names the exact SQL the operator must run. Then the session's search_path is the tenant schema
  * alone, so migrations and queries can never touch public or another tenant.
  */
+import migrations from 'virtual:migrations';
 import { SchemaError } from '../errors.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { HISTORY_TABLE } from './migrations.js';
+import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
 import { dbOf, type Step } from './step.js';
 
 export const schemaStep: Step = {
@@ -43,6 +45,8 @@ export const schemaStep: Step = {
         `as the schema owner or the deployment role, run: GRANT ${missing.join(', ')} ON SCHEMA ${target} TO ${role};`,
       );
     }
+    // Before reading or writing anything in it: every object ours, no foreign trigger on our tables.
+    await assertSchemaIsOurs(sql, schema, ourObjects(migrations));
 
     const [content] = await sql<{ relations: number; sample: string | null; history: boolean }[]>`
       select count(*)::int as relations,
