@@ -14,9 +14,12 @@
 import { SchemaError } from '../errors.js';
 import { errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, lockHolders, lockTimeoutMessage } from '../db/locks.js';
+import migrations from 'virtual:migrations';
+import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
 import { dbOf, type RunContext, type Step } from './step.js';
+import { LOCK_TABLE } from './tables.js';
 
-export const LOCK_TABLE = 'superfasttt_lock';
+
 
 /** The lock of this run: held until release() (end of run) or destroy() (signal). */
 export interface HeldLock {
@@ -39,6 +42,9 @@ export const lockStep: Step = {
     await createLockTable(sql, schema);
     const started = Date.now();
     const waited = await takeLock(ctx);
+    // Checked again under the lock: a role with CREATE on the schema could have added something
+    // between the schema step and now, and migrations and the super admin come next.
+    await assertSchemaIsOurs(sql, schema, ourObjects(migrations));
     return waited ? `acquired the bootstrap lock of schema ${schema} after waiting ${Date.now() - started} ms` : `acquired the bootstrap lock of schema ${schema}`;
   },
 };

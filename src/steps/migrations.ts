@@ -10,7 +10,6 @@ import { connectionLost, errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, STATEMENT_TIMEOUT } from '../db/locks.js';
 import { dbOf, throwIfAborted, type Step } from './step.js';
 
-export const HISTORY_TABLE = 'superfasttt_migrations';
 
 export interface Migration {
   /** File name without .sql, e.g. 0001_initial; applied in this order. */

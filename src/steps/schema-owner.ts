@@ -29,8 +29,8 @@ import type { TransactionSql } from 'postgres';
 import type { Sql } from '../db/connect.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { SchemaError } from '../errors.js';
-import { LOCK_TABLE } from './lock.js';
-import { HISTORY_TABLE, type Migration } from './migrations.js';
+import type { Migration } from './migrations.js';
+import { HISTORY_TABLE, LOCK_TABLE } from './tables.js';
 
 /** Tables the program itself creates in the schema, beside the migrations': the history and the lock. */
 export const PROGRAM_TABLES: readonly string[] = [HISTORY_TABLE, LOCK_TABLE];

@@ -1,13 +1,14 @@
 /**
- * Step 3: the tenant schema exists, the role may use it, and it is ours (empty, or holding our
- * migration history). The deployment machine creates schemas, never the instance: each failure
+ * The tenant schema exists, the role may use it, and it is ours: every object owned by the role,
+ * nothing on the instance's tables that its migrations did not create (schema-owner.ts), and empty
+ * or holding our migration history. The deployment machine creates schemas, never the instance: each failure
  * names the exact SQL the operator must run. Then the session's search_path is the tenant schema
  * alone, so migrations and queries can never touch public or another tenant.
  */
 import migrations from 'virtual:migrations';
 import { SchemaError } from '../errors.js';
 import { quoteIdent } from '../db/sql-text.js';
-import { HISTORY_TABLE } from './migrations.js';
+import { HISTORY_TABLE, LOCK_TABLE } from './tables.js';
 import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
 import { dbOf, type Step } from './step.js';
 
@@ -53,7 +54,8 @@ export const schemaStep: Step = {
              string_agg(relname, ', ' order by relname) filter (where rn <= 5) as sample,
              bool_or(relname = ${HISTORY_TABLE} and relkind = 'r') as history
       from (select relname, relkind, row_number() over (order by relname) as rn
-            from pg_class where relnamespace = ${schema}::regnamespace and relkind in ('r', 'p', 'v', 'm', 'f', 'S')) rel`;
+            from pg_class where relnamespace = ${schema}::regnamespace and relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+              and relname <> ${LOCK_TABLE}) rel`;
     if (content && content.relations > 0 && !content.history) {
       throw new SchemaError(
         `schema ${schema} already holds ${content.relations} table(s) or other relations (${content.sample}${content.relations > 5 ? ', ...' : ''}) but no superfasttt migration history: it is used by something else`,

@@ -8,6 +8,7 @@ import type { Env } from '../config/schema.js';
 import { connectionLost, errorCode, type Connection } from '../db/connect.js';
 import { isLockTimeout, lockTimeoutMessage, STATEMENT_TIMEOUT } from '../db/locks.js';
 import type { HeldLock } from './lock.js';
+import { LOCK_TABLE } from './tables.js';
 import type { EmailProvider } from '../email/provider.js';
 import type { Logger } from '../log.js';
 
@@ -121,7 +122,7 @@ export function classify(error: unknown, step: Step): unknown {
 export async function classifyFailure(error: unknown, step: Step, ctx: RunContext): Promise<unknown> {
   if (error instanceof BootstrapError) return error;
   if (ctx.db && isLockTimeout(error)) {
-    const { message, fix } = await lockTimeoutMessage(ctx.db.sql, ctx.env.DATABASE_SCHEMA, `the ${step.name} step`, 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, { exclude: 'superfasttt_lock' });
+    const { message, fix } = await lockTimeoutMessage(ctx.db.sql, ctx.env.DATABASE_SCHEMA, `the ${step.name} step`, 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, { exclude: LOCK_TABLE });
     return new SchemaError(message, fix, { cause: error });
   }
   if (errorCode(error) === STATEMENT_TIMEOUT) {
