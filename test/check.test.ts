@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertExit, assertNoSecrets, runCli, type Env, type RunResult } from './harness/cli.js';
-import { ADMIN, instanceEnv, relations, verifiedServices } from './harness/instance.js';
+import { ADMIN, fingerprint, instanceEnv, relations, verifiedServices } from './harness/instance.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
 import { startS3, type S3Server } from './harness/s3.js';
 import { startSmtp, type SmtpServer } from './harness/smtp.js';
@@ -54,16 +54,6 @@ async function checkJson(env: Env, ...args: string[]): Promise<{ r: RunResult; r
 
 const statusOf = (report: Report) => Object.fromEntries(report.checks.map((c) => [c.name, c.status]));
 
-/** Everything in the tenant schema, row by row: equal before and after means nothing was written. */
-async function fingerprint(schema: string): Promise<string> {
-  const parts: string[] = [];
-  for (const table of await relations(pg, schema)) {
-    const [row] = await pg.admin<{ rows: string | null }[]>`select string_agg(t::text, '|' order by t::text) as rows from ${pg.admin(schema)}.${pg.admin(table)} t`;
-    parts.push(`${table}:${row?.rows}`);
-  }
-  return parts.join('\n');
-}
-
 describe('check on a healthy instance', () => {
   let tenant: Tenant;
   before(async () => {
@@ -72,14 +62,14 @@ describe('check on a healthy instance', () => {
   });
 
   it('all checks pass, exit 0, and nothing is written (database and storage)', async () => {
-    const before = await fingerprint(tenant.schema);
+    const before = await fingerprint(pg, tenant.schema);
     const objects = [...(await s3.listObjects('superfasttt-check')).keys()].sort();
     const r = await checkRun(fullEnv(tenant));
     assertExit(r, 0, /Result: all checks passed \(exit 0\)/, /read-only session/, /super admin admin@client\.example present; setup completed by bootstrap/, /up to date: 1 applied/);
     for (const name of ['config', 'database', 'lock', 'schema', 'migrations', 'storage', 'email', 'superadmin', 'welcome']) {
       assert.match(r.stdout, new RegExp(`^ok\\s+${name}\\s`, 'm'), `no ok line for ${name}`);
     }
-    assert.equal(await fingerprint(tenant.schema), before);
+    assert.equal(await fingerprint(pg, tenant.schema), before);
     assert.deepEqual([...(await s3.listObjects('superfasttt-check')).keys()].sort(), objects, 'the probe was deleted, nothing else written');
   });
 

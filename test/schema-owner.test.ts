@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { foreignObjects, ourObjects, statements } from '../src/steps/schema-owner.js';
 import { assertExit, assertNoSecrets, runCli, type RunResult } from './harness/cli.js';
-import { ADMIN, history, instanceEnv, relations, setupState, users } from './harness/instance.js';
+import { ADMIN, fingerprint, history, instanceEnv, relations, setupState, users } from './harness/instance.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
 
 let pg: PgServer;
@@ -50,16 +50,6 @@ async function intruderOn(tenant: Tenant): Promise<string> {
   await pg.admin.unsafe(`create role ${quote(role)} nologin`);
   await pg.admin.unsafe(`grant usage, create on schema ${quote(tenant.schema)} to ${quote(role)}`);
   return role;
-}
-
-/** Everything in the tenant schema, relation by relation and row by row: equal means nothing written. */
-async function fingerprint(schema: string): Promise<string> {
-  const parts: string[] = [];
-  for (const table of await relations(pg, schema)) {
-    const [row] = await pg.admin<{ rows: string | null }[]>`select string_agg(t::text, '|' order by t::text) as rows from ${pg.admin(schema)}.${pg.admin(table)} t`;
-    parts.push(`${table}:${row?.rows}`);
-  }
-  return parts.join('\n');
 }
 
 /** check --json: the schema check's entry. */
@@ -177,7 +167,7 @@ describe('the attack: a role with CREATE on the schema prepares it', () => {
       CREATE TRIGGER audit AFTER INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION steal();
       GRANT SELECT, INSERT, UPDATE, DELETE ON users, setup_state, instance_settings, superfasttt_migrations TO ${quote(tenant.role)};`,
     );
-    snapshot = await fingerprint(tenant.schema);
+    snapshot = await fingerprint(pg, tenant.schema);
     const result = await run(tenant);
     const s = tenant.schema;
     assertExit(
@@ -197,7 +187,7 @@ describe('the attack: a role with CREATE on the schema prepares it', () => {
     assert.equal((await pg.admin`select count(*)::int as n from ${pg.admin(tenant.schema)}.loot`)[0]!.n, 0);
     assert.equal((await setupState(pg, tenant.schema))?.completed, false);
     assert.deepEqual((await history(pg, tenant.schema)).map((h) => h.name), ['0001_initial']);
-    assert.equal(await fingerprint(tenant.schema), snapshot);
+    assert.equal(await fingerprint(pg, tenant.schema), snapshot);
   });
 
   it('check exits 4 as well, and its inspect queries and listing query run as printed', async () => {
@@ -207,7 +197,7 @@ describe('the attack: a role with CREATE on the schema prepares it', () => {
     assert.equal(exit, 4);
     assert.match(fix, /To list everything in the schema with its owner: SELECT/);
     assert.equal(await runInspectQueries(fix), 10);
-    assert.equal(await fingerprint(tenant.schema), snapshot);
+    assert.equal(await fingerprint(pg, tenant.schema), snapshot);
   });
 });
 
@@ -222,11 +212,11 @@ describe("the tenant's own tables with something the migrations did not create",
   async function refused(change: string, undo: string, pattern: RegExp): Promise<void> {
     await asRole(tenant.role, tenant.schema, change);
     try {
-      const snapshot = await fingerprint(tenant.schema);
+      const snapshot = await fingerprint(pg, tenant.schema);
       const r = await run(tenant);
       assertExit(r, 4, pattern);
       assert.doesNotMatch(r.output, /\[migrations\]/);
-      assert.equal(await fingerprint(tenant.schema), snapshot);
+      assert.equal(await fingerprint(pg, tenant.schema), snapshot);
       const { message, fix } = await schemaFailure(tenant);
       assert.match(message, pattern);
       await runInspectQueries(fix);

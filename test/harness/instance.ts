@@ -61,6 +61,16 @@ export async function relations(pg: PgServer, schema: string): Promise<string[]>
   return rows.map((r) => r.relname);
 }
 
+/** Everything in a schema, relation by relation and row by row: equal before and after means nothing was written. */
+export async function fingerprint(pg: PgServer, schema: string): Promise<string> {
+  const parts: string[] = [];
+  for (const table of await relations(pg, schema)) {
+    const [row] = await pg.admin<{ rows: string | null }[]>`select string_agg(t::text, '|' order by t::text) as rows from ${pg.admin(schema)}.${pg.admin(table)} t`;
+    parts.push(`${table}:${row?.rows}`);
+  }
+  return parts.join('\n');
+}
+
 /**
  * The storage (S3 over HTTPS, the shared bucket, the tenant's folder) and email (SMTP with
  * STARTTLS + AUTH) variables for the test servers, which all present one self-signed certificate.
