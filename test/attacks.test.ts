@@ -222,6 +222,24 @@ describe('locks no tenant can take', () => {
   });
 });
 
+describe('provisioning waits for another run only within PROVISION_LOCK_TIMEOUT', () => {
+  it('a provisioning run holding the lock: the tenant fails (exit 4) naming the holder; nothing created; then it succeeds', async () => {
+    // Another run of the deployer, stuck inside its transaction.
+    const stuck = postgres(deployerEnv().PROVISION_DATABASE_URL!, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false }, connection: { application_name: 'stuck-provision' } });
+    try {
+      const [me] = await stuck<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      await stuck`begin`;
+      await stuck`lock table superfasttt_deployer.provision_lock in exclusive mode`;
+      const r = await cli('provision', ['--tenant', 'patient'], 'first', { PROVISION_LOCK_TIMEOUT: '1' });
+      assertExit(r, 4, new RegExp(`provisioning tenant patient waited 1 s \\(PROVISION_LOCK_TIMEOUT\\) .* table provision_lock: ExclusiveLock held by PostgreSQL backend pid ${me!.pid} \\(role deployer, stuck-provision`), /nothing was changed for it/);
+      assert.equal(await roleExists('tenant_patient'), false);
+    } finally {
+      await stuck.end({ timeout: 1 });
+    }
+    assertExit(await cli('provision', ['--tenant', 'patient']), 0, /patient: created/);
+  });
+});
+
 describe('a table held by the app, and SIGTERM while blocked', () => {
   /** The app, as the tenant role, holding ACCESS EXCLUSIVE on users in an open transaction. */
   async function appLock(url: string, schema: string) {

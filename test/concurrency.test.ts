@@ -79,7 +79,7 @@ describe('the bootstrap lock', () => {
     const lock = await holdBootstrapLock(tenant);
     try {
       const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' }));
-      assertExit(r, 4, new RegExp(`another bootstrap of this schema\\) waited 1 s \\(DATABASE_LOCK_TIMEOUT\\) for a lock on schema ${tenant.schema} and gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`), new RegExp(`pg_terminate_backend\\(${lock.pid}\\)`));
+      assertExit(r, 4, new RegExp(`another bootstrap of this schema\\) waited 1 s \\(DATABASE_LOCK_TIMEOUT\\) for a lock in schema ${tenant.schema} and gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`), new RegExp(`pg_terminate_backend\\(${lock.pid}\\)`));
     } finally {
       await lock.release();
     }

@@ -11,7 +11,7 @@ import { isLockTimeout, lockTimeoutMessage } from '../db/locks.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
 import { inspectLocation, MARKER_NAME, proofMatches, where, type StorageLocation } from '../provision/storage-owner.js';
-import { lockProvisioning, prepareProvisionLock, tenantState } from '../provision/tenant-sql.js';
+import { DEPLOYER_SCHEMA, lockProvisioning, prepareProvisionLock, tenantState } from '../provision/tenant-sql.js';
 import { deployerBounds, deployerConnectSettings, locationSession, openProvisionStorage, storageLocation } from './provision.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import type { CommandInput } from './bootstrap.js';
@@ -143,7 +143,7 @@ async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: Pro
     });
   } catch (error) {
     if (!isLockTimeout(error)) throw error;
-    const { message, fix } = await lockTimeoutMessage(sql, spec.schema, `dropping tenant ${spec.name}`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT);
+    const { message, fix } = await lockTimeoutMessage(sql, [spec.schema, DEPLOYER_SCHEMA], `dropping tenant ${spec.name}`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT);
     throw new SchemaError(`${message}${storageDone ? ` (its storage was already purged${storageDone})` : ''}`, fix, { cause: error });
   }
   return `schema ${spec.schema} and role ${spec.role} removed${storageDone}`;

@@ -9,13 +9,14 @@ import { join } from 'node:path';
 import { parseOptions } from '../cli-options.js';
 import { loadProvisionConfig, type ProvisionEnv } from '../config/provision-schema.js';
 import { connect, errorCode, type Connection, type SessionBounds } from '../db/connect.js';
+import { isLockTimeout, lockTimeoutMessage } from '../db/locks.js';
 import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
 import type { StorageSettings } from '../settings.js';
 import { folderMarker, openS3, type S3Session } from '../storage/client.js';
 import { generatePassword } from '../provision/scram.js';
 import { assertEnvValues, assertSafeOutDir, renderEnv, writeEnvFile } from '../provision/env-file.js';
 import { assertMayUse, inspectLocation, MARKER_NAME, writeMarker, type LocationState, type Ownership, type StorageLocation } from '../provision/storage-owner.js';
-import { hardenDatabase, prepareProvisionLock, provisionTenant, tenantState } from '../provision/tenant-sql.js';
+import { DEPLOYER_SCHEMA, hardenDatabase, prepareProvisionLock, provisionTenant, tenantState } from '../provision/tenant-sql.js';
 import { loginProblem } from '../provision/verify-login.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import { redact } from '../redact.js';
@@ -169,7 +170,11 @@ async function provisionOne(db: Connection, storage: S3Session | undefined, env:
 
     const outcome = await withRetries(() =>
       provisionTenant(db.sql, spec, { database: env.PROVISION_DATABASE_URL.database, rotatePassword: opts.rotatePassword, connectionLimit: env.PROVISION_CONNECTION_LIMIT, tenantId }),
-    );
+    ).catch(async (error: unknown) => {
+      if (!isLockTimeout(error)) throw error;
+      const { message, fix } = await lockTimeoutMessage(db.sql, [DEPLOYER_SCHEMA, spec.schema], `provisioning tenant ${spec.name}`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT);
+      throw new SchemaError(`${message}; nothing was changed for it`, fix, { cause: error });
+    });
     let status: TenantReport['status'] = outcome.created ? 'created' : outcome.password ? 'rotated' : 'unchanged';
     let storageNote = '';
     if (storage && location && found) {

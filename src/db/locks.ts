@@ -50,12 +50,22 @@ function describe(h: Holder): string {
 }
 
 /** What to tell the operator when a statement gave up waiting: the holders, and how to stop one. */
-export async function lockTimeoutMessage(sql: Sql, schema: string, during: string, variable: string, seconds: number, opts: { exclude?: string } = {}): Promise<{ message: string; fix: string }> {
-  const holders = await lockHolders(sql, schema, opts).catch(() => [] as string[]);
+export async function lockTimeoutMessage(
+  sql: Sql,
+  /** Where the holder may be: the tenant's schema, and for provisioning the deployer's. */
+  schemas: readonly string[],
+  during: string,
+  variable: string,
+  seconds: number,
+  opts: { exclude?: string } = {},
+): Promise<{ message: string; fix: string }> {
+  const holders: string[] = [];
+  for (const schema of schemas) holders.push(...(await lockHolders(sql, schema, opts).catch(() => [] as string[])));
   const pid = /pid (\d+)/.exec(holders[0] ?? '')?.[1] ?? '<pid>';
+  const where = schemas.map((schema) => `'${quoteIdent(schema).replace(/'/g, "''")}'::regnamespace`).join(', ');
   return {
-    message: `${during} waited ${seconds} s (${variable}) for a lock on schema ${schema} and gave up: ${holders.length > 0 ? holders.join('; ') : 'the holder is gone or not visible to this role'}`,
-    fix: `end that session's transaction (commit, or SELECT pg_terminate_backend(${pid}); as its role or a superuser), then run again; or raise ${variable}. Inspect: SELECT l.pid, l.mode, c.relname, a.usename, a.application_name, a.state, a.xact_start FROM pg_locks l JOIN pg_class c ON c.oid = l.relation LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE c.relnamespace = '${quoteIdent(schema).replace(/'/g, "''")}'::regnamespace;`,
+    message: `${during} waited ${seconds} s (${variable}) for a lock in schema ${schemas.join(' or ')} and gave up: ${holders.length > 0 ? holders.join('; ') : 'the holder is gone or not visible to this role'}`,
+    fix: `end that session's transaction (commit, or SELECT pg_terminate_backend(${pid}); as its role or a superuser), then run again; or raise ${variable}. Inspect: SELECT l.pid, l.mode, c.relname, a.usename, a.application_name, a.state, a.xact_start FROM pg_locks l JOIN pg_class c ON c.oid = l.relation LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE c.relnamespace IN (${where});`,
   };
 }
 

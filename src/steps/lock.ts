@@ -87,7 +87,7 @@ async function takeLock(ctx: RunContext): Promise<boolean> {
   } catch (error) {
     await session.end({ timeout: 0 });
     if (!isLockTimeout(error)) throw error;
-    const { message, fix } = await lockTimeoutMessage(dbOf(ctx).sql, schema, 'the lock step (another bootstrap of this schema)', 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT);
+    const { message, fix } = await lockTimeoutMessage(dbOf(ctx).sql, [schema], 'the lock step (another bootstrap of this schema)', 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT);
     throw new SchemaError(message, fix, { cause: error });
   }
   ctx.heldLock = {

@@ -122,7 +122,7 @@ export function classify(error: unknown, step: Step): unknown {
 export async function classifyFailure(error: unknown, step: Step, ctx: RunContext): Promise<unknown> {
   if (error instanceof BootstrapError) return error;
   if (ctx.db && isLockTimeout(error)) {
-    const { message, fix } = await lockTimeoutMessage(ctx.db.sql, ctx.env.DATABASE_SCHEMA, `the ${step.name} step`, 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, { exclude: LOCK_TABLE });
+    const { message, fix } = await lockTimeoutMessage(ctx.db.sql, [ctx.env.DATABASE_SCHEMA], `the ${step.name} step`, 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, { exclude: LOCK_TABLE });
     return new SchemaError(message, fix, { cause: error });
   }
   if (errorCode(error) === STATEMENT_TIMEOUT) {
