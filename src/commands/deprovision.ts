@@ -12,7 +12,7 @@ import { quoteIdent } from '../db/sql-text.js';
 import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
 import { inspectLocation, MARKER_NAME, proofMatches, where, type StorageLocation } from '../provision/storage-owner.js';
 import { DEPLOYER_SCHEMA, lockProvisioning, prepareProvisionLock, tenantState } from '../provision/tenant-sql.js';
-import { deployerBounds, deployerConnectSettings, locationSession, openProvisionStorage, storageLocation } from './provision.js';
+import { deployerBounds, deployerConnectSettings, locationSession, openProvisionStorage, storageLocation } from '../provision/deployer.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import type { CommandInput } from './bootstrap.js';
 

@@ -8,16 +8,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseOptions } from '../cli-options.js';
 import { loadProvisionConfig, type ProvisionEnv } from '../config/provision-schema.js';
-import { connect, errorCode, type Connection, type SessionBounds } from '../db/connect.js';
+import { connect, errorCode, type Connection } from '../db/connect.js';
 import { isLockTimeout, lockTimeoutMessage } from '../db/locks.js';
 import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
-import type { StorageSettings } from '../settings.js';
-import { folderMarker, openS3, type S3Session } from '../storage/client.js';
+import { folderMarker, type S3Session } from '../storage/client.js';
 import { generatePassword } from '../provision/scram.js';
 import { assertEnvValues, assertSafeOutDir, renderEnv, writeEnvFile } from '../provision/env-file.js';
 import { assertMayUse, inspectLocation, MARKER_NAME, writeMarker, type LocationState, type Ownership, type StorageLocation } from '../provision/storage-owner.js';
 import { DEPLOYER_SCHEMA, hardenDatabase, prepareProvisionLock, provisionTenant, tenantState } from '../provision/tenant-sql.js';
 import { loginProblem } from '../provision/verify-login.js';
+import { deployerBounds, deployerConnectSettings, locationSession, openProvisionStorage, storageLocation, storageSettingsOf } from '../provision/deployer.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import { redact } from '../redact.js';
 import type { CommandInput } from './bootstrap.js';
@@ -123,15 +123,6 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
     process.stdout.write(redact(`provision: ${reports.length} tenant(s): ${counts.join(', ')}`) + '\n');
   }
   return failed[0]?.exit_code ?? 0;
-}
-
-/** The deployer's connection: its URL and connect timeout; TLS as its URL says (sslmode, sslrootcert). */
-export function deployerConnectSettings(env: ProvisionEnv) {
-  return { DATABASE_URL: env.PROVISION_DATABASE_URL, DATABASE_SSL: false, DATABASE_SSL_CA: undefined, DATABASE_SSL_CA_FILE: undefined, DATABASE_CONNECT_TIMEOUT: env.PROVISION_CONNECT_TIMEOUT };
-}
-
-export function deployerBounds(env: ProvisionEnv): SessionBounds {
-  return { lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT, statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT };
 }
 
 /** The deployer's rights, checked once, with what to grant when one is missing. */
@@ -269,31 +260,6 @@ function tenantEnv(env: ProvisionEnv, spec: TenantSpec, password: string, deploy
 }
 
 const EMAIL_KEYS = ['EMAIL_PROVIDER', 'EMAIL_FROM', 'EMAIL_FROM_NAME', 'SMTP_HOST', 'SMTP_PORT', 'SMTP_USERNAME', 'SMTP_PASSWORD', 'SMTP_SECURE', 'SENDGRID_API_KEY', 'SENDGRID_API_URL'];
-
-function storageSettingsOf(env: ProvisionEnv, bucket: string, prefix: string | null): StorageSettings {
-  return {
-    provider: 's3',
-    endpoint: env.PROVISION_STORAGE_ENDPOINT ?? null,
-    bucket,
-    region: env.PROVISION_STORAGE_REGION,
-    prefix,
-    force_path_style: env.PROVISION_STORAGE_FORCE_PATH_STYLE ?? env.PROVISION_STORAGE_ENDPOINT !== undefined,
-  };
-}
-
-export function openProvisionStorage(env: ProvisionEnv, signal: AbortSignal): Promise<S3Session> {
-  const keys = { accessKeyId: env.PROVISION_STORAGE_ACCESS_KEY!, secretAccessKey: env.PROVISION_STORAGE_SECRET_KEY! };
-  return openS3(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET ?? 'superfasttt', null), keys, 10, signal, 'PROVISION_STORAGE');
-}
-
-export function storageLocation(env: ProvisionEnv, spec: TenantSpec, mode: 'prefix' | 'bucket'): StorageLocation {
-  return mode === 'bucket' ? { mode, bucket: spec.bucket, prefix: '' } : { mode, bucket: env.PROVISION_STORAGE_BUCKET!, prefix: `${spec.schema}/` };
-}
-
-/** The session, with failures naming the tenant's bucket or folder. */
-export function locationSession(session: S3Session, env: ProvisionEnv, loc: StorageLocation): S3Session {
-  return { ...session, send: session.sendFor(storageSettingsOf(env, loc.bucket, loc.prefix || null)) };
-}
 
 /** prefix: the tenant's folder marker in the shared bucket; bucket: the tenant's own bucket; then the proof. Idempotent. */
 async function provisionStorage(shared: S3Session, env: ProvisionEnv, loc: StorageLocation, found: LocationState, owner: Ownership, spec: TenantSpec): Promise<string> {

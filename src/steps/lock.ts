@@ -11,15 +11,13 @@
  * Another run that finished meanwhile leaves nothing to do: every later step is idempotent.
  * Runs after the schema step: nothing (not even this table) is created in a schema that is not ours.
  */
+import migrations from 'virtual:migrations';
 import { SchemaError } from '../errors.js';
 import { errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, lockHolders, lockTimeoutMessage } from '../db/locks.js';
-import migrations from 'virtual:migrations';
 import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
 import { dbOf, type RunContext, type Step } from './step.js';
 import { LOCK_TABLE } from './tables.js';
-
-
 
 /** The lock of this run: held until release() (end of run) or destroy() (signal). */
 export interface HeldLock {

@@ -107,7 +107,8 @@ try {
   const provisionFirst = await measure([BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'], provisionEnv);
   const provisionAgain = await measure([BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'], provisionEnv);
 
-  const scale = await scaleRun();
+  // BENCH_SCALE_TENANTS=0 skips the scale run (minutes), e.g. when only the image's Node is compared.
+  const scale = SCALE_TENANTS > 0 ? await scaleRun() : [];
 
   const dist = join(BUNDLE, '..');
   const js = readdirSync(dist).filter((f) => f.endsWith('.mjs'));
@@ -126,10 +127,12 @@ try {
   console.log(`| 100 fresh tenants one after another: per-tenant p95 | ${fmt(quantile(many, 0.95))} | ${fmt(quantile(many, 0.95) / baseline.ms, 2)} | | |`);
   console.log(`| provision 200 tenants (one run, --concurrency 4) | ${fmt(provisionFirst.ms)} | ${fmt(provisionFirst.ms / baseline.ms, 2)} | ${fmt(provisionFirst.rssMiB, 1)} | ${fmt(provisionFirst.rssMiB / baseline.rssMiB, 2)} |`);
   console.log(`| provision the same 200 again (nothing to do) | ${fmt(provisionAgain.ms)} | ${fmt(provisionAgain.ms / baseline.ms, 2)} | ${fmt(provisionAgain.rssMiB, 1)} | ${fmt(provisionAgain.rssMiB / baseline.rssMiB, 2)} |`);
-  console.log(`\nScale (Node ${NODE_VERSION}, one PostgreSQL 16 with TLS, storage and email off; ${SCALE_TENANTS} tenants):`);
-  console.log('| What | Figure |');
-  console.log('| --- | ---: |');
-  for (const [what, value] of scale) console.log(`| ${what} | ${value} |`);
+  if (scale.length > 0) {
+    console.log(`\nScale (Node ${NODE_VERSION}, one PostgreSQL 16 with TLS, storage and email off; ${SCALE_TENANTS} tenants):`);
+    console.log('| What | Figure |');
+    console.log('| --- | ---: |');
+    for (const [what, value] of scale) console.log(`| ${what} | ${value} |`);
+  }
   console.log(`\nStorage + email verification add ${added('first bootstrap, storage + email verified', 'first bootstrap of a fresh tenant')} ms to a first bootstrap and ${added('re-run, storage + email verified', 're-run on a bootstrapped tenant')} ms to a re-run (medians).`);
   console.log(`Bundle on disk: dist/ ${fmt(dirSize(dist) / 1024)} KiB in all; JavaScript ${fmt(jsBytes / 1024)} KiB in ${js.length} files (entry ${fmt(statSync(BUNDLE).size / 1024)} KiB, the rest loaded only when used); the native argon2 binding ${fmt(statSync(join(dist, 'argon2.linux-x64-gnu.node')).size / 1024)} KiB.`);
 } finally {
