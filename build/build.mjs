@@ -1,7 +1,7 @@
 // Bundles src/main.ts into dist/: one ESM entry plus lazily loaded chunks, the migrations embedded,
 // and the native argon2 binding copied beside them, so that dist/ alone is the whole program.
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,17 @@ await esbuild.build({
   plugins: [migrationsPlugin],
   logLevel: 'warning',
 });
+
+// The entry is also the program's `bin` (package.json): executable, and started by sh, which hands
+// it to Node after `--`. Node reads an `--env-file` anywhere on its command line before `--`, even
+// after the script, and exits 9 when that file is missing: with `#!/usr/bin/env node`, the kernel
+// runs `node SCRIPT check --env-file PATH` and Node, not the program, would answer. (`#!/usr/bin/env
+// -S node --` would do, but BusyBox's env has no -S.) For sh, the second line runs `:` (nothing),
+// then Node; for JavaScript, it is a string statement and a comment. Chunks are imported, never
+// started: they get no such lines.
+const entry = join(dist, 'superfasttt-bootstrap.mjs');
+writeFileSync(entry, '#!/bin/sh\n":" //; exec node -- "$0" "$@"\n' + readFileSync(entry, 'utf8'));
+chmodSync(entry, 0o755);
 
 // The native argon2 bindings installed for this platform (glibc and/or musl), next to the chunks.
 const require = createRequire(import.meta.url);

@@ -1,5 +1,7 @@
 // deploy/kubernetes/: every manifest valid against the Kubernetes API schemas (kubernetes-models),
-// and wired as the bootstrap needs: secrets as files, termination message, resources, a locked-down
+// and wired as the bootstrap needs: one namespace (created by namespace.yaml, restricted pod
+// security), secrets as files readable by the non-root user, the private CA mounted where
+// DATABASE_SSL_CA_FILE points (sslmode=verify-full), termination message, resources, a locked-down
 // securityContext, a NetworkPolicy for the Job, and an environment the program accepts.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -7,6 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Job } from 'kubernetes-models/batch/v1/Job';
@@ -14,6 +17,7 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPol
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import { parseAllDocuments } from 'yaml';
+import { SECRET_VARIABLES } from '../src/config/load.js';
 import { assertDeployableEnvironment } from './harness/env-check.js';
 
 const dir = fileURLToPath(new URL('../deploy/kubernetes/', import.meta.url));
@@ -23,23 +27,30 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'v1/Secret': Secret,
   'v1/ConfigMap': ConfigMap,
+  'v1/Namespace': Namespace,
 };
 
-type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; [key: string]: unknown };
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [key: string]: unknown };
 const manifests: Manifest[] = readdirSync(dir)
   .filter((f) => f.endsWith('.yaml'))
   .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS() as Manifest));
-const find = <T>(kind: string) => manifests.find((m) => m.kind === kind) as unknown as T;
+const find = <T>(kind: string, name?: string) => {
+  const found = manifests.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
+  assert.equal(found.length, 1, `one ${kind}${name ? ` named ${name}` : ''}`);
+  return found[0] as unknown as T;
+};
 
 const deployment = find<{ spec: { template: { spec: IPodSpec } } }>('Deployment');
 const job = find<{ spec: { template: { metadata: { labels: Record<string, string> }; spec: IPodSpec } } }>('Job');
-const configMap = find<{ data: Record<string, string> }>('ConfigMap');
+const configMap = find<{ data: Record<string, string> }>('ConfigMap', 'superfasttt-clienta-bootstrap');
+const caConfigMap = find<{ metadata: { name: string }; data: Record<string, string> }>('ConfigMap', 'superfasttt-clienta-postgres-ca');
+const namespace = find<Manifest>('Namespace');
 const secret = find<{ metadata: { name: string }; stringData: Record<string, string> }>('Secret');
 const policy = find<{ spec: { podSelector: { matchLabels: Record<string, string> }; egress: Array<{ ports?: Array<{ port: number }> }> } }>('NetworkPolicy');
 
 describe('Kubernetes manifests', () => {
   it('every manifest is valid against its API schema', () => {
-    assert.ok(manifests.length >= 5);
+    assert.ok(manifests.length >= 7);
     for (const manifest of manifests) {
       const Model = MODELS[`${manifest.apiVersion}/${manifest.kind}`];
       assert.ok(Model, `no validator for ${manifest.apiVersion} ${manifest.kind}`);
@@ -66,13 +77,28 @@ describe('Kubernetes manifests', () => {
       assert.equal(c.resources?.requests?.memory, '96Mi');
       assert.equal(c.resources?.limits?.memory, '160Mi');
       assert.ok(c.resources?.requests?.cpu && c.resources.limits?.cpu);
-      // Each _FILE variable points at a key of the mounted Secret.
+      // Each secret's _FILE variable points at a key of the mounted Secret.
       const mount = c.volumeMounts!.find((m) => m.name === 'bootstrap-secrets')!;
       assert.equal(mount.readOnly, true);
-      for (const [name, path] of Object.entries(configMap.data).filter(([n]) => n.endsWith('_FILE'))) {
+      const secretFiles = Object.entries(configMap.data).filter(([n]) => (SECRET_VARIABLES as string[]).map((v) => `${v}_FILE`).includes(n));
+      assert.ok(secretFiles.length >= 5);
+      for (const [name, path] of secretFiles) {
         assert.ok(path.startsWith(`${mount.mountPath}/`), `${name} is not under the secret mount`);
         assert.ok(path.slice(mount.mountPath.length + 1) in secret.stringData, `${name}: no such key in the Secret`);
       }
+    });
+
+    it(`${where}: the private CA is mounted where DATABASE_SSL_CA_FILE points`, () => {
+      const c = container();
+      const pod = where.includes('Job') ? job.spec.template.spec : deployment.spec.template.spec;
+      const mount = c.volumeMounts!.find((m) => m.name === 'postgres-ca')!;
+      assert.equal(mount.readOnly, true);
+      const volume = pod.volumes!.find((v) => v.name === 'postgres-ca')!;
+      assert.equal(volume.configMap?.name, caConfigMap.metadata.name);
+      const item = volume.configMap!.items!.find((i) => i.key in caConfigMap.data)!;
+      assert.equal(configMap.data.DATABASE_SSL_CA_FILE, `${mount.mountPath}/${item.path}`);
+      // Readable by the non-root user (a ConfigMap, not a Secret: a CA certificate is public).
+      assert.equal((volume.configMap!.defaultMode! & 0o004) !== 0, true);
     });
   }
 
@@ -83,6 +109,39 @@ describe('Kubernetes manifests', () => {
       const value = path.startsWith(mount) ? secret.stringData[path.slice(mount.length)] : undefined;
       return value?.includes('CHANGE_ME') && !value.startsWith('postgres://') ? undefined : value;
     });
+  });
+
+  it('namespace.yaml creates the one namespace every other manifest uses, with restricted pod security', () => {
+    assert.equal(namespace.apiVersion, 'v1');
+    const others = manifests.filter((m) => m !== namespace);
+    assert.deepEqual([...new Set(others.map((m) => m.metadata.namespace))], [namespace.metadata.name]);
+    assert.equal(namespace.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
+  });
+
+  it('pods: the restricted profile holds, and secret files are readable by the non-root user (fsGroup)', () => {
+    for (const pod of [deployment.spec.template.spec, job.spec.template.spec]) {
+      const sc = pod.securityContext!;
+      assert.equal(sc.runAsNonRoot, true);
+      assert.equal(sc.seccompProfile?.type, 'RuntimeDefault');
+      for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+        assert.equal(c.securityContext?.allowPrivilegeEscalation, false, c.name);
+        assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], c.name);
+      }
+      for (const v of pod.volumes ?? []) assert.ok(v.secret || v.configMap, `${v.name}: only secret and configMap volumes`);
+      // Secret files belong to root; with a mode that others cannot read (0400), only fsGroup (the
+      // files' group, with group read added) lets user 65532 read them.
+      for (const v of (pod.volumes ?? []).filter((x) => x.secret && ((x.secret.defaultMode ?? 0o644) & 0o004) === 0)) {
+        assert.equal(sc.fsGroup, sc.runAsGroup, `${v.name}: unreadable by ${sc.runAsUser} without fsGroup`);
+      }
+    }
+  });
+
+  it('the database URL verifies the server against that CA (sslmode=verify-full), over TLS only', () => {
+    const url = new URL(secret.stringData['database-url']!);
+    assert.equal(url.searchParams.get('sslmode'), 'verify-full');
+    assert.equal(url.searchParams.get('sslrootcert'), null); // one CA source: DATABASE_SSL_CA_FILE
+    assert.equal(configMap.data.DATABASE_SSL, 'true');
+    assert.match(caConfigMap.data['ca.crt']!, /^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n$/);
   });
 
   it('the Job never restarts in place, and is bounded in time', () => {
