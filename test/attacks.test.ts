@@ -15,31 +15,38 @@ import { readEnvFile, tenantClient } from './harness/provisioned.js';
 import { startS3, type S3Server } from './harness/s3.js';
 
 let pg: PgServer;
+/** A second PostgreSQL: another deployment, sharing the S3 storage with the first. */
+let pg2: PgServer;
 let s3: S3Server;
-/** Superuser clients on the two databases the deployer owns (two deployments sharing one S3). */
+/** Superuser clients on the databases of the two deployments. */
 const dbs: Record<string, postgres.Sql> = {};
 const DEPLOYER_PASSWORD = 'Deployer-Password-43';
 const outputs: RunResult[] = [];
 
 before(async () => {
-  [pg, s3] = await Promise.all([startPostgres({ tls: true }), startS3()]);
+  [pg, pg2, s3] = await Promise.all([startPostgres({ tls: true }), startPostgres({ tls: true }), startS3()]);
   await s3.createBucket('shared-tenants');
-  await pg.admin.unsafe(`create role deployer login createrole password '${DEPLOYER_PASSWORD}'`);
-  for (const name of ['first', 'second']) {
-    await pg.admin.unsafe(`create database ${name} owner deployer`);
-    dbs[name] = postgres(pg.url(pg.superuser, pg.superpassword, { database: name }), { max: 2, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
+  for (const [name, server] of [['first', pg], ['second', pg2], ['third', pg]] as const) {
+    if (name === 'third') {
+      await server.admin.unsafe(`create database ${name} owner deployer`);
+      dbs[name] = postgres(server.url(server.superuser, server.superpassword, { database: name }), { max: 2, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
+      continue;
+    }
+    await server.admin.unsafe(`create role deployer login createrole password '${DEPLOYER_PASSWORD}'`);
+    await server.admin.unsafe(`create database ${name} owner deployer`);
+    dbs[name] = postgres(server.url(server.superuser, server.superpassword, { database: name }), { max: 2, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
   }
 });
 after(async () => {
   for (const db of Object.values(dbs)) await db.end();
-  await Promise.all([pg?.stop(), s3?.stop()]);
+  await Promise.all([pg?.stop(), pg2?.stop(), s3?.stop()]);
   const secrets = [DEPLOYER_PASSWORD, s3?.admin.secretAccessKey];
   for (const r of outputs) assertNoSecrets(r, secrets);
 });
 
 function deployerEnv(database = 'first'): Env {
   return {
-    PROVISION_DATABASE_URL: pg.url('deployer', DEPLOYER_PASSWORD, { database, sslmode: 'require' }),
+    PROVISION_DATABASE_URL: (database === 'second' ? pg2 : pg).url('deployer', DEPLOYER_PASSWORD, { database, sslmode: 'require' }),
     PROVISION_STORAGE_ENDPOINT: s3.httpsEndpoint,
     PROVISION_STORAGE_ACCESS_KEY: s3.admin.accessKeyId,
     PROVISION_STORAGE_SECRET_KEY: s3.admin.secretAccessKey,
@@ -94,7 +101,7 @@ describe('storage identity: one tenant, one bucket or folder, proven', () => {
       assert.equal((await dbs.second!`select 1 from pg_namespace where nspname = ${`tenant_${name}`}`).length, 0);
       // Deprovisioning it from the second deployment cannot purge the first one's storage.
       const purge = await cli('deprovision', ['--tenant', name, '--storage-mode', mode, '--purge-storage', '--yes'], 'second');
-      assertExit(purge, 4, new RegExp(`has no schema tenant_${name} in database second: its storage was left alone, nothing was removed`));
+      assertExit(purge, 4, new RegExp(`tenant ${name} does not exist .* in database second: its storage was left alone, nothing was removed`));
       const [row] = await dbs.first!`select obj_description(oid, 'pg_namespace') as comment from pg_namespace where nspname = ${`tenant_${name}`}`;
       assert.match(String(row?.comment), /^superfasttt tenant [0-9a-f-]{36}$/);
     });
@@ -144,6 +151,43 @@ describe('storage identity: one tenant, one bucket or folder, proven', () => {
     assert.equal(await bucketKeys('superfasttt-leaving'), undefined);
     assert.equal(await roleExists('tenant_leaving'), false);
     assertExit(await cli('deprovision', ['--tenant', 'leaving', '--yes']), 0, /nothing to remove/);
+  });
+});
+
+describe('roles are shared by every database of a cluster: provision and deprovision use only their own', () => {
+  it('a tenant of another database of the same cluster: its role is neither adopted nor dropped (exit 4)', async () => {
+    assertExit(await cli('provision', ['--tenant', 'neighbour'], 'first'), 0);
+    const r = await cli('provision', ['--tenant', 'neighbour'], 'third');
+    assertExit(r, 4, /role tenant_neighbour belongs to tenant id [0-9a-f-]{36}, which has no schema in database third .*; nothing was changed/);
+    assert.equal((await dbs.third!`select 1 from pg_namespace where nspname = 'tenant_neighbour'`).length, 0);
+    assertExit(await cli('deprovision', ['--tenant', 'neighbour', '--yes'], 'third'), 4, /has no schema tenant_neighbour in database third, only a role/);
+    assert.equal(await roleExists('tenant_neighbour'), true);
+  });
+
+  it('a role made by hand is neither taken over (its settings unchanged) nor dropped', async () => {
+    await pg.admin.unsafe(`create role tenant_handmade login password 'Hand-Made-Password-1'`);
+    assertExit(await cli('provision', ['--tenant', 'handmade']), 4, /role tenant_handmade exists but provision did not make it/);
+    const [role] = await pg.admin<{ rolconnlimit: number; rolconfig: string[] | null }[]>`select rolconnlimit, rolconfig from pg_roles where rolname = 'tenant_handmade'`;
+    assert.deepEqual({ ...role }, { rolconnlimit: -1, rolconfig: null });
+    assert.equal((await dbs.first!`select 1 from pg_namespace where nspname = 'tenant_handmade'`).length, 0);
+    assertExit(await cli('deprovision', ['--tenant', 'handmade', '--yes']), 4, /only a role/);
+    assert.equal(await roleExists('tenant_handmade'), true);
+  });
+});
+
+describe('a tenant\'s own bucket is never the shared bucket of the folders', () => {
+  it('refused both ways (exit 2), and a purge of a bucket holding other tenants\' folders deletes nothing (exit 4)', async () => {
+    assertExit(await cli('provision', ['--tenant', 'hub', '--storage-mode', 'bucket']), 0);
+    assertExit(await cli('provision', ['--tenant', 'alice'], 'first', { PROVISION_STORAGE_BUCKET: 'superfasttt-hub' }), 2, /PROVISION_STORAGE_BUCKET=superfasttt-hub is the own bucket of tenant id/);
+    assert.equal(await roleExists('tenant_alice'), false);
+    assertExit(await cli('provision', ['--tenant', 'shared_tenants', '--storage-mode', 'bucket'], 'first', { PROVISION_STORAGE_BUCKET: 'superfasttt-shared-tenants' }), 2, /its bucket superfasttt-shared-tenants is PROVISION_STORAGE_BUCKET/);
+    // Folders another version (or a hand) put into the tenant's bucket: the purge refuses to take them along.
+    await s3.putObject('superfasttt-hub', 'tenant_bob/.superfasttt-tenant', JSON.stringify({ tenant_id: '11111111-1111-4111-8111-111111111111', schema: 'tenant_bob', database: 'first' }));
+    await s3.putObject('superfasttt-hub', 'tenant_bob/invoice.pdf', 'bob\'s');
+    const r = await cli('deprovision', ['--tenant', 'hub', '--storage-mode', 'bucket', '--purge-storage', '--yes']);
+    assertExit(r, 4, /bucket superfasttt-hub also holds the folders of other tenants \(tenant_bob\/\.superfasttt-tenant\): nothing was removed/);
+    assert.ok((await bucketKeys('superfasttt-hub'))!.includes('tenant_bob/invoice.pdf'));
+    assert.equal(await roleExists('tenant_hub'), true);
   });
 });
 
@@ -223,7 +267,7 @@ describe('locks no tenant can take', () => {
 });
 
 describe('provisioning waits for another run only within PROVISION_LOCK_TIMEOUT', () => {
-  it('a provisioning run holding the lock: the tenant fails (exit 4) naming the holder; nothing created; then it succeeds', async () => {
+  it('a provisioning run holding the lock: exit 4 naming the holder, nothing created; then it succeeds', async () => {
     // Another run of the deployer, stuck inside its transaction.
     const stuck = postgres(deployerEnv().PROVISION_DATABASE_URL!, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false }, connection: { application_name: 'stuck-provision' } });
     try {
@@ -231,7 +275,7 @@ describe('provisioning waits for another run only within PROVISION_LOCK_TIMEOUT'
       await stuck`begin`;
       await stuck`lock table superfasttt_deployer.provision_lock in exclusive mode`;
       const r = await cli('provision', ['--tenant', 'patient'], 'first', { PROVISION_LOCK_TIMEOUT: '1' });
-      assertExit(r, 4, new RegExp(`provisioning tenant patient waited 1 s \\(PROVISION_LOCK_TIMEOUT\\) .* table provision_lock: ExclusiveLock held by PostgreSQL backend pid ${me!.pid} \\(role deployer, stuck-provision`), /nothing was changed for it/);
+      assertExit(r, 4, new RegExp(`waited 1 s \\(PROVISION_LOCK_TIMEOUT\\) .* table provision_lock: ExclusiveLock held by PostgreSQL backend pid ${me!.pid} \\(role deployer, stuck-provision`));
       assert.equal(await roleExists('tenant_patient'), false);
     } finally {
       await stuck.end({ timeout: 1 });
@@ -298,8 +342,59 @@ describe('a table held by the app, and SIGTERM while blocked', () => {
   });
 });
 
+describe('the schema stays the instance\'s, and other roles\' code never runs in its sessions', () => {
+  it('another role that may create in the schema (even with nothing in it yet): bootstrap and check exit 4 naming it, nothing written', async () => {
+    const tenant = await createTenant(pg);
+    await pg.admin.unsafe('create role lurker nologin');
+    await pg.admin.unsafe(`grant create on schema ${tenant.schema} to lurker`);
+    const r = await runCli(instanceEnv(tenant));
+    outputs.push(r);
+    assertExit(r, 4, new RegExp(`schema ${tenant.schema} lets lurker create objects in it besides ${tenant.role}`), new RegExp(`REVOKE CREATE ON SCHEMA "${tenant.schema}" FROM "lurker";`));
+    assertExit(await runCli(instanceEnv(tenant), { args: ['check'] }), 4, /lets lurker create objects/);
+    assert.equal((await pg.admin`select 1 from pg_class where relnamespace = ${tenant.schema}::regnamespace`).length, 0);
+  });
+
+  it('a function of another role in public that shadows a built-in is never called by the bootstrap', async () => {
+    const tenant = await createTenant(pg);
+    await pg.admin.unsafe('grant create on schema public to public');
+    await pg.admin.unsafe('create role mallory nologin');
+    await pg.admin.unsafe('create table public.calls (caller text)');
+    await pg.admin.unsafe('grant insert on public.calls to public');
+    await pg.admin.unsafe('alter table public.calls owner to mallory');
+    await pg.admin.unsafe('set role mallory');
+    try {
+      // lower(name) is a better match for a name column than the built-in lower(text).
+      await pg.admin.unsafe(`create function public.lower(name) returns text language sql volatile as $$ insert into public.calls values (current_user); select pg_catalog.lower($1::text) $$`);
+    } finally {
+      await pg.admin.unsafe('reset role');
+    }
+    try {
+      assertExit(await runCli(instanceEnv(tenant)), 0, /setup marked as completed/);
+      assert.deepEqual((await pg.admin<{ caller: string }[]>`select caller from public.calls`).map((c) => c.caller), []);
+    } finally {
+      await pg.admin.unsafe('drop function public.lower(name); drop table public.calls; revoke create on schema public from public');
+    }
+  });
+
+  it('the app holding a row lock (SELECT ... FOR UPDATE) is named when the super admin\'s update gives up', async () => {
+    const tenant = await createTenant(pg);
+    assertExit(await runCli(instanceEnv(tenant)), 0);
+    const app = postgres(tenant.url, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false }, connection: { application_name: 'the-app' } });
+    try {
+      const [me] = await app<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      await app`begin`;
+      await app`select * from ${app(tenant.schema)}.users for update`;
+      const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1', AUTO_SUPERADMIN_RESET_PASSWORD: 'true', AUTO_SUPERADMIN_PASSWORD: 'Another-Strong-Pw-42' }));
+      outputs.push(r);
+      assertExit(r, 4, new RegExp(`table users: RowShareLock held by PostgreSQL backend pid ${me!.pid} \\(role ${tenant.role}, the-app`));
+    } finally {
+      await app.end({ timeout: 1 });
+    }
+  });
+});
+
 describe('refusals write nothing', () => {
-  it('a tenants file naming two tenants that would share a bucket is refused whole (exit 2)', async () => {
+  it('a tenants file with one name that cannot have its own bucket is refused whole (exit 2): nothing is created for the others', async () => {
     const dir = tempDir('sf-attacks-');
     const file = join(dir, 'tenants.csv');
     writeFileSync(file, 'name\nshare_a\nshare_a_\n');

@@ -119,6 +119,7 @@ describe('signals', () => {
         child.kill(signal);
         const r = await result;
         assertExit(r, code, new RegExp(`received ${signal}`), new RegExp(`stopped by ${signal} before completion; the setup was not marked as done`));
+        assert.doesNotMatch(r.output, /did not stop within 5 s/, 'the waiting lock session is closed by the signal, not by the forced exit');
       } finally {
         await lock.release();
       }

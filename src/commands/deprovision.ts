@@ -7,11 +7,11 @@ import { parseOptions } from '../cli-options.js';
 import { loadProvisionConfig, type ProvisionEnv } from '../config/provision-schema.js';
 import type { S3Session } from '../storage/client.js';
 import { connect, errorCode, type Sql } from '../db/connect.js';
-import { isLockTimeout, lockTimeoutMessage } from '../db/locks.js';
+import { isLockTimeout, lockTimeoutError } from '../db/locks.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
 import { inspectLocation, MARKER_NAME, proofMatches, where, type StorageLocation } from '../provision/storage-owner.js';
-import { DEPLOYER_SCHEMA, lockProvisioning, prepareProvisionLock, tenantState } from '../provision/tenant-sql.js';
+import { DEPLOYER_SCHEMA, lockProvisioning, prepareProvisionLock, roleProblem, tenantState } from '../provision/tenant-sql.js';
 import { deployerBounds, deployerConnectSettings, locationSession, openProvisionStorage, storageLocation } from '../provision/deployer.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import type { CommandInput } from './bootstrap.js';
@@ -43,6 +43,8 @@ export async function deprovision(input: CommandInput, opts: DeprovisionOptions)
   if (opts.purgeStorage && opts.storageMode === 'prefix' && !env.PROVISION_STORAGE_BUCKET) {
     throw new ConfigError('PROVISION_STORAGE_BUCKET: is required with --purge-storage --storage-mode prefix', [], 'set the shared bucket the tenants were provisioned in');
   }
+  const clash = opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === env.PROVISION_STORAGE_BUCKET) : undefined;
+  if (clash) throw new ConfigError(`tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders: nothing was removed`, [], 'check the tenant name and --storage-mode');
   if (!opts.yes) {
     const lines = specs.flatMap((spec) => [
       ...dropStatements(spec, database).map((s) => `  ${s};`),
@@ -94,16 +96,17 @@ async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: Pro
       'check the tenant name (and --opaque-names, --storage-mode): storage is purged only for a tenant that exists and whose storage carries its proof of ownership',
     );
   }
-  if (!state.schemaExists && opts.purgeStorage) {
-    // The role alone proves nothing: roles are shared by every database of the cluster.
+  const database = env.PROVISION_DATABASE_URL.database;
+  if (!state.schemaExists) {
+    // The role alone proves nothing: roles are shared by every database of the cluster, and this
+    // program drops schema and role in one transaction, so a role without schema is not its own.
     throw new SchemaError(
-      `tenant ${spec.name} has no schema ${spec.schema} in database ${env.PROVISION_DATABASE_URL.database}: its storage was left alone, nothing was removed`,
-      'run without --purge-storage to remove what is left of it (its role); storage is purged only for a tenant whose schema carries the id its storage proves',
+      `tenant ${spec.name} has no schema ${spec.schema} in database ${database}, only a role ${spec.role} (a tenant of another database of this cluster, or a role made by hand): nothing was removed`,
+      'run deprovision against the database the tenant was provisioned in (PROVISION_DATABASE_URL); remove the role by hand only after checking whose it is',
     );
   }
-  const [me] = await sql<{ user: string; attrs: boolean | null; sessions: string | null }[]>`
+  const [me] = await sql<{ user: string; sessions: string | null }[]>`
     select current_user as user,
-           (select rolsuper or rolcreaterole or rolcreatedb or not rolcanlogin from pg_roles where rolname = ${spec.role}) as attrs,
            (select string_agg(format('pid %s (%s, %s)', pid, coalesce(nullif(application_name, ''), 'no application name'), coalesce(state, 'state hidden')), '; ')
               from pg_stat_activity where usename = ${spec.role}) as sessions`;
   if (state.schemaExists && state.schemaOwner !== me?.user) {
@@ -112,7 +115,8 @@ async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: Pro
       `if it is this tenant's schema, as ${quoteIdent(state.schemaOwner ?? '?')} or a superuser run: ALTER SCHEMA ${quoteIdent(spec.schema)} OWNER TO ${quoteIdent(me?.user ?? '?')}; then run deprovision again`,
     );
   }
-  if (me?.attrs) throw new SchemaError(`role ${spec.role} has other attributes than a tenant's (superuser, createrole, createdb or no login): provision did not make it, and nothing was removed`, 'remove it by hand if it must go');
+  const roleRefused = roleProblem(state, spec, database);
+  if (roleRefused) throw new SchemaError(`${roleRefused}; nothing was removed`, 'remove it by hand only after checking whose it is');
   if (me?.sessions) {
     throw new SchemaError(
       `tenant ${spec.name} is still connected (${me.sessions}): nothing was removed`,
@@ -143,8 +147,7 @@ async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: Pro
     });
   } catch (error) {
     if (!isLockTimeout(error)) throw error;
-    const { message, fix } = await lockTimeoutMessage(sql, [spec.schema, DEPLOYER_SCHEMA], `dropping tenant ${spec.name}`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT);
-    throw new SchemaError(`${message}${storageDone ? ` (its storage was already purged${storageDone})` : ''}`, fix, { cause: error });
+    throw await lockTimeoutError(sql, [spec.schema, DEPLOYER_SCHEMA], `dropping tenant ${spec.name}${storageDone ? ` (its storage was already purged${storageDone})` : ''}`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT, error);
   }
   return `schema ${spec.schema} and role ${spec.role} removed${storageDone}`;
 }
@@ -153,17 +156,21 @@ async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: Pro
 async function purgeStorage(session: S3Session, loc: StorageLocation): Promise<string> {
   const { s3, send } = session;
   const proof = loc.prefix + MARKER_NAME;
-  let deleted = 0;
+  const keys: string[] = [];
   for (let token: string | undefined; ; ) {
     const page = await send<{ Contents?: Array<{ Key?: string }>; NextContinuationToken?: string }>('ListObjectsV2', new s3.ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix || undefined, ContinuationToken: token }));
-    for (const { Key } of page.Contents ?? []) {
-      if (Key === undefined || Key === proof) continue;
-      await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: loc.bucket, Key }));
-      deleted++;
-    }
+    for (const { Key } of page.Contents ?? []) if (Key !== undefined && Key !== proof) keys.push(Key);
     token = page.NextContinuationToken;
     if (!token) break;
   }
+  // Listed whole before anything is deleted: a tenant's bucket that also holds other tenants'
+  // folders (their proofs) is not this tenant's alone.
+  const others = keys.filter((key) => key.endsWith(`/${MARKER_NAME}`));
+  if (others.length > 0) {
+    throw new SchemaError(`${where(loc)} also holds the folders of other tenants (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', ...' : ''}): nothing was removed`, 'move those tenants\' folders out of this bucket first');
+  }
+  for (const Key of keys) await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: loc.bucket, Key }));
+  const deleted = keys.length;
   await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: loc.bucket, Key: proof }));
   if (loc.mode === 'bucket') await send('DeleteBucket', new s3.DeleteBucketCommand({ Bucket: loc.bucket }));
   return `${deleted} object(s) and the proof of ownership deleted from ${loc.bucket}/${loc.prefix}${loc.mode === 'bucket' ? `, bucket ${loc.bucket} deleted` : ''}`;

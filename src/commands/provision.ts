@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { parseOptions } from '../cli-options.js';
 import { loadProvisionConfig, type ProvisionEnv } from '../config/provision-schema.js';
 import { connect, errorCode, type Connection } from '../db/connect.js';
-import { isLockTimeout, lockTimeoutMessage } from '../db/locks.js';
+import { isLockTimeout, lockTimeoutError } from '../db/locks.js';
 import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
 import { folderMarker, type S3Session } from '../storage/client.js';
 import { generatePassword } from '../provision/scram.js';
 import { assertEnvValues, assertSafeOutDir, renderEnv, writeEnvFile } from '../provision/env-file.js';
-import { assertMayUse, inspectLocation, MARKER_NAME, writeMarker, type LocationState, type Ownership, type StorageLocation } from '../provision/storage-owner.js';
-import { DEPLOYER_SCHEMA, hardenDatabase, prepareProvisionLock, provisionTenant, tenantState } from '../provision/tenant-sql.js';
+import { assertMayUse, assertSharedBucket, inspectLocation, MARKER_NAME, writeMarker, type LocationState, type Ownership, type StorageLocation } from '../provision/storage-owner.js';
+import { DEPLOYER_SCHEMA, hardenDatabase, lockProvisioning, prepareProvisionLock, provisionTenant, roleProblem, tenantState } from '../provision/tenant-sql.js';
 import { loginProblem } from '../provision/verify-login.js';
 import { deployerBounds, deployerConnectSettings, locationSession, openProvisionStorage, storageLocation, storageSettingsOf } from '../provision/deployer.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
@@ -85,7 +85,11 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
   const copied = { ...Object.fromEntries(EMAIL_KEYS.map((key) => [key, input.env[key] || undefined])), PROVISION_STORAGE_ENDPOINT: env.PROVISION_STORAGE_ENDPOINT, PROVISION_STORAGE_ACCESS_KEY: env.PROVISION_STORAGE_ACCESS_KEY, PROVISION_STORAGE_SECRET_KEY: env.PROVISION_STORAGE_SECRET_KEY };
   assertEnvValues(copied, 'the deployer\'s environment');
   if (opts.outDir) assertSafeOutDir(opts.outDir, specs.map((spec) => `${spec.name}.env`));
+  const shared = env.PROVISION_STORAGE_BUCKET;
+  const clash = opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === shared) : undefined;
+  if (clash) throw new ConfigError(`tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders`, [], 'choose another tenant name, or give the shared bucket a name that does not start with superfasttt-');
   const storage = env.PROVISION_STORAGE_ACCESS_KEY ? await openProvisionStorage(env, input.signal) : undefined;
+  if (storage && opts.storageMode === 'prefix' && shared) await assertSharedBucket(storage, shared, 'PROVISION_STORAGE_BUCKET');
 
   const db = await connect(deployerConnectSettings(env), input.log, input.signal, { max: Math.min(opts.concurrency, 8), bounds: deployerBounds(env) });
   const reports: TenantReport[] = [];
@@ -95,7 +99,16 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
     if (Number.parseInt(db.serverVersion, 10) <= 15) {
       input.log.warn(`PostgreSQL ${db.serverVersion}: before 16, CREATEROLE lets the deployer take almost any right (even run programs on the server): keep its credentials like a superuser's`, { step: 'provision' });
     }
-    const hardening = await hardenDatabase(db.sql, env.PROVISION_DATABASE_URL.database);
+    // Under the lock: two first runs at once would otherwise collide on the database's ACL (XX000).
+    const hardening = await withRetries(() =>
+      db.sql.begin(async (tx) => {
+        await lockProvisioning(tx);
+        return hardenDatabase(tx, env.PROVISION_DATABASE_URL.database);
+      }),
+    ).catch(async (error: unknown) => {
+      if (!isLockTimeout(error)) throw error;
+      throw await lockTimeoutError(db.sql, [DEPLOYER_SCHEMA], 'provision (before any tenant was changed)', 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT, error);
+    });
     for (const statement of hardening) input.log.info(`${statement.sql}: ${statement.why}`, { step: 'provision' });
 
     let next = 0;
@@ -148,6 +161,11 @@ async function provisionOne(db: Connection, storage: S3Session | undefined, env:
   try {
     // Read-only first: whatever is refused below is refused before anything is created.
     const before = await tenantState(db.sql, spec);
+    const refused = roleProblem(before, spec, env.PROVISION_DATABASE_URL.database);
+    if (refused) throw new SchemaError(`${refused}; nothing was changed`, 'choose another tenant name (or --opaque-names); remove that role by hand only after checking whose it is');
+    if (before.roleExists && !opts.rotatePassword && envFile && !existsSync(envFile)) {
+      throw new SchemaError(`role ${spec.role} exists but ${envFile} does not: its password is unknown here; nothing was changed`, 'run again with --rotate-password to set a new password and write the .env');
+    }
     if (!before.roleExists && envFile && existsSync(envFile) && !opts.force) {
       throw new SchemaError(
         `${envFile} exists but role ${spec.role} does not: that file holds another role's password (an earlier tenant of this name, or someone else's file), and the new password could be written nowhere; nothing was created`,
@@ -163,8 +181,7 @@ async function provisionOne(db: Connection, storage: S3Session | undefined, env:
       provisionTenant(db.sql, spec, { database: env.PROVISION_DATABASE_URL.database, rotatePassword: opts.rotatePassword, connectionLimit: env.PROVISION_CONNECTION_LIMIT, tenantId }),
     ).catch(async (error: unknown) => {
       if (!isLockTimeout(error)) throw error;
-      const { message, fix } = await lockTimeoutMessage(db.sql, [DEPLOYER_SCHEMA, spec.schema], `provisioning tenant ${spec.name}`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT);
-      throw new SchemaError(`${message}; nothing was changed for it`, fix, { cause: error });
+      throw await lockTimeoutError(db.sql, [DEPLOYER_SCHEMA, spec.schema], `provisioning tenant ${spec.name} (nothing was changed for it)`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT, error);
     });
     let status: TenantReport['status'] = outcome.created ? 'created' : outcome.password ? 'rotated' : 'unchanged';
     let storageNote = '';
@@ -182,9 +199,6 @@ async function provisionOne(db: Connection, storage: S3Session | undefined, env:
     if (!outcome.password) {
       // The role existed and kept its password: an existing .env stays the truth, once proven.
       if (!envFile) return { ...base, status, message: `role and schema in place${storageNote}` };
-      if (!existsSync(envFile)) {
-        throw new SchemaError(`role ${spec.role} exists but ${envFile} does not: its password is unknown here`, 'run again with --rotate-password to set a new password and write the .env');
-      }
       const problem = await loginProblem(readFileSync(envFile, 'utf8'), spec, login);
       if (problem) throw new SchemaError(`${envFile} does not boot the tenant: ${problem}`, `run again with --rotate-password to set a new password and rewrite ${envFile}`);
       return { ...base, status, message: `role and schema in place${storageNote}; ${envFile} kept, its login verified`, env_file: envFile };

@@ -37,8 +37,8 @@ export interface Connection {
   sql: Sql;
   serverVersion: string;
   tls: boolean;
-  /** Another session with the same settings (the lock step holds its lock in one of its own). */
-  openSession(): Sql;
+  /** Another session with the same settings and retries (the lock step holds its lock in one of its own). */
+  anotherSession(): Promise<Sql>;
 }
 
 export interface SessionBounds {
@@ -49,15 +49,18 @@ export interface SessionBounds {
 }
 
 /**
- * Every session's own bounds, sent in the startup packet so they hold on every pooled connection
- * and whatever the role's or database's defaults say (a DBA's statement_timeout = 0, or 1 s).
- * client_connection_check_interval: a backend blocked on a lock notices within 1 s that we closed
- * the socket (SIGTERM), cancels the statement and rolls back; without it the statement and its
- * transaction would live on until the blocker goes. It exists from PostgreSQL 14.
+ * Every session's own settings, whatever the role's or database's defaults say (a DBA's
+ * statement_timeout = 0, or 1 s; a search_path with a schema other roles can create in):
+ * - search_path pg_catalog: until the schema step sets it to the tenant schema, no function of
+ *   another role (in public, say) can shadow a built-in our queries call;
+ * - lock_timeout and statement_timeout: no statement waits or runs unbounded;
+ * - client_connection_check_interval: a backend blocked on a lock notices within 1 s that we closed
+ *   the socket (SIGTERM), cancels the statement and rolls back; without it the statement and its
+ *   transaction would live on until the blocker goes. It exists from PostgreSQL 14.
  */
-export function sessionParameters(bounds: SessionBounds, readOnly: boolean): Record<string, string> {
+export function sessionSettings(bounds: SessionBounds, readOnly: boolean): Record<string, string> {
   return {
-    application_name: 'superfasttt-bootstrap',
+    search_path: 'pg_catalog',
     lock_timeout: `${bounds.lockTimeoutSec}s`,
     statement_timeout: `${bounds.statementTimeoutSec}s`,
     // Our transactions are short, except the lock step's, which must live as long as the run.
@@ -79,6 +82,8 @@ export async function connect(
   const deadline = Date.now() + env.DATABASE_CONNECT_TIMEOUT * 1000;
   const attemptTimeout = () => Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000)));
 
+  const max = opts.max ?? 1;
+  const settings = sessionSettings(opts.bounds, opts.readOnly ?? false);
   const options = {
     host,
     port,
@@ -86,13 +91,17 @@ export async function connect(
     pass: password,
     database,
     ssl: plan.ssl,
-    max: opts.max ?? 1, // one connection: session settings (search_path) hold for every statement
+    max, // one connection, unless a pool is asked for: session settings (search_path) hold for every statement
     idle_timeout: 0,
     max_lifetime: null,
     connect_timeout: attemptTimeout(),
     fetch_types: false, // saves a catalog query per start; we use no array or custom types
     onnotice: () => {}, // "already exists, skipping" notices are not for the operator
-    connection: sessionParameters(opts.bounds, opts.readOnly ?? false),
+    // In the startup packet, so that they hold from the first statement on (a role's default
+    // statement_timeout of 1 ms would cancel the one that sets them) and on every pooled connection;
+    // and again by the first query: PgBouncer refuses unknown startup parameters unless told to
+    // ignore them (ignore_startup_parameters), and then only that query applies them.
+    connection: { application_name: 'superfasttt-bootstrap', ...settings },
   } satisfies postgres.Options<{}>;
   const sql = postgres(options);
 
@@ -104,14 +113,15 @@ export async function connect(
         throw tlsNotOffered(host, port);
       }
       const [row] = await sql<{ version: string; num: number; tls: boolean }[]>`
-        select current_setting('server_version') as version,
-               current_setting('server_version_num')::int as num,
-               coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false) as tls`;
+        select (select count(pg_catalog.set_config(key, value, false)) from pg_catalog.json_each_text(${JSON.stringify(settings)}::text::pg_catalog.json)) as applied,
+               pg_catalog.current_setting('server_version') as version,
+               pg_catalog.current_setting('server_version_num')::int as num,
+               coalesce((select ssl from pg_catalog.pg_stat_ssl where pid = pg_catalog.pg_backend_pid()), false) as tls`;
       if (!row) throw new Error('no answer to the version query');
       if (row.num < 140000) {
         throw new DatabaseError(`PostgreSQL ${row.version} is too old: 14 or newer is required`, 'upgrade the server');
       }
-      return { sql, serverVersion: row.version, tls: row.tls, openSession: () => postgres({ ...options, max: 1, connect_timeout: attemptTimeout() }) };
+      return { sql, serverVersion: row.version, tls: row.tls, anotherSession: async () => (await connect(env, log, signal, { ...opts, max: 1 })).sql };
     } catch (error) {
       const code = errorCode(error);
       const remaining = deadline - Date.now();

@@ -57,16 +57,18 @@ export async function inspectLocation(session: S3Session, loc: StorageLocation):
       throw error;
     }
   }
+  // The proof by its key (a listing shows it only if it sorts among the first keys), then a few keys
+  // to tell an empty location from one that holds data.
+  const marker = await readMarker(session, loc);
   const page = await send<{ Contents?: Array<{ Key?: string }> }>('ListObjectsV2', new s3.ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix || undefined, MaxKeys: 12 }));
   const keys = (page.Contents ?? []).map((o) => o.Key ?? '');
-  const markerKey = loc.prefix + MARKER_NAME;
-  const data = keys.filter((k) => k !== markerKey && k !== loc.prefix).length;
+  const data = keys.filter((k) => k !== loc.prefix + MARKER_NAME && k !== loc.prefix).length;
   const exists = loc.mode === 'bucket' || keys.length > 0;
-  if (!keys.includes(markerKey)) return { exists, data };
-  return { exists, data, marker: await readMarker(session, loc) };
+  return { exists, data, ...(marker && { marker }) };
 }
 
-async function readMarker(session: S3Session, loc: StorageLocation): Promise<Ownership | 'invalid'> {
+/** The proof at the location: undefined when there is none, 'invalid' when it is not one we wrote. */
+export async function readMarker(session: S3Session, loc: StorageLocation): Promise<Ownership | 'invalid' | undefined> {
   const { s3, send } = session;
   let body: string;
   try {
@@ -76,7 +78,7 @@ async function readMarker(session: S3Session, loc: StorageLocation): Promise<Own
     );
     body = (await object.Body?.transformToString()) ?? '';
   } catch (error) {
-    if (notFound(error)) return 'invalid';
+    if (notFound(error)) return undefined;
     throw error;
   }
   return parseMarker(body.slice(0, MAX_MARKER_BYTES)) ?? 'invalid';
@@ -97,9 +99,18 @@ export function parseMarker(text: string): Ownership | undefined {
   return undefined;
 }
 
+/**
+ * Writes the proof, then reads it back: two deployments sharing the bucket that provision the same
+ * name at the same instant both found the location free; the last writer wins, and the other one
+ * must learn it here rather than hand out storage that is not its own.
+ */
 export async function writeMarker(session: S3Session, loc: StorageLocation, owner: Ownership): Promise<void> {
   const body = new TextEncoder().encode(JSON.stringify(owner) + '\n');
   await session.send('PutObject', new session.s3.PutObjectCommand({ Bucket: loc.bucket, Key: loc.prefix + MARKER_NAME, Body: body, ContentLength: body.length, ContentType: 'application/json' }));
+  const found = await readMarker(session, loc);
+  if (found === undefined || found === 'invalid' || found.tenant_id !== owner.tenant_id) {
+    throw new ConfigError(`${where(loc)} was claimed by ${found === undefined || found === 'invalid' ? 'someone else' : describe(found)} while this tenant was being provisioned: it is not this tenant's storage`, [], 'choose another tenant name, or find out which deployment provisions the same name into this storage');
+  }
 }
 
 function describe(owner: Ownership): string {
@@ -125,6 +136,21 @@ export function assertMayUse(state: LocationState, loc: StorageLocation, tenantI
   }
   // Unmarked data: only a tenant that existed before proofs were written may claim it.
   if (state.data > 0 && !legacyTenant) throw refuse(`already holds ${state.data >= 10 ? '10 or more' : state.data} object(s) and no proof of whose they are`);
+}
+
+/**
+ * The shared bucket of --storage-mode prefix must not be a tenant's own bucket (a tenant `central`
+ * of bucket mode owns superfasttt-central): its folders would be purged with that tenant.
+ */
+export async function assertSharedBucket(session: S3Session, bucket: string, variable: string): Promise<void> {
+  const owner = await readMarker(session, { mode: 'bucket', bucket, prefix: '' });
+  if (owner !== undefined) {
+    throw new ConfigError(
+      `${variable}=${bucket} is ${owner === 'invalid' ? 'marked as a tenant\'s own bucket' : `the own bucket of ${describe(owner)}`}: tenants' folders must not live in another tenant's bucket`,
+      [],
+      `give ${variable} a bucket of its own, whose name does not start with superfasttt- (the names of --storage-mode bucket)`,
+    );
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
- * What the deployment machine runs in PostgreSQL, per tenant, in one transaction under a
- * database-wide advisory lock (concurrent GRANTs on the same database row fail with "tuple
- * concurrently updated" otherwise), and checked afterwards: PostgreSQL answers a GRANT it cannot
+ * What the deployment machine runs in PostgreSQL, per tenant, in one transaction under the
+ * provisioning lock (concurrent GRANTs on the same database row fail with "tuple concurrently
+ * updated" otherwise), and checked afterwards: PostgreSQL answers a GRANT it cannot
  * honour with a mere WARNING, CREATE ... IF NOT EXISTS skips another owner's object silently.
  *
  * The model is the seed's: the deployer owns the schema; the tenant's login role has USAGE and
@@ -22,14 +22,14 @@ import type { TenantSpec } from './tenants.js';
  * schema, so no tenant can lock (or even name) the table. Every wait is bounded by lock_timeout.
  */
 export const DEPLOYER_SCHEMA = 'superfasttt_deployer';
-const LOCK_TABLE = 'provision_lock';
+const PROVISION_LOCK_TABLE = 'provision_lock';
 
 /** Once per run: the deployer's schema and lock table exist and are the deployer's own. */
 export async function prepareProvisionLock(sql: Sql): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await sql`create schema if not exists ${sql(DEPLOYER_SCHEMA)}`;
-      await sql`create table if not exists ${sql(DEPLOYER_SCHEMA)}.${sql(LOCK_TABLE)} ()`;
+      await sql`create table if not exists ${sql(DEPLOYER_SCHEMA)}.${sql(PROVISION_LOCK_TABLE)} ()`;
       break;
     } catch (error) {
       // Two runs creating them at the same instant collide on the catalog; a foreign schema is 42501.
@@ -41,7 +41,7 @@ export async function prepareProvisionLock(sql: Sql): Promise<void> {
   }
   const [state] = await sql<{ me: string; schema_owner: string | null; table_owner: string | null; others: string | null }[]>`
     select current_user as me, pg_get_userbyid(n.nspowner) as schema_owner,
-           (select pg_get_userbyid(relowner) from pg_class where relnamespace = n.oid and relname = ${LOCK_TABLE}) as table_owner,
+           (select pg_get_userbyid(relowner) from pg_class where relnamespace = n.oid and relname = ${PROVISION_LOCK_TABLE}) as table_owner,
            (select string_agg(distinct coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC'), ', ')
               from aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a where a.grantee <> n.nspowner) as others
     from (select 1) one left join pg_namespace n on n.nspname = ${DEPLOYER_SCHEMA}`;
@@ -55,7 +55,7 @@ export async function prepareProvisionLock(sql: Sql): Promise<void> {
 
 /** Inside a provisioning transaction: waits (at most lock_timeout) for any other provisioning run. */
 export async function lockProvisioning(tx: TransactionSql): Promise<void> {
-  await tx`lock table ${tx(DEPLOYER_SCHEMA)}.${tx(LOCK_TABLE)} in exclusive mode`;
+  await tx`lock table ${tx(DEPLOYER_SCHEMA)}.${tx(PROVISION_LOCK_TABLE)} in exclusive mode`;
 }
 
 const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
@@ -69,7 +69,7 @@ export interface DatabaseStatement {
  * Once per database: PUBLIC loses what would let one tenant see or touch another. Applied only
  * where the grant is there (checked on the actual ACLs, not guessed from the server version).
  */
-export async function hardenDatabase(sql: Sql, database: string): Promise<DatabaseStatement[]> {
+export async function hardenDatabase(sql: Sql | TransactionSql, database: string): Promise<DatabaseStatement[]> {
   const db = quoteIdent(database);
   const [acl] = await sql<{ connect: boolean; temp: boolean; public_create: boolean }[]>`
     select has_database_privilege('public', current_database(), 'CONNECT') as connect,
@@ -108,12 +108,33 @@ export interface TenantState {
   schemaOwner: string | null;
   /** From the schema's comment, which only its owner (the deployer) can set. */
   tenantId: string | undefined;
+  /** From the role's comment (roles are shared by every database of the cluster). */
+  roleTenantId: string | undefined;
+  /** The role has a tenant's attributes: login, no superuser, createrole nor createdb. */
+  roleIsTenantLike: boolean;
+}
+
+/**
+ * Why the tenant's role may not be used (adopted by provision, dropped by deprovision), or
+ * undefined. The role must carry the id of this database's schema of the tenant; a role without id
+ * is accepted only beside a schema with one (provisioned before roles were marked).
+ */
+export function roleProblem(state: TenantState, spec: TenantSpec, database: string): string | undefined {
+  if (!state.roleExists) return undefined;
+  if (!state.roleIsTenantLike) return `role ${spec.role} has other attributes than a tenant's (superuser, createrole, createdb or no login): provision did not make it`;
+  if (state.roleTenantId && state.roleTenantId !== state.tenantId) {
+    return `role ${spec.role} belongs to tenant id ${state.roleTenantId}, ${state.schemaExists ? `not to schema ${spec.schema} of database ${database} (tenant id ${state.tenantId ?? 'none'})` : `which has no schema in database ${database} (a tenant of another database of this cluster)`}`;
+  }
+  if (!state.roleTenantId && !state.tenantId) return `role ${spec.role} exists but provision did not make it (no tenant id on it, nor a schema ${spec.schema} of ours in database ${database})`;
+  return undefined;
 }
 
 /** Read-only: what exists of the tenant, before anything is decided. */
 export async function tenantState(sql: Sql, spec: TenantSpec): Promise<TenantState> {
-  const [row] = await sql<{ role: boolean; schema: boolean; owner: string | null; comment: string | null }[]>`
+  const [row] = await sql<{ role: boolean; tenant_like: boolean | null; role_comment: string | null; schema: boolean; owner: string | null; comment: string | null }[]>`
     select exists (select 1 from pg_roles where rolname = ${spec.role}) as role,
+           (select rolcanlogin and not (rolsuper or rolcreaterole or rolcreatedb) from pg_roles where rolname = ${spec.role}) as tenant_like,
+           (select shobj_description(oid, 'pg_authid') from pg_roles where rolname = ${spec.role}) as role_comment,
            n.oid is not null as schema,
            pg_get_userbyid(n.nspowner) as owner,
            obj_description(n.oid, 'pg_namespace') as comment
@@ -123,6 +144,8 @@ export async function tenantState(sql: Sql, spec: TenantSpec): Promise<TenantSta
     schemaExists: row?.schema ?? false,
     schemaOwner: row?.owner ?? null,
     tenantId: TENANT_ID_COMMENT.exec(row?.comment ?? '')?.[1],
+    roleTenantId: TENANT_ID_COMMENT.exec(row?.role_comment ?? '')?.[1],
+    roleIsTenantLike: row?.tenant_like ?? false,
   };
 }
 
@@ -179,6 +202,10 @@ export async function provisionTenant(
       if (other) throw new SchemaError(`schema ${spec.schema} changed while it was being provisioned (tenant id ${other})`, 'run provision again');
       await run(`COMMENT ON SCHEMA ${schema} IS ${literal(comment)}`);
     }
+    // The same id on the role: roles are cluster-wide, and a role of another database's tenant (or
+    // one made by hand) must never be adopted, nor dropped by a deprovision of this database.
+    const [roleComment] = await tx<{ comment: string | null }[]>`select shobj_description(oid, 'pg_authid') as comment from pg_roles where rolname = ${spec.role}`;
+    if (roleComment?.comment !== comment) await run(`COMMENT ON ROLE ${role} IS ${literal(comment)}`);
     await run(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}`);
     await run(`GRANT CONNECT ON DATABASE ${quoteIdent(opts.database)} TO ${role}`);
     await verifyTenant(tx as unknown as Sql, spec, me!.user);

@@ -70,7 +70,8 @@ describe('tenant names to buckets', () => {
     assert.match(refused(['bk1', 'bk1_']), /"bk1_": with --storage-mode bucket, the name ends with _/);
     assert.match(refused(['a'.repeat(51) + 'x', 'a'.repeat(51) + 'y']), /longer than 51 characters/);
     assert.match(refused(['x__x_s3']), /holds __/);
-    assert.match(refused(['logs_s3alias']), /ends with _s3alias/);
+    assert.match(refused(['logs_s3alias']), /ends with s3alias/);
+    assert.match(refused(['s3alias']), /ends with s3alias/);
     // Prefix mode has no such limit: tenant_<name>/ folders never collide.
     assert.ok(!(specsOrRefusal(['bk1', 'bk1_'], {}) instanceof ConfigError));
   });

@@ -70,7 +70,7 @@ export function bucketProblem(name: string): string | undefined {
   if (name.length > MAX_BUCKET_NAME) return `is longer than ${MAX_BUCKET_NAME} characters: its bucket ${BUCKET_PREFIX}<name> would not fit S3's 63 (use --opaque-names, or a shorter name)`;
   if (name.endsWith('_')) return 'ends with _: bucket names must end with a letter or digit, and trimming it would give another tenant\'s bucket';
   if (name.includes('__')) return 'holds __: its bucket name would hold --, which S3 reserves';
-  if (name.endsWith('_s3alias')) return 'ends with _s3alias: S3 reserves bucket names ending with -s3alias';
+  if (bucketOf(PREFIX + name).endsWith('-s3alias')) return 'ends with s3alias: S3 reserves bucket names ending with -s3alias';
   return undefined;
 }
 
@@ -109,15 +109,6 @@ export function tenantSpecs(names: string[], file: string | undefined, opts: { o
       ...(r.s3_access_key && r.s3_secret_key && { s3: { accessKey: r.s3_access_key, secretKey: r.s3_secret_key } }),
     });
   });
-  // The mapping is injective by construction; this proves it on every run, before anything is created.
-  for (const key of ['schema', 'bucket'] as const) {
-    const owners = new Map<string, string>();
-    for (const spec of specs) {
-      const other = owners.get(spec[key]);
-      if (other !== undefined && (key === 'schema' || opts.buckets)) problems.push(`tenants ${JSON.stringify(other)} and ${JSON.stringify(spec.name)} would share the ${key} ${spec[key]}`);
-      owners.set(spec[key], spec.name);
-    }
-  }
   if (specs.length === 0 && problems.length === 0) problems.push('no tenant given: use --tenant NAME (repeatable) or --tenants FILE');
   if (problems.length > 0) throw new ConfigError(`invalid tenants: ${problems.length} problem(s)`, problems, 'tenant names: lowercase letters, digits and _, starting with a letter');
   return specs;

@@ -5,8 +5,8 @@
  * transaction of a second session that stays open until the run ends (PostgreSQL releases it when
  * that session ends, including when the process is killed). A lock on an object of the schema, not
  * an advisory key: advisory keys are one space shared by every role of the database, so any tenant
- * could take another tenant's key and keep its init container failing; only roles with rights on
- * this schema can lock this table. Per schema, so thousands of tenants never wait for each other.
+ * could take another tenant's key and keep its init container failing; LOCK TABLE needs rights on
+ * the table itself, which only the tenant's role has. Per schema, so thousands of tenants never wait for each other.
  * The wait is bounded by lock_timeout (DATABASE_LOCK_TIMEOUT); on timeout the holder is named.
  * Another run that finished meanwhile leaves nothing to do: every later step is idempotent.
  * Runs after the schema step: nothing (not even this table) is created in a schema that is not ours.
@@ -14,10 +14,10 @@
 import migrations from 'virtual:migrations';
 import { SchemaError } from '../errors.js';
 import { errorCode, type Sql } from '../db/connect.js';
-import { isLockTimeout, lockHolders, lockTimeoutMessage } from '../db/locks.js';
+import { isLockTimeout, lockHolders, lockTimeoutError } from '../db/locks.js';
 import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
 import { dbOf, type RunContext, type Step } from './step.js';
-import { LOCK_TABLE } from './tables.js';
+import { BOOTSTRAP_LOCK_TABLE } from './tables.js';
 
 /** The lock of this run: held until release() (end of run) or destroy() (signal). */
 export interface HeldLock {
@@ -34,7 +34,7 @@ export const lockStep: Step = {
     const { sql } = dbOf(ctx);
     // check: report who holds it; taking it could make a starting replica wait for us.
     if (ctx.mode === 'check') {
-      const [holder] = await lockHolders(sql, schema, { relation: LOCK_TABLE });
+      const [holder] = await lockHolders(sql, schema, { relation: BOOTSTRAP_LOCK_TABLE });
       return holder ? `a bootstrap of schema ${schema} is running (${holder})` : `no bootstrap of schema ${schema} is running`;
     }
     await createLockTable(sql, schema);
@@ -51,7 +51,7 @@ export const lockStep: Step = {
 async function createLockTable(sql: Sql, schema: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await sql`create table if not exists ${sql(schema)}.${sql(LOCK_TABLE)} ()`;
+      await sql`create table if not exists ${sql(schema)}.${sql(BOOTSTRAP_LOCK_TABLE)} ()`;
       return;
     } catch (error) {
       if (!['23505', '42P07'].includes(errorCode(error)) || attempt >= 3) throw error;
@@ -66,28 +66,8 @@ async function createLockTable(sql: Sql, schema: string): Promise<void> {
  */
 async function takeLock(ctx: RunContext): Promise<boolean> {
   const schema = ctx.env.DATABASE_SCHEMA;
-  const session = dbOf(ctx).openSession();
-  const lock = (wait: boolean) => session`lock table ${session(schema)}.${session(LOCK_TABLE)} in exclusive mode ${wait ? session`` : session`nowait`}`;
-  let waited = false;
-  try {
-    await session`begin`;
-    try {
-      await lock(false);
-    } catch (error) {
-      if (!isLockTimeout(error)) throw error;
-      waited = true;
-      await session`rollback`;
-      const [holder] = await lockHolders(session, schema, { relation: LOCK_TABLE });
-      ctx.log.info(`another bootstrap of schema ${schema} is running (${holder ?? 'holder not visible'}); waiting up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s`, { step: 'lock' });
-      await session`begin`;
-      await lock(true); // bounded by the session's lock_timeout
-    }
-  } catch (error) {
-    await session.end({ timeout: 0 });
-    if (!isLockTimeout(error)) throw error;
-    const { message, fix } = await lockTimeoutMessage(dbOf(ctx).sql, [schema], 'the lock step (another bootstrap of this schema)', 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT);
-    throw new SchemaError(message, fix, { cause: error });
-  }
+  const session = await dbOf(ctx).anotherSession();
+  // Closed by a signal while it waits, too: the wait is the likeliest moment for a SIGTERM.
   ctx.heldLock = {
     async release() {
       await session`commit`.catch(() => {});
@@ -97,5 +77,26 @@ async function takeLock(ctx: RunContext): Promise<boolean> {
       void session.end({ timeout: 0 });
     },
   };
+  const lock = (wait: boolean) => session`lock table ${session(schema)}.${session(BOOTSTRAP_LOCK_TABLE)} in exclusive mode ${wait ? session`` : session`nowait`}`;
+  let waited = false;
+  try {
+    await session`begin`;
+    try {
+      await lock(false);
+    } catch (error) {
+      if (!isLockTimeout(error)) throw error;
+      waited = true;
+      await session`rollback`;
+      const [holder] = await lockHolders(session, schema, { relation: BOOTSTRAP_LOCK_TABLE });
+      ctx.log.info(`another bootstrap of schema ${schema} is running (${holder ?? 'holder not visible'}); waiting up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s`, { step: 'lock' });
+      await session`begin`;
+      await lock(true); // bounded by the session's lock_timeout
+    }
+  } catch (error) {
+    ctx.heldLock = undefined;
+    await session.end({ timeout: 0 });
+    if (!isLockTimeout(error)) throw error;
+    throw await lockTimeoutError(dbOf(ctx).sql, [schema], 'the lock step (another bootstrap of this schema)', 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, error);
+  }
   return waited;
 }

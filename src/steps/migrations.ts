@@ -8,6 +8,7 @@
 import { MigrationError } from '../errors.js';
 import { connectionLost, errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, STATEMENT_TIMEOUT } from '../db/locks.js';
+import { HISTORY_TABLE } from './tables.js';
 import { dbOf, throwIfAborted, type Step } from './step.js';
 
 
@@ -34,7 +35,7 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
       const { sql } = dbOf(ctx);
       if (ctx.mode === 'check') {
         // Read-only: no history table yet means nothing was applied.
-        const [exists] = await sql<{ found: boolean }[]>`select to_regclass('superfasttt_migrations') is not null as found`;
+        const [exists] = await sql<{ found: boolean }[]>`select to_regclass(${HISTORY_TABLE}) is not null as found`;
         const applied = exists?.found ? await readHistory(sql) : [];
         const pending = pendingMigrations(migrations, applied); // throws on changed or unknown ones
         return pending.length === 0
@@ -42,7 +43,7 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
           : `${applied.length} applied, ${pending.length} pending (${pending.map((m) => m.name).join(', ')}): the bootstrap applies them`;
       }
       // Unqualified names resolve in the tenant schema (search_path set by the schema step).
-      await sql`create table if not exists superfasttt_migrations (
+      await sql`create table if not exists ${sql(HISTORY_TABLE)} (
         name text primary key,
         checksum text not null,
         applied_at timestamptz not null default now(),
@@ -56,7 +57,7 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
         try {
           await sql.begin(async (tx) => {
             await tx.unsafe(migration.sql).simple(); // simple protocol: a file holds several statements
-            await tx`insert into superfasttt_migrations (name, checksum, bootstrap_version)
+            await tx`insert into ${tx(HISTORY_TABLE)} (name, checksum, bootstrap_version)
                      values (${migration.name}, ${migration.checksum}, ${ctx.version})`;
           });
         } catch (error) {
@@ -85,7 +86,7 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
 }
 
 function readHistory(sql: Sql): Promise<Applied[]> {
-  return sql<Applied[]>`select name, checksum, bootstrap_version from superfasttt_migrations order by name`;
+  return sql<Applied[]>`select name, checksum, bootstrap_version from ${sql(HISTORY_TABLE)} order by name`;
 }
 
 /** What is left to apply; throws when the history does not belong to this set of migrations. */

@@ -30,10 +30,10 @@ import type { Sql } from '../db/connect.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { SchemaError } from '../errors.js';
 import type { Migration } from './migrations.js';
-import { HISTORY_TABLE, LOCK_TABLE } from './tables.js';
+import { HISTORY_TABLE, BOOTSTRAP_LOCK_TABLE } from './tables.js';
 
 /** Tables the program itself creates in the schema, beside the migrations': the history and the lock. */
-export const PROGRAM_TABLES: readonly string[] = [HISTORY_TABLE, LOCK_TABLE];
+export const PROGRAM_TABLES: readonly string[] = [HISTORY_TABLE, BOOTSTRAP_LOCK_TABLE];
 
 /** Objects listed in the error; the count of the others follows. */
 export const LIST_CAP = 10;

@@ -8,7 +8,7 @@
 import migrations from 'virtual:migrations';
 import { SchemaError } from '../errors.js';
 import { quoteIdent } from '../db/sql-text.js';
-import { HISTORY_TABLE, LOCK_TABLE } from './tables.js';
+import { HISTORY_TABLE, BOOTSTRAP_LOCK_TABLE } from './tables.js';
 import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
 import { dbOf, type Step } from './step.js';
 
@@ -48,6 +48,19 @@ export const schemaStep: Step = {
     }
     // Before reading or writing anything in it: every object ours, no foreign trigger on our tables.
     await assertSchemaIsOurs(sql, schema, ourObjects(migrations));
+    // And it stays ours: a check is a snapshot, so no other role may be able to add to the schema
+    // after it (its owner, the deployment role, excepted: it could change the ACL anyway).
+    const [acl] = await sql<{ others: string | null }[]>`
+      select string_agg(distinct coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC'), ', ') as others
+      from pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+      where n.nspname = ${schema} and a.privilege_type = 'CREATE'
+        and a.grantee <> n.nspowner and a.grantee <> (select oid from pg_roles where rolname = current_user)`;
+    if (acl?.others) {
+      throw new SchemaError(
+        `schema ${schema} lets ${acl.others} create objects in it besides ${info.role}: another role could add a trigger or a table next to the instance's after any check; nothing was written`,
+        `as the schema owner (${info.owner}), run: REVOKE CREATE ON SCHEMA ${target} FROM ${acl.others.split(', ').map((r) => (r === 'PUBLIC' ? r : quoteIdent(r))).join(', ')};`,
+      );
+    }
 
     const [content] = await sql<{ relations: number; sample: string | null; history: boolean }[]>`
       select count(*)::int as relations,
@@ -55,7 +68,7 @@ export const schemaStep: Step = {
              bool_or(relname = ${HISTORY_TABLE} and relkind = 'r') as history
       from (select relname, relkind, row_number() over (order by relname) as rn
             from pg_class where relnamespace = ${schema}::regnamespace and relkind in ('r', 'p', 'v', 'm', 'f', 'S')
-              and relname <> ${LOCK_TABLE}) rel`;
+              and relname <> ${BOOTSTRAP_LOCK_TABLE}) rel`;
     if (content && content.relations > 0 && !content.history) {
       throw new SchemaError(
         `schema ${schema} already holds ${content.relations} table(s) or other relations (${content.sample}${content.relations > 5 ? ', ...' : ''}) but no superfasttt migration history: it is used by something else`,

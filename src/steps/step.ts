@@ -3,12 +3,12 @@
  * The command is a list of steps; the pipeline runs them in order and logs one line per step.
  * `check` runs the same steps with ctx.mode = 'check': they verify and report, and write nothing.
  */
-import { BootstrapError, InterruptedError, SchemaError } from '../errors.js';
+import { BootstrapError, InterruptedError } from '../errors.js';
 import type { Env } from '../config/schema.js';
 import { connectionLost, errorCode, type Connection } from '../db/connect.js';
-import { isLockTimeout, lockTimeoutMessage, STATEMENT_TIMEOUT } from '../db/locks.js';
+import { isLockTimeout, lockTimeoutError, STATEMENT_TIMEOUT } from '../db/locks.js';
 import type { HeldLock } from './lock.js';
-import { LOCK_TABLE } from './tables.js';
+import { BOOTSTRAP_LOCK_TABLE } from './tables.js';
 import type { EmailProvider } from '../email/provider.js';
 import type { Logger } from '../log.js';
 
@@ -122,8 +122,7 @@ export function classify(error: unknown, step: Step): unknown {
 export async function classifyFailure(error: unknown, step: Step, ctx: RunContext): Promise<unknown> {
   if (error instanceof BootstrapError) return error;
   if (ctx.db && isLockTimeout(error)) {
-    const { message, fix } = await lockTimeoutMessage(ctx.db.sql, [ctx.env.DATABASE_SCHEMA], `the ${step.name} step`, 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, { exclude: LOCK_TABLE });
-    return new SchemaError(message, fix, { cause: error });
+    return await lockTimeoutError(ctx.db.sql, [ctx.env.DATABASE_SCHEMA], `the ${step.name} step`, 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, error, { exclude: BOOTSTRAP_LOCK_TABLE });
   }
   if (errorCode(error) === STATEMENT_TIMEOUT) {
     return new step.errorClass(

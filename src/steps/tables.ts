@@ -4,4 +4,4 @@
 export const HISTORY_TABLE = 'superfasttt_migrations';
 
 /** Empty; the bootstrap holds an EXCLUSIVE lock on it while it runs (see lock.ts). */
-export const LOCK_TABLE = 'superfasttt_lock';
+export const BOOTSTRAP_LOCK_TABLE = 'superfasttt_lock';
