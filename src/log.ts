@@ -49,11 +49,11 @@ export function createLogger(opts: LoggerOptions): Logger {
       const mark = opts.color ? `${COLORS[level]}${MARKS[level]}\x1b[0m` : MARKS[level];
       const where = step ? `[${step}] ` : '';
       const took = durationMs === undefined ? '' : ` (${formatDuration(durationMs)})`;
-      line = `${mark.padEnd(opts.color ? 13 : 4)} ${where}${message}${took}`;
+      line = `${mark.padEnd(opts.color ? 13 : 4)} ${where}${visible(message)}${took}`;
       // A failure's details, indented under it: what to correct, then how.
       const problems = Array.isArray(rest.problems) ? (rest.problems as string[]) : [];
-      for (const problem of problems) line += `\n       - ${problem}`;
-      if (typeof rest.fix === 'string') line += `\n     fix: ${rest.fix}`;
+      for (const problem of problems) line += `\n       - ${visible(problem)}`;
+      if (typeof rest.fix === 'string') line += `\n     fix: ${visible(rest.fix)}`;
       if (typeof rest.stack === 'string') line += `\n${rest.stack}`;
     }
     (level === 'info' ? out : err)(redact(line));
@@ -64,6 +64,15 @@ export function createLogger(opts: LoggerOptions): Logger {
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
   };
+}
+
+/**
+ * Control characters shown as \xNN: messages quote names other roles chose (a table, a trigger, a
+ * bucket key), and a newline or an escape sequence in one must not forge a log line nor drive the
+ * operator's terminal. (JSON logs escape them by themselves.)
+ */
+export function visible(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 export function formatDuration(ms: number): string {

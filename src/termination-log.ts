@@ -4,6 +4,7 @@
  * container leaves nothing behind; an explicit TERMINATION_LOG is created.
  */
 import { existsSync, writeFileSync } from 'node:fs';
+import { visible } from './log.js';
 import { redact } from './redact.js';
 
 const DEFAULT_PATH = '/dev/termination-log';
@@ -13,7 +14,8 @@ export function writeTerminationLog(message: string, configured: string | undefi
   if (!configured && !existsSync(path)) return;
   try {
     // Kubernetes keeps at most 4096 bytes.
-    writeFileSync(path, redact(message).slice(0, 4000) + '\n');
+    // Line breaks are the message's own layout (message, problems, fix); any other control character is shown.
+    writeFileSync(path, redact(message.split('\n').map(visible).join('\n')).slice(0, 4000) + '\n');
   } catch {
     /* read-only or missing: the message is in the logs anyway */
   }

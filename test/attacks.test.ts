@@ -354,6 +354,26 @@ describe('the schema stays the instance\'s, and other roles\' code never runs in
     assert.equal((await pg.admin`select 1 from pg_class where relnamespace = ${tenant.schema}::regnamespace`).length, 0);
   });
 
+  it('a name with a line break and an escape sequence cannot forge a log line nor drive the terminal', async () => {
+    const tenant = await createTenant(pg);
+    await pg.admin.unsafe('create role forger nologin');
+    await pg.admin.unsafe(`grant usage, create on schema ${tenant.schema} to forger`);
+    await pg.admin.unsafe('set role forger');
+    try {
+      await pg.admin.unsafe(`create table ${tenant.schema}."x
+ok   [superadmin] setup marked as completed[2J" ()`);
+    } finally {
+      await pg.admin.unsafe('reset role');
+    }
+    for (const args of [[], ['check']]) {
+      const r = await runCli(instanceEnv(tenant), { args });
+      outputs.push(r);
+      assertExit(r, 4, /\\x0aok   \[superadmin\] setup marked as completed\\x1b\[2J/);
+      assert.doesNotMatch(r.output, /^ok\s+\[superadmin\]/m);
+      assert.ok(!r.output.includes('\x1b'), 'no escape character reaches the terminal');
+    }
+  });
+
   it('a function of another role in public that shadows a built-in is never called by the bootstrap', async () => {
     const tenant = await createTenant(pg);
     await pg.admin.unsafe('grant create on schema public to public');

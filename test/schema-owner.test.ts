@@ -377,35 +377,21 @@ describe("the app's own objects", () => {
 });
 
 describe('a normal instance', () => {
-  it('a fresh bootstrap and its re-run exit 0; the check is one catalog query of a few ms, however many tenants', async (t) => {
+  it('a fresh bootstrap and its re-run exit 0; other tenants\' objects in the database are never counted as this schema\'s', async () => {
     const tenant = await createTenant(pg);
     assertExit(await run(tenant), 0, /setup marked as completed/);
     assertExit(await run(tenant), 0, /\[schema\] schema \S+ is usable/, /already bootstrapped, nothing changed/);
     assert.equal(await schemaCheck(tenant), 'pass');
-
-    // Cost with a thousand other tenants' tables, functions and types in the catalogs, as the tenant.
-    for (let batch = 0; batch < 10; batch++) {
-      const script = Array.from({ length: 100 }, (_, i) => `CREATE SCHEMA other_${batch * 100 + i}; SET LOCAL search_path = other_${batch * 100 + i};\n${MIGRATIONS[0]!.sql}`);
-      await pg.admin.begin((tx) => tx.unsafe(script.join('\n')).simple());
+    // Other schemas holding the same tables, functions and types, owned by someone else.
+    const script = Array.from({ length: 20 }, (_, i) => `CREATE SCHEMA other_${i}; SET LOCAL search_path = other_${i};\n${MIGRATIONS[0]!.sql}`);
+    await pg.admin.begin((tx) => tx.unsafe(script.join('\n')).simple());
+    const sql = postgres(tenant.url, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
+    try {
+      assert.equal((await foreignObjects(sql, tenant.schema, ourObjects(MIGRATIONS))).total, 0);
+    } finally {
+      await sql.end();
     }
-    // As at a pod start: the first call on a new session (planning and catalog caches included).
-    const ours = ourObjects(MIGRATIONS);
-    const times: number[] = [];
-    for (let i = 0; i < 9; i++) {
-      const sql = postgres(tenant.url, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
-      try {
-        await sql`select 1`;
-        const started = performance.now();
-        const { total } = await foreignObjects(sql, tenant.schema, ours);
-        times.push(performance.now() - started);
-        assert.equal(total, 0);
-      } finally {
-        await sql.end();
-      }
-    }
-    const median = times.sort((a, b) => a - b)[4]!;
-    t.diagnostic(`foreignObjects, first call on a new session: median ${median.toFixed(1)} ms of 9, with 1000 other tenant schemas in the database`);
-    assert.ok(median < 500, `the check took ${median} ms`);
+    assertExit(await run(tenant), 0, /already bootstrapped, nothing changed/);
   });
 });
 

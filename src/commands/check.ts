@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { parseOptions } from '../cli-options.js';
 import { BootstrapError, ConfigError } from '../errors.js';
 import { loadConfig, secretSources } from '../config/load.js';
-import { formatDuration } from '../log.js';
+import { formatDuration, visible } from '../log.js';
 import { redact } from '../redact.js';
 import { classifyFailure, stepsOf, type RunContext } from '../steps/step.js';
 import { BOOTSTRAP_STEPS, type CommandInput } from './bootstrap.js';
@@ -117,8 +117,8 @@ function renderTable(report: CheckReport): string {
   lines.push(`${'STATUS'.padEnd(6)} ${'CHECK'.padEnd(width)} ${'TIME'.padStart(8)}  RESULT`);
   for (const c of report.checks) {
     const time = c.status === 'skip' ? '' : formatDuration(c.duration_ms);
-    lines.push(`${MARK[c.status].padEnd(6)} ${c.name.padEnd(width)} ${time.padStart(8)}  ${c.message}`);
-    if (c.fix) lines.push(`${' '.repeat(width + 18)}fix: ${c.fix}`);
+    lines.push(`${MARK[c.status].padEnd(6)} ${c.name.padEnd(width)} ${time.padStart(8)}  ${visible(c.message)}`);
+    if (c.fix) lines.push(`${' '.repeat(width + 18)}fix: ${visible(c.fix)}`);
   }
   const secrets = Object.entries(report.secrets).map(([name, from]) => `${name} (${from === 'file' ? `${name}_FILE` : from})`);
   lines.push('', `Secrets: ${secrets.join(', ')}`);
