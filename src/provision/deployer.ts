@@ -3,15 +3,21 @@
  * its S3 session, and where each tenant's storage is.
  */
 import type { ProvisionEnv } from '../config/provision-schema.js';
-import type { SessionBounds } from '../db/connect.js';
+import type { DatabaseUrl } from '../config/schema.js';
+import type { ConnectSettings, SessionBounds } from '../db/connect.js';
 import type { StorageSettings } from '../settings.js';
 import { openS3, type S3Session } from '../storage/client.js';
 import type { StorageLocation } from './storage-owner.js';
 import type { TenantSpec } from './tenants.js';
 
-/** The deployer's connection: its URL and connect timeout; TLS as its URL says (sslmode, sslrootcert). */
-export function deployerConnectSettings(env: ProvisionEnv) {
-  return { DATABASE_URL: env.PROVISION_DATABASE_URL, DATABASE_SSL: false, DATABASE_SSL_CA: undefined, DATABASE_SSL_CA_FILE: undefined, DATABASE_CONNECT_TIMEOUT: env.PROVISION_CONNECT_TIMEOUT };
+/** A connection from a URL alone: TLS as the URL says (sslmode, sslrootcert), as an instance would. */
+export function urlConnectSettings(url: DatabaseUrl, connectTimeoutSec: number): ConnectSettings {
+  return { DATABASE_URL: url, DATABASE_SSL: false, DATABASE_SSL_CA: undefined, DATABASE_SSL_CA_FILE: undefined, DATABASE_CONNECT_TIMEOUT: connectTimeoutSec };
+}
+
+/** The deployer's connection: its URL and connect timeout. */
+export function deployerConnectSettings(env: ProvisionEnv): ConnectSettings {
+  return urlConnectSettings(env.PROVISION_DATABASE_URL, env.PROVISION_CONNECT_TIMEOUT);
 }
 
 export function deployerBounds(env: ProvisionEnv): SessionBounds {

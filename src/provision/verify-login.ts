@@ -10,6 +10,7 @@ import { databaseUrl } from '../config/schema.js';
 import { connect, type SessionBounds } from '../db/connect.js';
 import { BootstrapError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { urlConnectSettings } from './deployer.js';
 import type { TenantSpec } from './tenants.js';
 
 export interface LoginSettings {
@@ -28,12 +29,7 @@ export async function loginProblem(envText: string, spec: TenantSpec, s: LoginSe
   if (url.output.user !== spec.role) return `its DATABASE_URL logs in as ${url.output.user}, not ${spec.role}`;
   let db;
   try {
-    db = await connect(
-      { DATABASE_URL: url.output, DATABASE_SSL: false, DATABASE_SSL_CA: undefined, DATABASE_SSL_CA_FILE: undefined, DATABASE_CONNECT_TIMEOUT: s.connectTimeoutSec },
-      s.log,
-      s.signal,
-      { bounds: s.bounds },
-    );
+    db = await connect(urlConnectSettings(url.output, s.connectTimeoutSec), s.log, s.signal, { bounds: s.bounds });
   } catch (error) {
     if (error instanceof BootstrapError) return `logging in with its DATABASE_URL failed: ${error.message}`;
     throw error;
