@@ -108,6 +108,26 @@ describe('provision refuses an --out-dir other users could write', () => {
   });
 });
 
+describe('a tenant that fails part-way is reported with what to run, and a re-run converges', () => {
+  it('the .env cannot be written after the role was created (an out-dir its owner cannot write): failed with the fix; --rotate-password converges', { skip: process.getuid?.() !== 0 && 'needs root to run provision as another user' }, async () => {
+    const parent = tempDir('sf-envs-');
+    chmodSync(parent, 0o755);
+    const out = join(parent, 'envs');
+    mkdirSync(out, { mode: 0o500 });
+    const { chownSync } = await import('node:fs');
+    chownSync(out, 65534, 65534); // nobody's, and read-only to nobody: the checks pass, the write fails
+    const as = { uid: 65534 };
+    const r = await provision(['--tenant', 'partway', '--out-dir', out], {}, as);
+    assertExit(r, 2, /partway: failed, cannot create a temporary file in --out-dir .*envs: permission denied \(EACCES\)/, /--rotate-password/);
+    assert.equal(await roleCount('partway'), 1, 'the role was created before the write failed');
+    chmodSync(out, 0o700);
+    // The password is nowhere: the re-run says so, and --rotate-password sets a new one and writes it.
+    assertExit(await provision(['--tenant', 'partway', '--out-dir', out], {}, as), 4, /role tenant_partway exists but .*partway\.env does not/, /--rotate-password/);
+    assertExit(await provision(['--tenant', 'partway', '--out-dir', out, '--rotate-password'], {}, as), 0, /partway: rotated, .*partway\.env written, its login verified/);
+    assertExit(await provision(['--tenant', 'partway', '--out-dir', out], {}, as), 0, /partway: unchanged, .*kept, its login verified/);
+  });
+});
+
 describe('values copied into the .env read back unchanged, or are refused first', () => {
   it('SMTP_PASSWORD holding a # in the deployer\'s environment: exit 2 naming SMTP_PASSWORD, never printing it, nothing created', async () => {
     const out = tempDir('sf-envs-');
