@@ -88,6 +88,15 @@ describe('provision refuses an --out-dir other users could write', () => {
     assert.deepEqual(readdirSync(out), []);
   });
 
+  it('inside a directory every user may write (no sticky bit): exit 2, nothing created; under /tmp (sticky) it is fine', async () => {
+    const open = tempDir('sf-envs-');
+    chmodSync(open, 0o777);
+    const out = join(open, 'envs');
+    const r = await provision(['--tenant', 'open_parent', '--out-dir', out]);
+    assertExit(r, 2, new RegExp(`--out-dir ${out} is inside ${open}, which every user may write \\(mode 0777, no sticky bit\\)`), new RegExp(`chmod go-w ${open}`));
+    assert.equal(await roleCount('open_parent'), 0);
+  });
+
   it('a symbolic link as --out-dir: exit 2', async () => {
     const link = join(tempDir('sf-envs-'), 'envs');
     symlinkSync(tempDir('sf-envs-'), link);

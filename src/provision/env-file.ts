@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 
@@ -134,6 +134,19 @@ export function assertSafeOutDir(dir: string, files: readonly string[] = []): vo
       [],
       `chmod 700 ${dir}`,
     );
+  }
+  // The directories above it too: whoever may write one of them (without the sticky bit of /tmp)
+  // can rename this directory away and put one of theirs in its place between the check and a write.
+  for (let parent = dirname(realpathSync(dir)); ; parent = dirname(parent)) {
+    const p = statSync(parent);
+    if ((p.mode & 0o022) !== 0 && (p.mode & 0o1000) === 0) {
+      throw new ConfigError(
+        `--out-dir ${dir} is inside ${parent}, which ${p.mode & 0o002 ? 'every user' : 'its group'} may write (mode ${(p.mode & 0o7777).toString(8).padStart(4, '0')}, no sticky bit): another user could replace the directory the .env files (passwords) go to`,
+        [],
+        `use a directory whose parents only their owners may write, or: chmod go-w ${parent}`,
+      );
+    }
+    if (parent === dirname(parent)) break;
   }
   for (const file of files) {
     const path = join(dir, file);
