@@ -7,6 +7,7 @@ import { BootstrapError, ConfigError, INTERNAL_ERROR_EXIT_CODE, InterruptedError
 import { renderHelp } from './config/docs.js';
 import { createLogger, loggerOptionsFromEnv, type Logger } from './log.js';
 import { redact } from './redact.js';
+import { libpqEnvironmentWarning, neutraliseLibpqEnvironment } from './db/libpq-env.js';
 import { writeTerminationLog } from './termination-log.js';
 import { bootstrap } from './commands/bootstrap.js';
 import { check, checkOptions } from './commands/check.js';
@@ -15,6 +16,8 @@ import { provision, provisionOptions } from './commands/provision.js';
 
 async function main(argv: string[], VERSION: string): Promise<number> {
   const env = process.env;
+  // Before anything can read them: postgres.js takes PGHOST, PGPASSWORD, PGSSLMODE... as defaults.
+  const ignoredPg = neutraliseLibpqEnvironment(env);
   // The AWS SDK warns about Node versions on stderr: noise for the operator, not an action.
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const log = createLogger(loggerOptionsFromEnv(env));
@@ -45,6 +48,8 @@ async function main(argv: string[], VERSION: string): Promise<number> {
     // Commands other than bootstrap print their report on stdout: every log line goes to stderr.
     const toStderr = createLogger({ ...loggerOptionsFromEnv(env), stdout: (line) => process.stderr.write(line + '\n') });
     const input = { env, log: toStderr, signal: controller.signal, version: VERSION };
+    const pgWarning = libpqEnvironmentWarning(ignoredPg);
+    if (pgWarning && command !== 'help' && command !== 'version') (command === 'bootstrap' ? log : toStderr).warn(pgWarning, { step: 'config' });
     switch (command) {
       case 'help':
         process.stdout.write(renderHelp(VERSION) + '\n');

@@ -8,6 +8,7 @@ import { ConfigError } from '../errors.js';
 import { registerSecret } from '../redact.js';
 import { conditionText, type FieldDoc } from './fields.js';
 import { envSchema, type Env, type VariableName } from './schema.js';
+import { tlsConfigProblems } from '../db/tls.js';
 
 export const VARIABLES = Object.keys(envSchema.entries) as VariableName[];
 
@@ -152,11 +153,8 @@ function crossChecks(env: Env): string[] {
   if (env.AUTO_SUPERADMIN_WELCOME_EMAIL && !env.EMAIL_PROVIDER) {
     problems.push('AUTO_SUPERADMIN_WELCOME_EMAIL: is true but no EMAIL_PROVIDER is set to send it');
   }
-  if (env.DATABASE_SSL && env.DATABASE_URL.sslmode && ['disable', 'allow', 'prefer'].includes(env.DATABASE_URL.sslmode)) {
-    problems.push(
-      `DATABASE_URL: sslmode=${env.DATABASE_URL.sslmode} contradicts DATABASE_SSL=true; use sslmode=require, verify-ca or verify-full`,
-    );
-  }
+  // What libpq refuses (sslrootcert=system with a weaker sslmode, verify-ca without a root), and DATABASE_SSL=true with a weaker sslmode.
+  problems.push(...tlsConfigProblems(env, 'DATABASE_URL'));
   const caSources = [env.DATABASE_SSL_CA && 'DATABASE_SSL_CA', env.DATABASE_SSL_CA_FILE && 'DATABASE_SSL_CA_FILE', env.DATABASE_URL.sslrootcert && 'sslrootcert in DATABASE_URL'].filter(Boolean);
   if (caSources.length > 1) {
     problems.push(`DATABASE_SSL_CA: set the CA in one place only (found ${caSources.join(', ')})`);

@@ -7,6 +7,8 @@ import { ConfigError } from '../errors.js';
 import { boolean, httpUrl, integer, optional, required, text, withDefault, type FieldDoc } from './fields.js';
 import { readVariables, registerUrlPassword } from './load.js';
 import { databaseUrl } from './schema.js';
+import { tlsConfigProblems } from '../db/tls.js';
+import { urlConnectSettings } from '../provision/deployer.js';
 
 export const provisionSchema = v.object({
   PROVISION_DATABASE_URL: required(
@@ -65,6 +67,7 @@ export function loadProvisionConfig(raw: NodeJS.ProcessEnv): ProvisionEnv {
   if ((input.PROVISION_STORAGE_ACCESS_KEY === undefined) !== (input.PROVISION_STORAGE_SECRET_KEY === undefined)) {
     problems.push('PROVISION_STORAGE_ACCESS_KEY: set both PROVISION_STORAGE_ACCESS_KEY and PROVISION_STORAGE_SECRET_KEY, or neither');
   }
+  if (result.success) problems.push(...tlsConfigProblems(urlConnectSettings(result.output.PROVISION_DATABASE_URL, 1), 'PROVISION_DATABASE_URL'));
   if (problems.length > 0 || !result.success) {
     throw new ConfigError(`invalid configuration: ${problems.length} problem(s)`, problems, 'correct the variables listed above (see the README, "Provisioning")');
   }

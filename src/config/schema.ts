@@ -159,7 +159,7 @@ export const envSchema = v.object({
 
   DATABASE_URL: required(
     databaseUrl(),
-    'PostgreSQL URL of the tenant role: postgres[ql]://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=...]. sslmode disable|allow|prefer|require|verify-ca|verify-full and sslrootcert are honoured.',
+    'PostgreSQL URL of the tenant role: postgres[ql]://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=...]. sslmode (disable|allow|prefer|require|verify-ca|verify-full) and sslrootcert (a CA file, or system) mean what they mean to libpq 16 (README, "PostgreSQL connection and TLS"). libpq\'s PG* variables are ignored.',
     { group: 'database', secret: true, example: 'postgres://tenant_clienta:CHANGE_ME@postgres:5432/superfasttt?sslmode=verify-full' },
   ),
   DATABASE_SCHEMA: required(
@@ -170,17 +170,17 @@ export const envSchema = v.object({
   DATABASE_SSL: withDefault(
     boolean(),
     'false',
-    'true: TLS is required (at least sslmode=require); a server without TLS is an error, never a plaintext fallback.',
+    'true: TLS is required, at least sslmode=require (sslmode unset: require, or verify-full with sslrootcert=system; disable, allow or prefer: a configuration error); a server without TLS is an error, never a plaintext fallback.',
     { group: 'database', example: 'true' },
   ),
   DATABASE_SSL_CA: optional(
     pem(),
-    'PEM certificate(s) of the CA that signed the server certificate, for sslmode verify-ca / verify-full. NODE_EXTRA_CA_CERTS also works.',
+    'PEM certificate(s) of the CA that signed the server certificate: as sslrootcert=FILE, the chain is verified in every sslmode that uses TLS (require included), and verify-full also checks the host name.',
     { group: 'database', example: '' },
   ),
   DATABASE_SSL_CA_FILE: optional(
     text(4096),
-    'Path of a PEM file with the CA certificate(s); alternative to DATABASE_SSL_CA.',
+    'Path of a PEM file with the CA certificate(s); alternative to DATABASE_SSL_CA and to sslrootcert in DATABASE_URL (one of the three at most).',
     { group: 'database', example: '/run/secrets/postgres-ca.pem' },
   ),
   DATABASE_CONNECT_TIMEOUT: withDefault(

@@ -4,11 +4,11 @@
  * answers that will not change by waiting (bad password, unknown database, TLS refused) fail at once.
  */
 import postgres from 'postgres';
-import { DatabaseError } from '../errors.js';
+import { BootstrapError, DatabaseError } from '../errors.js';
 import type { Env } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { formatDuration } from '../log.js';
-import { serverOffersTls, tlsNotOffered, tlsPlan } from './tls.js';
+import { fallsBack, serverOffersTls, TlsNotOffered, tlsNotOffered, tlsPlan } from './tls.js';
 
 export type Sql = postgres.Sql;
 
@@ -90,7 +90,6 @@ export async function connect(
     user,
     pass: password,
     database,
-    ssl: plan.ssl,
     max, // one connection, unless a pool is asked for: session settings (search_path) hold for every statement
     idle_timeout: 0,
     max_lifetime: null,
@@ -103,31 +102,51 @@ export async function connect(
     // ignore them (ignore_startup_parameters), and then only that query applies them.
     connection: { application_name: 'superfasttt-bootstrap', ...settings },
   } satisfies postgres.Options<{}>;
-  const sql = postgres(options);
+  // libpq's attempts in its order (allow: plaintext then TLS; prefer: TLS then plaintext), each with its own client.
+  const open = async (): Promise<Connection> => {
+    let first: unknown;
+    for (const [i, leg] of plan.attempts.entries()) {
+      const sql = postgres({ ...options, ssl: leg.ssl, connect_timeout: attemptTimeout() });
+      try {
+        return await session(sql, leg.tls);
+      } catch (error) {
+        await sql.end({ timeout: 0 });
+        if (i + 1 < plan.attempts.length && fallsBack(error, leg)) {
+          first ??= error;
+          continue;
+        }
+        // allow: the server refused plaintext and offers no TLS either; its refusal says more.
+        throw error instanceof TlsNotOffered && first !== undefined ? first : error;
+      }
+    }
+    throw new Error('no connection attempt');
+  };
+  const session = async (sql: Sql, tls: boolean): Promise<Connection> => {
+    if (tls && !(await serverOffersTls(host, port, attemptTimeout() * 1000))) {
+      throw tlsNotOffered(host, port);
+    }
+    const [row] = await sql<{ version: string; num: number; tls: boolean }[]>`
+      select (select count(pg_catalog.set_config(key, value, false)) from pg_catalog.json_each_text(${JSON.stringify(settings)}::text::pg_catalog.json)) as applied,
+             pg_catalog.current_setting('server_version') as version,
+             pg_catalog.current_setting('server_version_num')::int as num,
+             coalesce((select ssl from pg_catalog.pg_stat_ssl where pid = pg_catalog.pg_backend_pid()), false) as tls`;
+    if (!row) throw new Error('no answer to the version query');
+    if (row.num < 140000) {
+      throw new DatabaseError(`PostgreSQL ${row.version} is too old: 14 or newer is required`, 'upgrade the server');
+    }
+    return { sql, serverVersion: row.version, tls: row.tls, anotherSession: async () => (await connect(env, log, signal, { ...opts, max: 1 })).sql };
+  };
 
   let delay = 250;
   let lastWaitLog = 0;
   for (let attempt = 1; ; attempt++) {
     try {
-      if (plan.required && !(await serverOffersTls(host, port, attemptTimeout() * 1000))) {
-        throw tlsNotOffered(host, port);
-      }
-      const [row] = await sql<{ version: string; num: number; tls: boolean }[]>`
-        select (select count(pg_catalog.set_config(key, value, false)) from pg_catalog.json_each_text(${JSON.stringify(settings)}::text::pg_catalog.json)) as applied,
-               pg_catalog.current_setting('server_version') as version,
-               pg_catalog.current_setting('server_version_num')::int as num,
-               coalesce((select ssl from pg_catalog.pg_stat_ssl where pid = pg_catalog.pg_backend_pid()), false) as tls`;
-      if (!row) throw new Error('no answer to the version query');
-      if (row.num < 140000) {
-        throw new DatabaseError(`PostgreSQL ${row.version} is too old: 14 or newer is required`, 'upgrade the server');
-      }
-      return { sql, serverVersion: row.version, tls: row.tls, anotherSession: async () => (await connect(env, log, signal, { ...opts, max: 1 })).sql };
+      return await open();
     } catch (error) {
       const code = errorCode(error);
       const remaining = deadline - Date.now();
-      if (error instanceof DatabaseError || !RETRYABLE.has(code) || remaining <= 0 || signal.aborted) {
-        await sql.end({ timeout: 0 });
-        throw error instanceof DatabaseError ? error : classifyConnectError(error, env);
+      if (error instanceof BootstrapError || !RETRYABLE.has(code) || remaining <= 0 || signal.aborted) {
+        throw error instanceof BootstrapError ? error : classifyConnectError(error, env);
       }
       if (Date.now() - lastWaitLog > 10_000) {
         lastWaitLog = Date.now();

@@ -1,55 +1,133 @@
 /**
- * libpq's sslmode semantics on top of postgres.js' `ssl` option, plus a TLS pre-check: postgres.js
- * would start a TLS handshake even after the server said it has no TLS, which surfaces as a vague
- * socket error. We ask first and refuse with a clear message: never a plaintext fallback.
+ * libpq's TLS semantics (sslmode, sslrootcert, with libpq 16's sslrootcert=system) on top of
+ * postgres.js' `ssl` option. The rules, as libpq's documentation states them:
+ * - sslmode disable: no TLS. allow: plaintext first, TLS if the server refuses plaintext. prefer
+ *   (the default): TLS first, plaintext if TLS fails (not offered, handshake or verification failed,
+ *   or the server refuses the TLS session). require, verify-ca, verify-full: TLS only.
+ * - a root certificate (sslrootcert, or our DATABASE_SSL_CA / DATABASE_SSL_CA_FILE): "if the file
+ *   exists, the server's certificate will be verified to be signed by one of these authorities", in
+ *   every mode that uses TLS (so require with a root is verify-ca); verify-full also checks the name.
+ * - sslrootcert=system: the trust store of the TLS implementation (here Node's: its CA bundle plus
+ *   NODE_EXTRA_CA_CERTS); the default sslmode becomes verify-full and any weaker sslmode is an error.
+ * - verify-ca without a root certificate is refused (libpq: "root certificate file does not exist").
+ *   verify-full without one uses the system store, as with sslrootcert=system (libpq would look for
+ *   ~/.postgresql/root.crt, which a container does not have; verify-full against the system store is
+ *   the combination libpq 16 itself allows).
+ * - DATABASE_SSL=true: at least require (sslmode unset: require, or verify-full with system);
+ *   disable, allow or prefer with it is a configuration error.
+ * Before a TLS attempt we ask the server whether it offers TLS (postgres.js would start a handshake
+ * even after a "no", which surfaces as a vague socket error): never a plaintext fallback where TLS
+ * is required.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { ConfigError, DatabaseError } from '../errors.js';
-import type { SslMode } from '../config/schema.js';
+import type { DatabaseUrl, SslMode } from '../config/schema.js';
 import type { ConnectSettings } from './connect.js';
 
 export type SslOption = false | 'prefer' | 'require' | ConnectionOptions;
+
+/** Where the root certificates come from: none, the system (Node's) store, or a PEM file or text. */
+export type RootKind = 'none' | 'system' | 'file';
+
+export interface TlsAttempt {
+  tls: boolean;
+  ssl: SslOption;
+}
 
 export interface TlsPlan {
   mode: SslMode;
   /** TLS must be used: sslmode require or stricter, or DATABASE_SSL=true. */
   required: boolean;
-  ssl: SslOption;
+  /** libpq's order of attempts: the next one is tried only when `fallsBack` says so of the previous one's error. */
+  attempts: TlsAttempt[];
+}
+
+export function rootKind(env: Pick<ConnectSettings, 'DATABASE_URL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE'>): RootKind {
+  if (env.DATABASE_SSL_CA || env.DATABASE_SSL_CA_FILE) return 'file';
+  const root = env.DATABASE_URL.sslrootcert;
+  return root === undefined ? 'none' : root === 'system' ? 'system' : 'file';
+}
+
+/** The sslmode that applies (see the rules above), for a configuration that passed tlsConfigProblems. */
+export function effectiveSslMode(sslmode: SslMode | undefined, root: RootKind, requireTls: boolean): SslMode {
+  return sslmode ?? (root === 'system' ? 'verify-full' : requireTls ? 'require' : 'prefer');
+}
+
+/**
+ * The combinations libpq refuses, and ours (DATABASE_SSL=true with a weaker sslmode), each naming the
+ * variable: `urlVariable` is DATABASE_URL or PROVISION_DATABASE_URL.
+ */
+export function tlsConfigProblems(env: Pick<ConnectSettings, 'DATABASE_URL' | 'DATABASE_SSL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE'>, urlVariable: string): string[] {
+  const { sslmode } = env.DATABASE_URL;
+  const root = rootKind(env);
+  const problems: string[] = [];
+  if (env.DATABASE_SSL && sslmode && ['disable', 'allow', 'prefer'].includes(sslmode)) {
+    problems.push(`${urlVariable}: sslmode=${sslmode} contradicts DATABASE_SSL=true; use sslmode=require, verify-ca or verify-full`);
+  }
+  if (root === 'system' && sslmode && sslmode !== 'verify-full') {
+    problems.push(`${urlVariable}: sslmode=${sslmode} may not be used with sslrootcert=system (as in libpq 16: any certificate a public CA signed would pass); use sslmode=verify-full, or give the CA file in sslrootcert`);
+  }
+  if (sslmode === 'verify-ca' && root === 'none') {
+    problems.push(`${urlVariable}: sslmode=verify-ca needs a root certificate to verify against (libpq refuses it without one); set sslrootcert=/path/ca.pem${urlVariable === 'DATABASE_URL' ? ', DATABASE_SSL_CA_FILE or DATABASE_SSL_CA' : ''}, or use verify-full (with sslrootcert=system for a public CA)`);
+  }
+  return problems;
 }
 
 export function tlsPlan(env: ConnectSettings): TlsPlan {
   const url = env.DATABASE_URL;
-  const mode: SslMode = url.sslmode ?? (env.DATABASE_SSL ? 'require' : 'prefer');
-  const ca = readCa(env);
+  const root = rootKind(env);
+  const problems = tlsConfigProblems(env, 'DATABASE_URL');
+  if (problems.length > 0) throw new ConfigError('invalid TLS configuration', problems, 'see the README, "PostgreSQL connection and TLS"');
+  const mode = effectiveSslMode(url.sslmode, root, env.DATABASE_SSL);
+  const plain: TlsAttempt = { tls: false, ssl: false };
+  if (mode === 'disable') return { mode, required: false, attempts: [plain] };
+  const tls: TlsAttempt = { tls: true, ssl: tlsOptions(url, mode, root === 'file' ? readCa(env) : undefined, root) };
   switch (mode) {
-    case 'disable':
-      return { mode, required: false, ssl: false };
     case 'allow':
+      return { mode, required: false, attempts: [plain, tls] };
     case 'prefer':
-      return { mode, required: false, ssl: 'prefer' };
-    case 'require':
-      // As libpq: with a root certificate given, require verifies the chain (like verify-ca).
-      return { mode, required: true, ssl: ca ? { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined } : 'require' };
-    case 'verify-ca':
-      return { mode, required: true, ssl: { ...(ca && { ca }), rejectUnauthorized: true, checkServerIdentity: () => undefined } };
-    case 'verify-full':
-      // host: so that the name check uses the URL's host (postgres.js sends no SNI for IP addresses).
-      return { mode, required: true, ssl: { ...(ca && { ca }), rejectUnauthorized: true, host: url.host } };
+      return { mode, required: false, attempts: [tls, plain] };
+    default:
+      return { mode, required: true, attempts: [tls] };
   }
 }
 
-function readCa(env: ConnectSettings): string | undefined {
+function tlsOptions(url: DatabaseUrl, mode: SslMode, ca: string | undefined, root: RootKind): ConnectionOptions {
+  if (mode === 'verify-full') {
+    // The system store when no file is given (Node's default `ca`). host: so that the name check uses
+    // the URL's host (postgres.js sends no SNI for IP addresses).
+    return { ...(ca && { ca }), rejectUnauthorized: true, host: url.host };
+  }
+  // A root certificate verifies the chain in every mode that uses TLS; without one, nothing is verified.
+  if (ca !== undefined || root === 'system') return { ...(ca && { ca }), rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  return { rejectUnauthorized: false };
+}
+
+function readCa(env: ConnectSettings): string {
   if (env.DATABASE_SSL_CA) return env.DATABASE_SSL_CA;
-  const file = env.DATABASE_SSL_CA_FILE ?? env.DATABASE_URL.sslrootcert;
-  if (!file || file === 'system') return undefined;
+  const file = (env.DATABASE_SSL_CA_FILE ?? env.DATABASE_URL.sslrootcert)!;
   try {
     return readFileSync(file, 'utf8');
   } catch (error) {
     const variable = env.DATABASE_SSL_CA_FILE ? 'DATABASE_SSL_CA_FILE' : 'sslrootcert in DATABASE_URL';
     throw new ConfigError(`${variable}: cannot read the CA file ${file} (${(error as NodeJS.ErrnoException).code})`, [], 'mount the CA certificate there or fix the path');
   }
+}
+
+const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME_MISMATCH/;
+
+/**
+ * Whether libpq would go on to its next attempt after this error: allow's plaintext attempt refused
+ * by the server, or prefer's TLS attempt not offered, failed (handshake, verification) or refused.
+ * An unreachable server is not a reason (the caller retries the whole sequence).
+ */
+export function fallsBack(error: unknown, attempt: TlsAttempt): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  const refusedByServer = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(57P03|53300)$/.test(code);
+  if (!attempt.tls) return refusedByServer;
+  return error instanceof TlsNotOffered || refusedByServer || (typeof code === 'string' && TLS_FAILURE.test(code));
 }
 
 /**
@@ -71,9 +149,11 @@ export function serverOffersTls(host: string, port: number, timeoutMs: number): 
   });
 }
 
+export class TlsNotOffered extends DatabaseError {}
+
 export function tlsNotOffered(host: string, port: number): DatabaseError {
-  return new DatabaseError(
-    `PostgreSQL at ${host}:${port} does not offer TLS, but TLS is required (DATABASE_SSL=true or sslmode=require/verify-ca/verify-full in DATABASE_URL); refusing to connect in plaintext`,
+  return new TlsNotOffered(
+    `PostgreSQL at ${host}:${port} does not offer TLS, but TLS is required (DATABASE_SSL=true, sslmode=require/verify-ca/verify-full or sslrootcert=system in the URL); refusing to connect in plaintext`,
     'enable ssl on the server, or (only on a trusted network) set DATABASE_SSL=false and sslmode=prefer or disable',
   );
 }

