@@ -4,9 +4,11 @@
  * credentials even when the server requires AUTH, so the credentials are always given.
  */
 import { createTransport } from 'nodemailer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { EmailError } from '../errors.js';
 import type { Env } from '../config/schema.js';
 import type { EmailSettings } from '../settings.js';
+import { EmailDeadline, emailDeadlineMs, withDeadline } from './deadline.js';
 import { fromHeader, type EmailProvider, type Mail } from './provider.js';
 
 type SmtpSettings = Extract<EmailSettings, { provider: 'smtp' }>;
@@ -19,9 +21,16 @@ interface SmtpError {
   message?: string;
 }
 
+/** The longest SMTP reply kept (an EHLO answer is well under 1 KiB); a longer one ends the connection. */
+export const MAX_SMTP_REPLY_BYTES = 64 * 1024;
+
 export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
   const timeout = env.EMAIL_TIMEOUT * 1000;
-  const transport = createTransport({
+  const deadlineMs = emailDeadlineMs(env.EMAIL_TIMEOUT);
+  // nodemailer bounds the setup (connect, greeting, STARTTLS) by connectionTimeout in all, but
+  // each later answer only by socketTimeout, an idle timeout: a server sending one byte a second
+  // never trips it. Each operation has a deadline of its own, which closes the connection.
+  const options = {
     host: s.host,
     port: s.port,
     secure: s.secure === 'tls',
@@ -33,25 +42,30 @@ export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
     greetingTimeout: timeout,
     socketTimeout: timeout,
     dnsTimeout: timeout,
+    maxResponseSize: MAX_SMTP_REPLY_BYTES,
+    socketCloseTimeout: 0, // closing destroys the socket at once: nothing lingers after a deadline
     logger: false,
     debug: false,
-  });
+  };
+  const transport = createTransport(options);
   const where = `SMTP ${s.host}:${s.port} (SMTP_SECURE=${s.secure})`;
 
   return {
-    async verify() {
+    async verify(signal: AbortSignal) {
       try {
-        await transport.verify();
+        await verifySession(options, withDeadline(signal, deadlineMs));
       } catch (error) {
         throw smtpFailure(error, where, env);
       }
       return `${where}: connected${s.secure === 'none' ? ' without TLS' : ' with TLS'} and authenticated as ${env.SMTP_USERNAME}`;
     },
-    async send(mail: Mail) {
+    async send(mail: Mail, signal: AbortSignal) {
+      // nodemailer closes the connection when the signal aborts.
+      const deadline = withDeadline(signal, deadlineMs);
       try {
-        await transport.sendMail({ from: fromHeader(s.from, s.from_name), to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
+        await transport.sendMail({ from: fromHeader(s.from, s.from_name), to: mail.to, subject: mail.subject, text: mail.text, html: mail.html, signal: deadline } as never);
       } catch (error) {
-        throw smtpFailure(error, where, env);
+        throw smtpFailure(deadline.aborted ? deadline.reason : error, where, env);
       }
     },
     close() {
@@ -60,9 +74,62 @@ export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
   };
 }
 
+/**
+ * What nodemailer's verify() does (connect, TLS as configured, AUTH even when not advertised,
+ * QUIT), on a connection this program holds, so that the signal can close it.
+ */
+function verifySession(options: ConstructorParameters<typeof SMTPConnection>[0] & { auth: { user: string; pass: string } }, signal: AbortSignal): Promise<void> {
+  const connection = new SMTPConnection(options);
+  return new Promise<void>((resolve, reject) => {
+    let done = false;
+    const finish = (error?: unknown) => {
+      if (done) return;
+      done = true;
+      signal.removeEventListener('abort', onAbort);
+      if (error) {
+        connection.close();
+        reject(error);
+      } else {
+        connection.quit();
+        resolve();
+      }
+    };
+    const onAbort = () => finish(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    connection.once('error', (error) => finish(error));
+    // 'end' comes before the 'error' that explains it (a timeout, a reply too long): that one wins.
+    connection.once('end', () => setImmediate(() => finish(Object.assign(new Error('the server closed the connection'), { code: 'ECONNECTION' }))));
+    connection.connect(() => connection.login(options.auth, (error) => finish(error ?? undefined)));
+  }).finally(() => {
+    // Errors after the outcome (a late reset) must not be unhandled.
+    connection.on('error', () => {});
+  });
+}
+
+/** What a server said, cut and on one line: it chooses its replies, and their length. */
+function said(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 300 ? `${flat.slice(0, 300)}... (${flat.length} characters)` : flat;
+}
+
 function smtpFailure(error: unknown, where: string, env: Env): EmailError {
   const e = (error ?? {}) as SmtpError;
-  const detail = (e.response ?? e.message ?? String(error)).trim();
+  if (e instanceof EmailDeadline) {
+    return new EmailError(
+      `email: ${where}: did not complete within 2 × EMAIL_TIMEOUT = ${e.ms / 1000} s (the server answers too slowly, or never finishes its answer)`,
+      'check SMTP_HOST and SMTP_PORT, and the network to the server; raise EMAIL_TIMEOUT only for a server known to be that slow',
+      { cause: error },
+    );
+  }
+  if (/exceeds maximum allowed size/.test(e.message ?? '')) {
+    return new EmailError(
+      `email: ${where}: the server sent a reply longer than ${MAX_SMTP_REPLY_BYTES} bytes, more than any SMTP reply should be: connection closed`,
+      'check SMTP_HOST and SMTP_PORT: this is not an SMTP server, or not a well-behaved one',
+      { cause: error },
+    );
+  }
+  const detail = said(e.response ?? e.message ?? String(error));
   const fail = (message: string, fix: string) => new EmailError(`email: ${where}: ${message}`, fix, { cause: error });
   const tlsMessage = /certificate|self[- ]signed|unable to verify|wrong version number|handshake|ssl|tls/i;
 

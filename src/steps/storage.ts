@@ -10,12 +10,14 @@
 import { randomBytes } from 'node:crypto';
 import { StorageError } from '../errors.js';
 import { storageSettings, type StorageSettings } from '../settings.js';
-import { folderMarker, loadS3, openS3 } from '../storage/client.js';
+import { folderMarker, loadS3, openS3, whyAborted } from '../storage/client.js';
 import { httpStatus, s3Failure } from '../storage/s3-errors.js';
 import type { Step } from './step.js';
 
 /** A skew the SDK silently corrects would still break the app's own signatures: report it. */
 const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+/** The probe object's size; its read-back stops one byte past it. */
+const PROBE_BYTES = 256;
 
 export const storageStep: Step = {
   name: 'storage',
@@ -31,10 +33,11 @@ export const storageStep: Step = {
 
     try {
       const notes: string[] = [];
+      const headSignal = deadline();
       try {
-        await client.send(new s3.HeadBucketCommand({ Bucket: s.bucket }), { abortSignal: deadline() });
+        await client.send(new s3.HeadBucketCommand({ Bucket: s.bucket }), { abortSignal: headSignal });
       } catch (error) {
-        if (httpStatus(error) !== 403) throw s3Failure(error, 'HeadBucket', s, env.STORAGE_TIMEOUT);
+        if (httpStatus(error) !== 403) throw s3Failure(whyAborted(headSignal, error), 'HeadBucket', s, env.STORAGE_TIMEOUT);
         notes.push('HeadBucket denied (key limited to the prefix?), the probe decided');
       }
 
@@ -44,11 +47,23 @@ export const storageStep: Step = {
         return `${place(s)}: bucket reachable, write probe skipped (--no-write)${folder}${notes.length ? `; ${notes.join('; ')}` : ''}`;
       }
       const probeKey = `${prefix}.superfasttt-bootstrap-probe-${randomBytes(8).toString('hex')}`;
-      const body = randomBytes(256);
+      const body = randomBytes(PROBE_BYTES);
       await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: probeKey, Body: body, ContentType: 'application/octet-stream' }));
       try {
-        const got = await send<{ Body?: { transformToByteArray(): Promise<Uint8Array> } }>('GetObject', new s3.GetObjectCommand({ Bucket: s.bucket, Key: probeKey }));
-        const read = Buffer.from((await got.Body?.transformToByteArray()) ?? []);
+        const got = await send<{ Body?: AsyncIterable<Uint8Array> & { destroy?(): void } }>('GetObject', new s3.GetObjectCommand({ Bucket: s.bucket, Key: probeKey }));
+        // At most one byte more than was written is read: a longer body is cut, whatever it says.
+        let read: Buffer;
+        try {
+          read = await readAtMost(got.Body, PROBE_BYTES + 1);
+        } catch (error) {
+          throw s3Failure(error, 'GetObject', s, env.STORAGE_TIMEOUT);
+        }
+        if (read.length > PROBE_BYTES) {
+          throw new StorageError(
+            `storage: the probe object read back is longer than the ${PROBE_BYTES} bytes written in ${s.bucket}/${prefix} (reading stopped there)`,
+            'the provider alters uploads; check STORAGE_ENDPOINT and that it is S3-compatible',
+          );
+        }
         if (!read.equals(body)) {
           throw new StorageError(
             `storage: the probe object read back differs from what was written (${read.length} bytes instead of ${body.length}) in ${s.bucket}/${prefix}`,
@@ -73,6 +88,23 @@ export const storageStep: Step = {
     }
   },
 };
+
+/** Reads a body until its end or `max` bytes, then stops reading (the rest is never received). */
+async function readAtMost(body: (AsyncIterable<Uint8Array> & { destroy?(): void }) | undefined, max: number): Promise<Buffer> {
+  if (!body) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(Buffer.from(chunk));
+      length += chunk.length;
+      if (length >= max) break;
+    }
+  } finally {
+    body.destroy?.();
+  }
+  return Buffer.concat(chunks).subarray(0, max);
+}
 
 function place(s: StorageSettings): string {
   return `${s.bucket}${s.prefix ? `/${s.prefix}` : ''} at ${s.endpoint ?? `AWS S3 ${s.region}`}`;

@@ -2,6 +2,7 @@
  * The S3 client as every part of the program uses it: loaded lazily, settings that S3-compatible
  * providers need, bounded requests, and one `send` that classifies failures (exit 6).
  */
+import { Transform, type Readable } from 'node:stream';
 import type { StorageSettings } from '../settings.js';
 import { StorageError } from '../errors.js';
 import { httpStatus, s3Failure } from './s3-errors.js';
@@ -18,6 +19,74 @@ export function loadS3(): Promise<S3Module> {
 }
 
 export const MAX_ATTEMPTS = 3;
+/**
+ * The most the program keeps of one S3 answer's body: a page of ListObjectsV2 (1,000 keys of up to
+ * 1,024 bytes) stays under it, an error's XML is a few hundred bytes. More is cut (exit 6), so a
+ * hostile or broken endpoint that streams without end cannot fill the memory.
+ */
+export const MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
+
+/** The whole of one operation, all its attempts: 3 × timeout + 2 s. */
+export function operationDeadlineMs(timeoutSec: number): number {
+  return timeoutSec * 1000 * MAX_ATTEMPTS + 2000;
+}
+
+/** The reason an operation's signal is aborted with when its deadline passes. */
+export class OperationDeadline extends Error {
+  override name = 'OperationDeadline';
+  constructor(readonly ms: number) {
+    super(`the operation did not complete within ${ms / 1000} s`);
+  }
+}
+
+/** An answer's body went past what it may be: the stream is cut there. */
+export class ResponseTooLarge extends Error {
+  override name = 'ResponseTooLarge';
+  readonly code = 'ERESPONSETOOLARGE';
+  constructor(readonly limit: number) {
+    super(`the answer's body is longer than ${limit} bytes`);
+  }
+}
+
+/** The deadline when it is what ended the operation (the SDK's AbortError loses the reason). */
+export function whyAborted(signal: AbortSignal, error: unknown): unknown {
+  return signal.aborted && signal.reason instanceof OperationDeadline ? signal.reason : error;
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return Object.assign(new Error('Request aborted'), { name: 'AbortError', cause: reason });
+}
+
+/**
+ * The body as the SDK then reads it: at most `limit` bytes (then the response is destroyed and the
+ * reader gets ResponseTooLarge), and ended by the operation's signal even after the headers came,
+ * which the SDK's requestTimeout (cleared by the headers) and socketTimeout (idle) do not bound.
+ */
+function boundedBody(body: Readable, limit: number, signal: AbortSignal | undefined): Readable {
+  let seen = 0;
+  const declared = Number((body as { headers?: Record<string, string> }).headers?.['content-length']);
+  const out = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      if (seen > limit) return callback(new ResponseTooLarge(limit));
+      callback(null, chunk);
+    },
+  });
+  const onAbort = () => out.destroy(abortReason(signal!));
+  const stop = () => {
+    signal?.removeEventListener('abort', onAbort);
+    body.destroy();
+  };
+  body.on('error', (error) => out.destroy(error));
+  out.on('close', stop);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  // A Content-Length already past the limit is refused before a byte is read.
+  if (Number.isFinite(declared) && declared > limit) process.nextTick(() => out.destroy(new ResponseTooLarge(limit)));
+  else body.pipe(out);
+  return out;
+}
 
 export interface S3Session {
   s3: S3Module;
@@ -53,14 +122,33 @@ export async function openS3(
     // throwOnRequestTimeout the SDK only prints a warning and waits on.
     requestHandler: { connectionTimeout: timeoutMs, socketTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
   });
-  // Belt and braces: whatever the SDK does, one operation never outlives all its attempts.
-  const deadline = () => AbortSignal.any([signal, AbortSignal.timeout(timeoutMs * MAX_ATTEMPTS + 2000)]);
+  // Every answer's body is bounded in size and by the operation's deadline.
+  const handler = client.config.requestHandler as unknown as {
+    handle(request: unknown, options?: { abortSignal?: AbortSignal }): Promise<{ response: { body?: unknown } }>;
+  };
+  const handle = handler.handle.bind(handler);
+  handler.handle = async (request, options) => {
+    const out = await handle(request, options);
+    const body = out.response.body as Readable | undefined;
+    if (body && typeof body.pipe === 'function') out.response.body = boundedBody(body, MAX_RESPONSE_BYTES, options?.abortSignal);
+    return out;
+  };
+  // The whole of one operation (all its attempts, and reading its answer) has a deadline of its
+  // own: requestTimeout ends when the headers come and socketTimeout is an idle timeout, so an
+  // endpoint sending one byte a second would trip neither.
+  const deadlineMs = operationDeadlineMs(timeoutSec);
+  const deadline = () => {
+    const timer = new AbortController();
+    setTimeout(() => timer.abort(new OperationDeadline(deadlineMs)), deadlineMs).unref();
+    return AbortSignal.any([signal, timer.signal]);
+  };
   // The SDK's per-command generics add nothing here.
   const sendFor = (target: StorageSettings): Send => async <T>(operation: string, command: object): Promise<T> => {
+    const abortSignal = deadline();
     try {
-      return (await client.send(command as never, { abortSignal: deadline() })) as T;
+      return (await client.send(command as never, { abortSignal })) as T;
     } catch (error) {
-      throw s3Failure(error, operation, target, timeoutSec, vars);
+      throw s3Failure(whyAborted(abortSignal, error), operation, target, timeoutSec, vars);
     }
   };
   return { s3, client, send: sendFor(s), sendFor, deadline };

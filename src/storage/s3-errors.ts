@@ -24,7 +24,16 @@ interface SdkError {
   $response?: unknown;
 }
 
+const MAX_ATTEMPTS_TEXT = 3;
 const TLS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO/;
+
+/** The first error in the chain of causes with this name (the SDK wraps what it was given). */
+function causeNamed(error: unknown, name: string): (Error & { limit?: number; ms?: number }) | undefined {
+  for (let e = error as { name?: string; cause?: unknown } | undefined, depth = 0; e && depth < 8; e = e.cause as typeof e, depth++) {
+    if (e.name === name) return e as Error;
+  }
+  return undefined;
+}
 
 export function httpStatus(error: unknown): number | undefined {
   return (error as SdkError | null)?.$metadata?.httpStatusCode;
@@ -41,6 +50,23 @@ export function s3Failure(error: unknown, operation: string, s: StorageSettings,
   const target = `${s.bucket}${s.prefix ? `/${s.prefix}` : ''}`;
   const fail = (message: string, fix: string) => new StorageError(`storage: ${operation} on ${target} at ${where}: ${message}`, fix, { cause: error });
 
+  const deadline = causeNamed(error, 'OperationDeadline');
+  if (deadline) {
+    return fail(
+      `did not complete within ${MAX_ATTEMPTS_TEXT} × ${vars}_TIMEOUT + 2 s = ${deadline.ms! / 1000} s (the endpoint answers too slowly, or never finishes its answer)`,
+      `check ${vars}_ENDPOINT and the network to it; raise ${vars}_TIMEOUT only for a provider known to be that slow`,
+    );
+  }
+  const tooLarge = causeNamed(error, 'ResponseTooLarge');
+  if (tooLarge) {
+    return fail(
+      `the endpoint's answer is longer than ${tooLarge.limit} bytes, more than any answer this program expects: cut there`,
+      `check ${vars}_ENDPOINT: it is not an S3 service, or not a well-behaved one`,
+    );
+  }
+  if (errno.startsWith('HPE_')) {
+    return fail(`the endpoint's answer is not valid HTTP (${errno}: ${(e.message ?? '').slice(0, 100)})`, `check ${vars}_ENDPOINT: it is not an S3 service, or not a well-behaved one`);
+  }
   switch (code) {
     case 'InvalidAccessKeyId':
       return fail('the access key id is unknown to the provider', `check ${vars}_ACCESS_KEY (and that ${vars}_ENDPOINT is the provider that issued it)`);
@@ -73,7 +99,7 @@ export function s3Failure(error: unknown, operation: string, s: StorageSettings,
     return fail(`the endpoint host name does not resolve (DNS, ${errno})`, `check ${vars}_ENDPOINT`);
   }
   if (TLS.test(errno) || /certificate/i.test(e.message ?? '')) {
-    return fail(`TLS failed: ${e.message}`, `check ${vars}_ENDPOINT (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)`);
+    return fail(`TLS failed: ${(e.message ?? '').slice(0, 300)}`, `check ${vars}_ENDPOINT (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)`);
   }
   if (code === 'TimeoutError' || code === 'AbortError' || code === 'RequestTimeout' || errno === 'ETIMEDOUT' || /timed? ?out/i.test(e.message ?? '')) {
     return fail(`no answer within ${vars}_TIMEOUT=${timeoutSec} s`, `check ${vars}_ENDPOINT and that the network lets this container reach it`);
@@ -81,5 +107,7 @@ export function s3Failure(error: unknown, operation: string, s: StorageSettings,
   if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE'].includes(errno)) {
     return fail(`the endpoint is unreachable (${errno})`, `check ${vars}_ENDPOINT (scheme, host, port) and that the network lets this container reach it`);
   }
-  return fail(`${code || errno || 'error'}: ${e.message ?? String(error)}${status ? ` (HTTP ${status})` : ''}`, 'check the STORAGE_* variables');
+  // What the endpoint said is cut: a hostile one could make it as long as it likes.
+  const said = (e.message ?? String(error)).slice(0, 300);
+  return fail(`${code.slice(0, 100) || errno || 'error'}: ${said}${status ? ` (HTTP ${status})` : ''}`, `check the ${vars}_* variables`);
 }
