@@ -245,4 +245,13 @@ describe('libpq environment variables (PG*)', () => {
     assert.equal(r.outcome, 'plain', r.result.output);
     assert.match(r.result.stderr, /PGHOST, PGSSLMODE, PGSSLROOTCERT are set but ignored \(libpq variables\)/);
   });
+
+  it('a URL without a password does not borrow PGPASSWORD (postgres.js would), nor PGUSER for its user', async () => {
+    const target = targets.good;
+    const u = new URL(target.tenant.url);
+    u.password = '';
+    const r = await observe(instanceEnv(target.tenant, { DATABASE_URL: u.toString(), PGPASSWORD: target.tenant.password, PGUSER: target.pg.superuser, PGDATABASE: 'postgres' }));
+    assert.equal(r.outcome, 'refused', r.result.output);
+    assert.match(r.result.output, /refused the password|password/);
+  });
 });
