@@ -56,7 +56,23 @@ export interface SessionBounds {
  * - lock_timeout and statement_timeout: no statement waits or runs unbounded;
  * - client_connection_check_interval: a backend blocked on a lock notices within 1 s that we closed
  *   the socket (SIGTERM), cancels the statement and rolls back; without it the statement and its
- *   transaction would live on until the blocker goes. It exists from PostgreSQL 14.
+ *   transaction would live on until the blocker goes. It exists from PostgreSQL 14;
+ * - idle_session_timeout 0: the run's session waits idle while the password is hashed and while
+ *   storage and email are verified (a role's 50 ms would close it under the super admin step);
+ * - default_transaction_read_only: off for bootstrap and provision (a role or database read-only by
+ *   default would otherwise refuse every write: a DBA's default, not a decision about this run), on
+ *   for check; default_transaction_isolation read committed (what the steps are written for: a
+ *   role's serializable would fail concurrent replicas with serialization errors), not deferrable;
+ * - exit_on_error off: some errors are expected and handled (a lock taken NOWAIT, a catalog race);
+ *   with exit_on_error on, each would end the session;
+ * - how values are written: DateStyle ISO (postgres.js reads timestamps with new Date(), which
+ *   cannot read German, SQL or Postgres styles: Invalid Date), TimeZone UTC, IntervalStyle postgres,
+ *   extra_float_digits 1 (exact), bytea_output hex (what postgres.js decodes),
+ *   standard_conforming_strings on (the migrations' string literals, and the parser that reads
+ *   them, take backslashes literally), quote_all_identifiers off, xmloption content;
+ * - client_min_messages warning: notices are ignored (onnotice) and a role's debug5 would send
+ *   one for every statement. lc_messages is not set: only a superuser may, and nothing reads a
+ *   server message's text (errors are told apart by SQLSTATE).
  */
 export function sessionSettings(bounds: SessionBounds, readOnly: boolean): Record<string, string> {
   return {
@@ -66,8 +82,21 @@ export function sessionSettings(bounds: SessionBounds, readOnly: boolean): Recor
     // Our transactions are short, except the lock step's, which must live as long as the run.
     idle_in_transaction_session_timeout: '0',
     client_connection_check_interval: '1000',
+    idle_session_timeout: '0',
     // Read-only sessions (check): the server itself refuses any write, whatever a step would do.
-    ...(readOnly && { default_transaction_read_only: 'on' }),
+    default_transaction_read_only: readOnly ? 'on' : 'off',
+    default_transaction_isolation: 'read committed',
+    default_transaction_deferrable: 'off',
+    exit_on_error: 'off',
+    DateStyle: 'ISO, MDY',
+    IntervalStyle: 'postgres',
+    TimeZone: 'UTC',
+    extra_float_digits: '1',
+    bytea_output: 'hex',
+    standard_conforming_strings: 'on',
+    quote_all_identifiers: 'off',
+    xmloption: 'content',
+    client_min_messages: 'warning',
   };
 }
 

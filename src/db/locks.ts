@@ -26,7 +26,12 @@ interface Holder {
  * transaction blocks an UPDATE or a DROP as surely as a table lock), as "table users:
  * AccessExclusiveLock held by pid 42 (role tenant_x, psql, idle in transaction since ...)", at most 5.
  */
-export async function lockHolders(sql: Sql | TransactionSql, schema: string, opts: { relation?: string; exclude?: string } = {}): Promise<string[]> {
+export async function lockHolders(
+  sql: Sql | TransactionSql,
+  schema: string,
+  /** conflicting: only locks an EXCLUSIVE lock waits for (every mode but ACCESS SHARE). */
+  opts: { relation?: string; exclude?: string; conflicting?: boolean } = {},
+): Promise<string[]> {
   const rows = await sql<Holder[]>`
     select c.relname, l.mode, l.pid, a.usename as role, nullif(a.application_name, '') as application_name,
            coalesce(a.xact_start, a.backend_start) as since, a.state
@@ -37,6 +42,7 @@ export async function lockHolders(sql: Sql | TransactionSql, schema: string, opt
       and c.relnamespace = (select oid from pg_namespace where nspname = ${schema})
       and (${opts.relation ?? null}::text is null or c.relname = ${opts.relation ?? null})
       and (${opts.exclude ?? null}::text is null or c.relname <> ${opts.exclude ?? null})
+      and (${opts.conflicting ?? false}::text::boolean is false or l.mode <> 'AccessShareLock')
     order by array_position(array['AccessExclusiveLock', 'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock',
              'ShareUpdateExclusiveLock', 'RowExclusiveLock', 'RowShareLock', 'AccessShareLock'], l.mode::text), since nulls last, l.pid
     limit 5`;

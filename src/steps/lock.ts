@@ -13,10 +13,10 @@
  */
 import migrations from 'virtual:migrations';
 import { SchemaError } from '../errors.js';
-import { errorCode, type Sql } from '../db/connect.js';
+import { errorCode, sleep, type Sql } from '../db/connect.js';
 import { isLockTimeout, lockHolders, lockTimeoutError } from '../db/locks.js';
 import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
-import { dbOf, type RunContext, type Step } from './step.js';
+import { dbOf, throwIfAborted, type RunContext, type Step } from './step.js';
 import { BOOTSTRAP_LOCK_TABLE } from './tables.js';
 
 /** The lock of this run: held until release() (end of run) or destroy() (signal). */
@@ -32,11 +32,7 @@ export const lockStep: Step = {
   async run(ctx) {
     const schema = ctx.env.DATABASE_SCHEMA;
     const { sql } = dbOf(ctx);
-    // check: report who holds it; taking it could make a starting replica wait for us.
-    if (ctx.mode === 'check') {
-      const [holder] = await lockHolders(sql, schema, { relation: BOOTSTRAP_LOCK_TABLE });
-      return holder ? `a bootstrap of schema ${schema} is running (${holder})` : `no bootstrap of schema ${schema} is running`;
-    }
+    if (ctx.mode === 'check') return await waitLikeBootstrap(ctx);
     await createLockTable(sql, schema);
     const started = Date.now();
     const waited = await takeLock(ctx);
@@ -46,6 +42,29 @@ export const lockStep: Step = {
     return waited ? `acquired the bootstrap lock of schema ${schema} after waiting ${Date.now() - started} ms` : `acquired the bootstrap lock of schema ${schema}`;
   },
 };
+
+/**
+ * check: what the bootstrap's wait would end in, without taking the lock (taking it, or queueing
+ * for it, could make a starting replica wait for us). A holder is watched for as long as the
+ * bootstrap would wait (DATABASE_LOCK_TIMEOUT): gone by then, the check passes; still there, it
+ * fails as the bootstrap would (exit 4, naming the holder).
+ */
+async function waitLikeBootstrap(ctx: RunContext): Promise<string> {
+  const schema = ctx.env.DATABASE_SCHEMA;
+  const { sql } = dbOf(ctx);
+  const holders = () => lockHolders(sql, schema, { relation: BOOTSTRAP_LOCK_TABLE, conflicting: true });
+  const [holder] = await holders();
+  if (!holder) return `no bootstrap of schema ${schema} is running`;
+  const started = Date.now();
+  const deadline = started + ctx.env.DATABASE_LOCK_TIMEOUT * 1000;
+  ctx.log.info(`another bootstrap of schema ${schema} is running (${holder}); watching it for up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s, as long as the bootstrap would wait`, { step: 'lock' });
+  while (Date.now() < deadline) {
+    await sleep(Math.min(250, deadline - Date.now()), ctx.signal);
+    throwIfAborted(ctx.signal);
+    if ((await holders()).length === 0) return `a bootstrap of schema ${schema} was running (${holder}); it ended after ${Date.now() - started} ms, within DATABASE_LOCK_TIMEOUT`;
+  }
+  throw await lockTimeoutError(sql, [schema], 'the lock step (another bootstrap of this schema)', 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, undefined);
+}
 
 /** Idempotent; two replicas creating it at the same instant collide on the catalog (23505): retried. */
 async function createLockTable(sql: Sql, schema: string): Promise<void> {

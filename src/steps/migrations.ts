@@ -9,6 +9,7 @@ import { MigrationError } from '../errors.js';
 import { connectionLost, errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, STATEMENT_TIMEOUT } from '../db/locks.js';
 import { HISTORY_TABLE } from './tables.js';
+import { statements } from './schema-owner.js';
 import { dbOf, throwIfAborted, type Step } from './step.js';
 
 
@@ -38,6 +39,7 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
         const [exists] = await sql<{ found: boolean }[]>`select to_regclass(${HISTORY_TABLE}) is not null as found`;
         const applied = exists?.found ? await readHistory(sql) : [];
         const pending = pendingMigrations(migrations, applied); // throws on changed or unknown ones
+        await assertNotAppliedYet(sql, ctx.env.DATABASE_SCHEMA, pending); // as the bootstrap would fail
         return pending.length === 0
           ? `up to date: ${applied.length} applied, none pending`
           : `${applied.length} applied, ${pending.length} pending (${pending.map((m) => m.name).join(', ')}): the bootstrap applies them`;
@@ -50,6 +52,7 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
         bootstrap_version text not null
       )`;
       const pending = pendingMigrations(migrations, await readHistory(sql));
+      await assertNotAppliedYet(sql, ctx.env.DATABASE_SCHEMA, pending);
 
       for (const migration of pending) {
         throwIfAborted(ctx.signal);
@@ -83,6 +86,44 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
         : `applied ${pending.length} migration(s); ${migrations.length} in total`;
     },
   };
+}
+
+/**
+ * A pending migration's tables must not exist yet: one created without IF NOT EXISTS that is there
+ * already would fail the migration (a history that lost its rows, or tables made by hand). Checked
+ * the same way by bootstrap and check, so that check predicts the failure (exit 5).
+ */
+async function assertNotAppliedYet(sql: Sql, schema: string, pending: readonly Migration[]): Promise<void> {
+  const created = pending.flatMap((m) => createdTables(m.sql).map((table) => ({ migration: m.name, table })));
+  if (created.length === 0) return;
+  const found = await sql<{ relname: string }[]>`
+    select c.relname from pg_class c
+    where c.relnamespace = ${schema}::regnamespace
+      and c.relname in (select value from json_array_elements_text(${JSON.stringify(created.map((c) => c.table))}::text::json))
+    order by 1`;
+  if (found.length === 0) return;
+  const names = found.map((r) => r.relname);
+  const migration = created.find((c) => names.includes(c.table))!.migration;
+  throw new MigrationError(
+    `migration ${migration} is not in the history (${HISTORY_TABLE}), but table(s) it creates already exist in schema ${schema}: ${names.join(', ')}; applying it would fail. The history lost rows, or these tables were made by hand`,
+    `if this schema was migrated by superfasttt-bootstrap, restore the missing rows of ${HISTORY_TABLE} (name and checksum of each applied migration) from a backup; otherwise give the instance an empty schema`,
+  );
+}
+
+/** Tables a migration creates without IF NOT EXISTS (not temporary): the last part of each name. */
+export function createdTables(sql: string): string[] {
+  const tables: string[] = [];
+  for (const t of statements(sql)) {
+    const words = t.map((token) => (token.kind === 'word' ? token.value : ''));
+    if (words[0] !== 'create') continue;
+    let i = 1;
+    while (['global', 'local', 'unlogged'].includes(words[i] ?? '')) i++;
+    if (words[i] !== 'table' || (words[i + 1] === 'if' && words[i + 2] === 'not')) continue;
+    let name = t[i + 1];
+    for (let j = i + 2; t[j]?.kind === 'punct' && t[j]?.value === '.' && t[j + 1]; j += 2) name = t[j + 1];
+    if (name && (name.kind === 'word' || name.kind === 'quoted')) tables.push(name.value);
+  }
+  return tables;
 }
 
 function readHistory(sql: Sql): Promise<Applied[]> {

@@ -5,6 +5,7 @@
  * An existing account keeps its password and names (it may have changed them since) unless
  * AUTO_SUPERADMIN_RESET_PASSWORD=true; a non-admin account is promoted.
  */
+import type { TransactionSql } from 'postgres';
 import { SuperAdminError } from '../errors.js';
 import { hashPassword, verifyPassword } from '../password.js';
 import { instanceSettings } from '../settings.js';
@@ -22,55 +23,20 @@ export const superAdminStep: Step = {
   errorClass: SuperAdminError,
   needs: ['migrations'],
   async run(ctx) {
-    if (ctx.mode === 'check') return await report(ctx);
+    if (ctx.mode === 'check') {
+      const found = await report(ctx);
+      if (found.ready) await rehearse(ctx);
+      return found.summary;
+    }
     const { sql } = dbOf(ctx);
     const env = ctx.env;
     const email = env.AUTO_SUPERADMIN_EMAIL;
     const [existing] = await sql<ExistingUser[]>`select id, role, password_hash from users where email = ${email}`;
 
     // Hash outside the transaction: the lock step already keeps other bootstraps away.
-    const newHash =
-      !existing || (env.AUTO_SUPERADMIN_RESET_PASSWORD && !(await verifyPassword(existing.password_hash, env.AUTO_SUPERADMIN_PASSWORD)))
-        ? await hashPassword(env.AUTO_SUPERADMIN_PASSWORD)
-        : undefined;
+    const newHash = await newHashFor(ctx, existing);
 
-    const actions: string[] = [];
-    const marked = await sql.begin(async (tx) => {
-      if (!existing) {
-        await tx`insert into users (email, first_name, last_name, phone, password_hash, role)
-                 values (${email}, ${env.AUTO_SUPERADMIN_FIRSTNAME}, ${env.AUTO_SUPERADMIN_LASTNAME},
-                         ${env.AUTO_SUPERADMIN_PHONE ?? null}, ${newHash!}, 'super_admin')`;
-        actions.push(`super admin ${email} created`);
-        if (env.AUTO_SUPERADMIN_WELCOME_EMAIL) {
-          await tx`insert into instance_settings (key, value) values (${WELCOME_KEY}, ${tx.json({ status: 'pending', to: email })})
-                   on conflict (key) do update set value = excluded.value, updated_at = now()`;
-        }
-      } else {
-        if (existing.role !== 'super_admin') {
-          await tx`update users set role = 'super_admin', updated_at = now() where id = ${existing.id}`;
-          actions.push(`existing user ${email} promoted from ${existing.role} to super_admin`);
-          ctx.log.warn(`user ${email} existed with role ${existing.role}: promoted to super_admin`, { step: 'superadmin' });
-        }
-        if (newHash) {
-          await tx`update users set password_hash = ${newHash}, updated_at = now() where id = ${existing.id}`;
-          actions.push(`password of ${email} reset (AUTO_SUPERADMIN_RESET_PASSWORD=true)`);
-        }
-      }
-      // Recorded only when different, so a re-run writes nothing.
-      const changed: string[] = [];
-      for (const [key, value] of Object.entries(instanceSettings(env))) {
-        const rows = await tx`insert into instance_settings (key, value) values (${key}, ${tx.json(value as never)})
-          on conflict (key) do update set value = excluded.value, updated_at = now()
-          where instance_settings.value is distinct from excluded.value returning key`;
-        if (rows.count > 0) changed.push(key);
-      }
-      if (changed.length > 0) actions.push(`settings recorded (${changed.join(', ')})`);
-      const rows = await tx`update setup_state
-        set completed = true, completed_at = now(), completed_by = 'bootstrap', bootstrap_version = ${ctx.version}
-        where not completed returning 1`;
-      return rows.count > 0;
-    });
-
+    const { actions, marked } = await sql.begin((tx) => writeAdmin(tx, ctx, existing, newHash));
     if (marked) actions.push('setup marked as completed');
     ctx.changes.push(...actions);
     return actions.length > 0
@@ -79,12 +45,84 @@ export const superAdminStep: Step = {
   },
 };
 
+/** What the hash of a new (or reset) password must be: undefined when the existing one stays. */
+async function newHashFor(ctx: RunContext, existing: ExistingUser | undefined): Promise<string | undefined> {
+  const env = ctx.env;
+  return !existing || (env.AUTO_SUPERADMIN_RESET_PASSWORD && !(await verifyPassword(existing.password_hash, env.AUTO_SUPERADMIN_PASSWORD)))
+    ? await hashPassword(env.AUTO_SUPERADMIN_PASSWORD)
+    : undefined;
+}
+
+/** The super admin, the settings and the marker: the body of the one transaction. */
+async function writeAdmin(tx: TransactionSql, ctx: RunContext, existing: ExistingUser | undefined, newHash: string | undefined, rehearsal = false): Promise<{ actions: string[]; marked: boolean }> {
+  const env = ctx.env;
+  const email = env.AUTO_SUPERADMIN_EMAIL;
+  const actions: string[] = [];
+  if (!existing) {
+    await tx`insert into users (email, first_name, last_name, phone, password_hash, role)
+             values (${email}, ${env.AUTO_SUPERADMIN_FIRSTNAME}, ${env.AUTO_SUPERADMIN_LASTNAME},
+                     ${env.AUTO_SUPERADMIN_PHONE ?? null}, ${newHash!}, 'super_admin')`;
+    actions.push(`super admin ${email} created`);
+    if (env.AUTO_SUPERADMIN_WELCOME_EMAIL) {
+      await tx`insert into instance_settings (key, value) values (${WELCOME_KEY}, ${tx.json({ status: 'pending', to: email })})
+               on conflict (key) do update set value = excluded.value, updated_at = now()`;
+    }
+  } else {
+    if (existing.role !== 'super_admin') {
+      await tx`update users set role = 'super_admin', updated_at = now() where id = ${existing.id}`;
+      actions.push(`existing user ${email} promoted from ${existing.role} to super_admin`);
+      if (!rehearsal) ctx.log.warn(`user ${email} existed with role ${existing.role}: promoted to super_admin`, { step: 'superadmin' });
+    }
+    if (newHash) {
+      await tx`update users set password_hash = ${newHash}, updated_at = now() where id = ${existing.id}`;
+      actions.push(`password of ${email} reset (AUTO_SUPERADMIN_RESET_PASSWORD=true)`);
+    }
+  }
+  // Recorded only when different, so a re-run writes nothing.
+  const changed: string[] = [];
+  for (const [key, value] of Object.entries(instanceSettings(env))) {
+    const rows = await tx`insert into instance_settings (key, value) values (${key}, ${tx.json(value as never)})
+      on conflict (key) do update set value = excluded.value, updated_at = now()
+      where instance_settings.value is distinct from excluded.value returning key`;
+    if (rows.count > 0) changed.push(key);
+  }
+  if (changed.length > 0) actions.push(`settings recorded (${changed.join(', ')})`);
+  const rows = await tx`update setup_state
+    set completed = true, completed_at = now(), completed_by = 'bootstrap', bootstrap_version = ${ctx.version}
+    where not completed returning 1`;
+  return { actions, marked: rows.count > 0 };
+}
+
+/** Thrown to roll the rehearsal back. */
+class Rehearsed extends Error {}
+
+/**
+ * check: the bootstrap's very transaction, in a transaction explicitly READ WRITE (the session's
+ * default stays read-only) that is always rolled back, so that whatever would refuse it (a
+ * constraint, a column the app added NOT NULL, a lock past DATABASE_LOCK_TIMEOUT) fails check as
+ * it would fail the bootstrap. Nothing is kept; only the migrations' own triggers can run (the
+ * schema step made sure of it).
+ */
+async function rehearse(ctx: RunContext): Promise<void> {
+  const { sql } = dbOf(ctx);
+  const [existing] = await sql<ExistingUser[]>`select id, role, password_hash from users where email = ${ctx.env.AUTO_SUPERADMIN_EMAIL}`;
+  const newHash = await newHashFor(ctx, existing);
+  await sql
+    .begin('read write', async (tx) => {
+      await writeAdmin(tx, ctx, existing, newHash, true);
+      throw new Rehearsed();
+    })
+    .catch((error: unknown) => {
+      if (!(error instanceof Rehearsed)) throw error;
+    });
+}
+
 /** check: what the bootstrap would find, without changing it. */
-async function report(ctx: RunContext): Promise<string> {
+async function report(ctx: RunContext): Promise<{ ready: boolean; summary: string }> {
   const { sql } = dbOf(ctx);
   const email = ctx.env.AUTO_SUPERADMIN_EMAIL;
   const [tables] = await sql<{ ready: boolean }[]>`select to_regclass('users') is not null and to_regclass('setup_state') is not null as ready`;
-  if (!tables?.ready) return `super admin ${email} missing, setup not completed (tables not created yet: the bootstrap creates them)`;
+  if (!tables?.ready) return { ready: false, summary: `super admin ${email} missing, setup not completed (tables not created yet: the bootstrap creates them)` };
   const [user] = await sql<{ role: string }[]>`select role from users where email = ${email}`;
   const [state] = await sql<{ completed: boolean; completed_by: string | null; completed_at: Date | null }[]>`select completed, completed_by, completed_at from setup_state`;
   const admin = !user
@@ -95,5 +133,5 @@ async function report(ctx: RunContext): Promise<string> {
   const marker = state?.completed
     ? `setup completed by ${state.completed_by} at ${state.completed_at?.toISOString()}`
     : 'setup not completed (the setup wizard is still enabled)';
-  return `${admin}; ${marker}`;
+  return { ready: true, summary: `${admin}; ${marker}` };
 }
