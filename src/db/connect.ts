@@ -8,6 +8,7 @@ import { BootstrapError, DatabaseError } from '../errors.js';
 import type { Env } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { formatDuration } from '../log.js';
+import { guardedSocket } from './guard.js';
 import { fallsBack, serverOffersTls, TlsNotOffered, tlsNotOffered, tlsPlan } from './tls.js';
 
 export type Sql = postgres.Sql;
@@ -46,6 +47,8 @@ export interface SessionBounds {
   lockTimeoutSec: number;
   /** Seconds any statement may run in all (statement_timeout), lock waits included. */
   statementTimeoutSec: number;
+  /** The variable that sets statementTimeoutSec (DATABASE_STATEMENT_TIMEOUT unless said). */
+  statementVariable?: string;
 }
 
 /**
@@ -135,7 +138,15 @@ export async function connect(
   const open = async (): Promise<Connection> => {
     let first: unknown;
     for (const [i, leg] of plan.attempts.entries()) {
-      const sql = postgres({ ...options, ssl: leg.ssl, connect_timeout: attemptTimeout() });
+      const timeout = attemptTimeout();
+      // Sockets (and TLS) from guard.ts: every answer bounded in time and size, client-side.
+      const socket = guardedSocket({
+        host, port, leg, connectTimeoutMs: timeout * 1000,
+        statementTimeoutSec: opts.bounds.statementTimeoutSec,
+        statementVariable: opts.bounds.statementVariable ?? 'DATABASE_STATEMENT_TIMEOUT',
+        onFatal: () => void sql.end({ timeout: 0 }),
+      });
+      const sql = postgres({ ...options, ssl: false, socket, connect_timeout: timeout } as postgres.Options<{}>);
       try {
         return await session(sql, leg.tls);
       } catch (error) {

@@ -21,7 +21,7 @@ export function deployerConnectSettings(env: ProvisionEnv): ConnectSettings {
 }
 
 export function deployerBounds(env: ProvisionEnv): SessionBounds {
-  return { lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT, statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT };
+  return { lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT, statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT, statementVariable: 'PROVISION_STATEMENT_TIMEOUT' };
 }
 
 export function storageSettingsOf(env: ProvisionEnv, bucket: string, prefix: string | null): StorageSettings {
