@@ -4,11 +4,13 @@
 // ("SSL Support", sslmode and sslrootcert), not from the program's code. Then PG* variables: the
 // program reads none, warns, and no value of them (hostile ones included) crashes it or weakens TLS.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { assertExit, assertNoSecrets, runCli, type Env, type RunResult } from './harness/cli.js';
 import { instanceEnv } from './harness/instance.js';
-import { issueCert, testCa, type TestCa } from './harness/net.js';
+import { issueCert, tempDir, testCa, type TestCa } from './harness/net.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
 
 const MODES = [undefined, 'disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
@@ -246,12 +248,33 @@ describe('libpq environment variables (PG*)', () => {
     assert.match(r.result.stderr, /PGHOST, PGSSLMODE, PGSSLROOTCERT are set but ignored \(libpq variables\)/);
   });
 
+  it('an empty CA file (an unfilled secret mount) is a configuration error, never Node\'s public CAs', async () => {
+    const target = targets.good;
+    const empty = join(tempDir('sf-tls-'), 'empty-ca.pem');
+    writeFileSync(empty, '');
+    const u = new URL(target.tenant.url);
+    u.search = '?sslmode=verify-ca';
+    const r = await runCli(instanceEnv(target.tenant, { DATABASE_URL: u.toString(), DATABASE_SSL_CA_FILE: empty }), { args: ['check'] });
+    assertExit(r, 2, /DATABASE_SSL_CA_FILE: the CA file .*empty-ca\.pem holds no PEM certificate \(it is empty\)/);
+  });
+
+  it('check --env-file: PG* variables in the file are removed too, with the warning', async () => {
+    const target = targets.good;
+    const u = new URL(target.tenant.url);
+    u.password = '';
+    const file = join(tempDir('sf-tls-'), 'instance.env');
+    const env = instanceEnv(target.tenant, { DATABASE_URL: u.toString() });
+    writeFileSync(file, [...Object.entries(env).map(([k, v]) => `${k}=${v}`), `PGPASSWORD=${target.tenant.password}`].join('\n') + '\n');
+    const r = await runCli({}, { args: ['check', '--env-file', file] });
+    assertExit(r, 3, /PGPASSWORD .*(is|are) set but ignored/, /refused the password of user/);
+  });
+
   it('a URL without a password does not borrow PGPASSWORD (postgres.js would), nor PGUSER for its user', async () => {
     const target = targets.good;
     const u = new URL(target.tenant.url);
     u.password = '';
     const r = await observe(instanceEnv(target.tenant, { DATABASE_URL: u.toString(), PGPASSWORD: target.tenant.password, PGUSER: target.pg.superuser, PGDATABASE: 'postgres' }));
     assert.equal(r.outcome, 'refused', r.result.output);
-    assert.match(r.result.output, /refused the password|password/);
+    assert.match(r.result.output, /refused the password of user/);
   });
 });

@@ -7,6 +7,7 @@
  * they are what the bootstrap is for), otherwise the code of the first failing check.
  */
 import { existsSync } from 'node:fs';
+import { libpqEnvironmentWarning, neutraliseLibpqEnvironment } from '../db/libpq-env.js';
 import { parseOptions } from '../cli-options.js';
 import { BootstrapError, ConfigError } from '../errors.js';
 import { loadConfig, secretSources } from '../config/load.js';
@@ -49,6 +50,9 @@ export async function check(input: CommandInput, opts: CheckOptions): Promise<nu
     if (!existsSync(opts.envFile)) throw new ConfigError(`--env-file: ${opts.envFile} does not exist`, [], 'give the path of the instance .env file');
     // Variables already in the environment win, as with `docker run --env-file` plus -e.
     process.loadEnvFile(opts.envFile);
+    // The file may hold PG* variables (an app's .env often does): removed again, as at start.
+    const warning = libpqEnvironmentWarning(neutraliseLibpqEnvironment(process.env));
+    if (warning) input.log.warn(`${opts.envFile}: ${warning}`, { step: 'config' });
   }
   const report = await runChecks(input, opts);
   const out = opts.json ? JSON.stringify(report, null, 2) : renderTable(report);

@@ -157,8 +157,9 @@ async function purgeStorage(session: S3Session, loc: StorageLocation): Promise<s
   const { s3, send } = session;
   const proof = loc.prefix + MARKER_NAME;
   const keys: string[] = [];
+  // 200 keys a page: a page of 1000 long, escaped keys could pass the 2 MiB a response may hold.
   for (let token: string | undefined; ; ) {
-    const page = await send<{ Contents?: Array<{ Key?: string }>; NextContinuationToken?: string }>('ListObjectsV2', new s3.ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix || undefined, ContinuationToken: token }));
+    const page = await send<{ Contents?: Array<{ Key?: string }>; NextContinuationToken?: string }>('ListObjectsV2', new s3.ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix || undefined, ContinuationToken: token, MaxKeys: 200 }));
     for (const { Key } of page.Contents ?? []) if (Key !== undefined && Key !== proof) keys.push(Key);
     token = page.NextContinuationToken;
     if (!token) break;

@@ -64,7 +64,7 @@ export function guardedSocket(opts: GuardOptions): () => Promise<net.Socket> {
     // postgres.js' connect_timeout starts only now: with TLS, the handshake above has used some of
     // the attempt's time, and the rest is all the startup gets (one bound for the whole attempt).
     const handshakeMs = opts.leg.tls ? Math.max(1, opts.connectTimeoutMs - (Date.now() - started)) : undefined;
-    watch(socket, opts, handshakeMs, () => (handshakeLost = true));
+    watch(socket, opts, handshakeMs, (lost) => (handshakeLost = lost));
     return socket;
   };
 }
@@ -109,18 +109,23 @@ interface Owed {
   restarts: number;
 }
 
-function watch(socket: net.Socket, opts: GuardOptions, handshakeMs: number | undefined, onHandshakeLost: () => void): void {
+/** `handshakeLost(true)`: the server closed during the startup without a word; `(false)`: a startup completed. */
+function watch(socket: net.Socket, opts: GuardOptions, handshakeMs: number | undefined, handshakeLost: (lost: boolean) => void): void {
   const where = `PostgreSQL at ${opts.host}:${opts.port}`;
   const deadlineSec = opts.statementTimeoutSec + DEADLINE_SLACK_SEC;
   const owed: Owed[] = [];
   let ready = false; // the first ReadyForQuery ends the handshake
+  // A refusal the server explains (an ErrorResponse: too many connections, starting up) or a close of
+  // ours is not the silent close that makes the driver reconnect without end.
+  let explained = false;
   let read = 0;
   let timer: NodeJS.Timeout | undefined;
-  const handshake = handshakeMs === undefined ? undefined : setTimeout(() => ready || socket.destroy(connectTimeout(opts.host, opts.port)), handshakeMs);
+  const handshake = handshakeMs === undefined ? undefined : setTimeout(() => ready || ((explained = true), socket.destroy(connectTimeout(opts.host, opts.port))), handshakeMs);
 
   const fail = (message: string, fix: string) => {
     clearTimeout(timer);
     if (socket.destroyed) return;
+    explained = true;
     socket.destroy(new DatabaseError(message, fix));
     opts.onFatal();
   };
@@ -134,7 +139,7 @@ function watch(socket: net.Socket, opts: GuardOptions, handshakeMs: number | und
 
   const incoming = framing(5, (type) => {
     if (type === 0x5a /* Z */) {
-      if (!ready) return void ((ready = true), (read = 0), clearTimeout(handshake));
+      if (!ready) return void ((ready = true), (read = 0), clearTimeout(handshake), handshakeLost(false));
       const sync = owed.findIndex((o) => o.kind === 'sync');
       if (sync < 0) return;
       owed.splice(0, sync + 1);
@@ -143,6 +148,8 @@ function watch(socket: net.Socket, opts: GuardOptions, handshakeMs: number | und
     } else if ((type === 0x43 /* C */ || type === 0x49) /* I */ && owed[0]?.kind === 'sync' && owed[0].restarts > 0) {
       owed[0].restarts--;
       restart();
+    } else if (!ready && type === 0x45 /* E */) {
+      explained = true;
     } else if ((type === 0x54 /* T */ || type === 0x6e /* n */ || type === 0x45) /* E */ && owed[0]?.kind === 'flush') {
       owed.shift();
       restart();
@@ -180,7 +187,7 @@ function watch(socket: net.Socket, opts: GuardOptions, handshakeMs: number | und
   socket.on('close', () => {
     clearTimeout(timer);
     clearTimeout(handshake);
-    if (!ready) onHandshakeLost();
+    if (!ready && !explained) handshakeLost(true);
   });
 }
 

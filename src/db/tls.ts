@@ -108,12 +108,18 @@ function tlsOptions(url: DatabaseUrl, mode: SslMode, ca: string | undefined, roo
 function readCa(env: ConnectSettings): string {
   if (env.DATABASE_SSL_CA) return env.DATABASE_SSL_CA;
   const file = (env.DATABASE_SSL_CA_FILE ?? env.DATABASE_URL.sslrootcert)!;
+  const variable = env.DATABASE_SSL_CA_FILE ? 'DATABASE_SSL_CA_FILE' : 'sslrootcert in DATABASE_URL';
+  let text: string;
   try {
-    return readFileSync(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (error) {
-    const variable = env.DATABASE_SSL_CA_FILE ? 'DATABASE_SSL_CA_FILE' : 'sslrootcert in DATABASE_URL';
     throw new ConfigError(`${variable}: cannot read the CA file ${file} (${(error as NodeJS.ErrnoException).code})`, [], 'mount the CA certificate there or fix the path');
   }
+  // An empty file (an unfilled secret mount) would otherwise mean Node's public CAs: refused, as libpq does.
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError(`${variable}: the CA file ${file} holds no PEM certificate${text.trim() === '' ? ' (it is empty)' : ''}`, [], 'mount the PEM certificate(s) of the CA that signed the server certificate there');
+  }
+  return text;
 }
 
 const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME_MISMATCH/;

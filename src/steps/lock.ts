@@ -32,6 +32,14 @@ export const lockStep: Step = {
   async run(ctx) {
     const schema = ctx.env.DATABASE_SCHEMA;
     const { sql } = dbOf(ctx);
+    // A standby (in recovery) refuses every write: the bootstrap fails here, and so does check.
+    const [recovery] = await sql<{ standby: boolean }[]>`select pg_is_in_recovery() as standby`;
+    if (recovery?.standby) {
+      throw new SchemaError(
+        `PostgreSQL at ${ctx.env.DATABASE_URL.host}:${ctx.env.DATABASE_URL.port} is a standby (in recovery): it refuses every write, so the bootstrap cannot run there`,
+        'point DATABASE_URL at the primary (read-write) server, or at a pooler or service that routes to it',
+      );
+    }
     if (ctx.mode === 'check') return await waitLikeBootstrap(ctx);
     await createLockTable(sql, schema);
     const started = Date.now();

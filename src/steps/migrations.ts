@@ -40,6 +40,7 @@ export function migrationsStep(migrations: readonly Migration[]): Step {
         const applied = exists?.found ? await readHistory(sql) : [];
         const pending = pendingMigrations(migrations, applied); // throws on changed or unknown ones
         await assertNotAppliedYet(sql, ctx.env.DATABASE_SCHEMA, pending); // as the bootstrap would fail
+        ctx.pendingMigrations = pending.length;
         return pending.length === 0
           ? `up to date: ${applied.length} applied, none pending`
           : `${applied.length} applied, ${pending.length} pending (${pending.map((m) => m.name).join(', ')}): the bootstrap applies them`;

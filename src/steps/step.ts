@@ -25,6 +25,8 @@ export interface RunContext {
   signal: AbortSignal;
   version: string;
   db?: Connection;
+  /** check: migrations the bootstrap would apply (the super admin's rehearsal needs the final tables). */
+  pendingMigrations?: number;
   /** The bootstrap lock, held in its own session until the run ends. */
   heldLock?: HeldLock;
   /** Set by the email step when a provider is configured. */

@@ -25,7 +25,9 @@ export const superAdminStep: Step = {
   async run(ctx) {
     if (ctx.mode === 'check') {
       const found = await report(ctx);
-      if (found.ready) await rehearse(ctx);
+      // Rehearsed only on the tables the bootstrap would write (no migration pending), and not with
+      // --no-write (check then writes nothing at all).
+      if (found.ready && ctx.pendingMigrations === 0 && ctx.storageProbe) await rehearse(ctx);
       return found.summary;
     }
     const { sql } = dbOf(ctx);
@@ -100,8 +102,9 @@ class Rehearsed extends Error {}
  * check: the bootstrap's very transaction, in a transaction explicitly READ WRITE (the session's
  * default stays read-only) that is always rolled back, so that whatever would refuse it (a
  * constraint, a column the app added NOT NULL, a lock past DATABASE_LOCK_TIMEOUT) fails check as
- * it would fail the bootstrap. Nothing is kept; only the migrations' own triggers can run (the
- * schema step made sure of it).
+ * it would fail the bootstrap. Nothing is kept but sequence values (nextval is not rolled back: a
+ * column the app added with a default from a sequence would advance it); only the migrations' own
+ * triggers can run (the schema step made sure of it).
  */
 async function rehearse(ctx: RunContext): Promise<void> {
   const { sql } = dbOf(ctx);
@@ -110,6 +113,8 @@ async function rehearse(ctx: RunContext): Promise<void> {
   await sql
     .begin('read write', async (tx) => {
       await writeAdmin(tx, ctx, existing, newHash, true);
+      // Deferred constraints (the app's) are checked at COMMIT, which a rehearsal never reaches.
+      await tx`set constraints all immediate`;
       throw new Rehearsed();
     })
     .catch((error: unknown) => {
