@@ -9,7 +9,7 @@ import type { Env } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { formatDuration } from '../log.js';
 import { guardedSocket } from './guard.js';
-import { fallsBack, serverOffersTls, TlsNotOffered, tlsNotOffered, tlsPlan } from './tls.js';
+import { fallsBack, TlsNotOffered, tlsPlan } from './tls.js';
 
 export type Sql = postgres.Sql;
 
@@ -148,7 +148,7 @@ export async function connect(
       });
       const sql = postgres({ ...options, ssl: false, socket, connect_timeout: timeout } as postgres.Options<{}>);
       try {
-        return await session(sql, leg.tls);
+        return await session(sql);
       } catch (error) {
         await sql.end({ timeout: 0 });
         if (i + 1 < plan.attempts.length && fallsBack(error, leg)) {
@@ -161,10 +161,8 @@ export async function connect(
     }
     throw new Error('no connection attempt');
   };
-  const session = async (sql: Sql, tls: boolean): Promise<Connection> => {
-    if (tls && !(await serverOffersTls(host, port, attemptTimeout() * 1000))) {
-      throw tlsNotOffered(host, port);
-    }
+  // A server without TLS where TLS is asked for: the guard's SSLRequest finds it (TlsNotOffered).
+  const session = async (sql: Sql): Promise<Connection> => {
     const [row] = await sql<{ version: string; num: number; tls: boolean }[]>`
       select (select count(pg_catalog.set_config(key, value, false)) from pg_catalog.json_each_text(${JSON.stringify(settings)}::text::pg_catalog.json)) as applied,
              pg_catalog.current_setting('server_version') as version,

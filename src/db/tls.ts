@@ -15,12 +15,10 @@
  *   the combination libpq 16 itself allows).
  * - DATABASE_SSL=true: at least require (sslmode unset: require, or verify-full with system);
  *   disable, allow or prefer with it is a configuration error.
- * Before a TLS attempt we ask the server whether it offers TLS (postgres.js would start a handshake
- * even after a "no", which surfaces as a vague socket error): never a plaintext fallback where TLS
- * is required.
+ * The TLS negotiation itself is guard.ts's (SSLRequest, then the handshake with these options): a
+ * server that answers "no TLS" is TlsNotOffered, never a plaintext fallback where TLS is required.
  */
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { ConfigError, DatabaseError } from '../errors.js';
 import type { DatabaseUrl, SslMode } from '../config/schema.js';
@@ -134,25 +132,6 @@ export function fallsBack(error: unknown, attempt: TlsAttempt): boolean {
   const refusedByServer = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(57P03|53300)$/.test(code);
   if (!attempt.tls) return refusedByServer;
   return error instanceof TlsNotOffered || refusedByServer || (typeof code === 'string' && TLS_FAILURE.test(code));
-}
-
-/**
- * Sends PostgreSQL's SSLRequest and reads the one-byte answer: 'S' (TLS available) or 'N'.
- * Network errors are thrown as they are, so the caller can retry them like any connection error.
- */
-export function serverOffersTls(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const done = (fn: () => void) => {
-      socket.destroy();
-      fn();
-    };
-    socket.setTimeout(timeoutMs, () => done(() => reject(Object.assign(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`), { code: 'CONNECT_TIMEOUT' }))));
-    socket.once('error', (error) => done(() => reject(error)));
-    socket.once('connect', () => socket.write(Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])));
-    socket.once('data', (data) => done(() => resolve(data[0] === 0x53)));
-    socket.once('end', () => done(() => reject(Object.assign(new Error('connection closed by the server'), { code: 'ECONNRESET' }))));
-  });
 }
 
 export class TlsNotOffered extends DatabaseError {}
