@@ -19,15 +19,22 @@ const migrationsPlugin = {
     build.onResolve({ filter: /^virtual:migrations$/ }, () => ({ path: 'migrations', namespace: 'virtual' }));
     build.onLoad({ filter: /.*/, namespace: 'virtual' }, () => {
       const dir = join(root, 'migrations');
-      const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+      const files = readdirSync(dir)
+        .filter((f) => f.endsWith('.sql'))
+        .sort();
       const bad = files.filter((f) => !MIGRATION_FILE.test(f));
-      if (bad.length) throw new Error(`migration file names must look like 0001_name.sql (lowercase): ${bad.join(', ')}`);
+      if (bad.length)
+        throw new Error(`migration file names must look like 0001_name.sql (lowercase): ${bad.join(', ')}`);
       const migrations = files.map((file) => {
         // LF line endings: a checkout with CRLF must not look like a changed migration.
         const sql = readFileSync(join(dir, file), 'utf8').replace(/\r\n/g, '\n');
         return { name: file.slice(0, -4), sql, checksum: createHash('sha256').update(sql).digest('hex') };
       });
-      return { contents: `export default ${JSON.stringify(migrations)};`, loader: 'js', watchFiles: files.map((f) => join(dir, f)) };
+      return {
+        contents: `export default ${JSON.stringify(migrations)};`,
+        loader: 'js',
+        watchFiles: files.map((f) => join(dir, f)),
+      };
     });
   },
 };
@@ -50,7 +57,9 @@ await esbuild.build({
   legalComments: 'none',
   define: { __VERSION__: JSON.stringify(pkg.version) },
   // Some dependencies call require() (node:* built-ins, the .node binding): give the ESM bundle one.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+  },
   // The binding loader tries ./argon2.<platform>.node, then the @node-rs/argon2-<platform> package.
   external: ['*.node', '@node-rs/argon2-*'],
   plugins: [migrationsPlugin],

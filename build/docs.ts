@@ -9,7 +9,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 export function generated(): Record<string, string> {
   const readme = readFileSync(root + 'README.md', 'utf8');
   return {
-    'README.md': replaceBetween(replaceBetween(readme, 'variables', renderVariableTable()), 'exit-codes', renderExitCodeTable()),
+    'README.md': replaceBetween(
+      replaceBetween(readme, 'variables', renderVariableTable()),
+      'exit-codes',
+      renderExitCodeTable(),
+    ),
     '.env.example': renderEnvExample(),
   };
 }

@@ -21,7 +21,10 @@ export function parseOptions(command: string, args: readonly string[], spec: Opt
   const usage = 'run with --help to see the commands and their options';
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [name, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     if (spec.flags?.includes(name) && inline === undefined) {
       out.flags.add(name);
       continue;

@@ -80,8 +80,15 @@ export const EXIT_CODES: ReadonlyArray<{ code: number; meaning: string }> = [
   { code: 0, meaning: 'done, or nothing to do (SKIP_SETUP unset or false)' },
   { code: 1, meaning: 'unexpected internal error (a bug: the only case that prints a stack trace)' },
   { code: 2, meaning: 'invalid configuration (environment variables, _FILE secrets, command line)' },
-  { code: 3, meaning: 'database unreachable (or lost during the run), authentication refused, unknown database, or TLS refused' },
-  { code: 4, meaning: 'tenant schema missing, not usable by the role, already used by something else, or holding objects or triggers that are not the instance\'s own; a lock held past DATABASE_LOCK_TIMEOUT (another bootstrap, or the app holding one of our tables); provision / deprovision: a right the deployer lacks, a tenant refused, or a lock held past PROVISION_LOCK_TIMEOUT' },
+  {
+    code: 3,
+    meaning: 'database unreachable (or lost during the run), authentication refused, unknown database, or TLS refused',
+  },
+  {
+    code: 4,
+    meaning:
+      "tenant schema missing, not usable by the role, already used by something else, or holding objects or triggers that are not the instance's own; a lock held past DATABASE_LOCK_TIMEOUT (another bootstrap, or the app holding one of our tables); provision / deprovision: a right the deployer lacks, a tenant refused, or a lock held past PROVISION_LOCK_TIMEOUT",
+  },
   { code: 5, meaning: 'migration failed, changed since it was applied, or schema migrated by a newer version' },
   { code: 6, meaning: 'storage (S3)' },
   { code: 7, meaning: 'email provider' },

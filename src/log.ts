@@ -72,7 +72,7 @@ export function createLogger(opts: LoggerOptions): Logger {
  * operator's terminal. (JSON logs escape them by themselves.)
  */
 export function visible(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(/\p{Cc}/gu, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 export function formatDuration(ms: number): string {

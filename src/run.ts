@@ -46,10 +46,14 @@ async function main(argv: string[], VERSION: string): Promise<number> {
   try {
     const { command, args } = parseArgs(argv);
     // Commands other than bootstrap print their report on stdout: every log line goes to stderr.
-    const toStderr = createLogger({ ...loggerOptionsFromEnv(env), stdout: (line) => process.stderr.write(line + '\n') });
+    const toStderr = createLogger({
+      ...loggerOptionsFromEnv(env),
+      stdout: (line) => process.stderr.write(line + '\n'),
+    });
     const input = { env, log: toStderr, signal: controller.signal, version: VERSION };
     const pgWarning = libpqEnvironmentWarning(ignoredPg);
-    if (pgWarning && command !== 'help' && command !== 'version') (command === 'bootstrap' ? log : toStderr).warn(pgWarning, { step: 'config' });
+    if (pgWarning && command !== 'help' && command !== 'version')
+      (command === 'bootstrap' ? log : toStderr).warn(pgWarning, { step: 'config' });
     switch (command) {
       case 'help':
         process.stdout.write(renderHelp(VERSION) + '\n');
@@ -78,7 +82,11 @@ function parseArgs(argv: string[]): { command: Command; args: string[] } {
   const command = first === undefined ? 'bootstrap' : ALIASES[first];
   if (!command) throw new ConfigError(`unknown command or option: ${first}`, [], 'run with --help to see the commands');
   if (args.length > 0 && !['check', 'provision', 'deprovision'].includes(command)) {
-    throw new ConfigError(`unexpected arguments for ${command}: ${args.join(' ')}`, [], 'run with --help to see the commands');
+    throw new ConfigError(
+      `unexpected arguments for ${command}: ${args.join(' ')}`,
+      [],
+      'run with --help to see the commands',
+    );
   }
   return { command, args };
 }
@@ -99,8 +107,15 @@ const ALIASES: Record<string, Command> = {
 function reportFailure(error: unknown, log: Logger, terminationLog: string | undefined): number {
   if (error instanceof BootstrapError) {
     const problems = error instanceof ConfigError ? error.problems : [];
-    log.error(error.message, { ...(problems.length > 0 && { problems }), ...(error.fix && { fix: error.fix }), exit_code: error.exitCode });
-    writeTerminationLog([error.message, ...problems.map((p) => `  - ${p}`), ...(error.fix ? [`fix: ${error.fix}`] : [])].join('\n'), terminationLog);
+    log.error(error.message, {
+      ...(problems.length > 0 && { problems }),
+      ...(error.fix && { fix: error.fix }),
+      exit_code: error.exitCode,
+    });
+    writeTerminationLog(
+      [error.message, ...problems.map((p) => `  - ${p}`), ...(error.fix ? [`fix: ${error.fix}`] : [])].join('\n'),
+      terminationLog,
+    );
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);

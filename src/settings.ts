@@ -15,7 +15,14 @@ export interface StorageSettings {
 }
 
 export type EmailSettings =
-  | { provider: 'smtp'; from: string; from_name: string | null; host: string; port: number; secure: 'starttls' | 'tls' | 'none' }
+  | {
+      provider: 'smtp';
+      from: string;
+      from_name: string | null;
+      host: string;
+      port: number;
+      secure: 'starttls' | 'tls' | 'none';
+    }
   | { provider: 'sendgrid'; from: string; from_name: string | null; api_url: string };
 
 /** Key `apis`: which API modules the app enables. */

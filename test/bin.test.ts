@@ -4,7 +4,18 @@
 // with a bare `node SCRIPT`, which the README tells not to use for that reason.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,14 +23,21 @@ import { fileURLToPath } from 'node:url';
 import { assertExit, BUNDLE, runCli, type RunResult } from './harness/cli.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  version: string;
+  bin: Record<string, string>;
+};
 const dist = join(root, 'dist');
 const MISSING = /FAIL --env-file: missing\.env does not exist\n\s+fix: give the path of the instance \.env file/;
 
 /** Runs a command as a shell would: PATH holds `dirs` first, then this Node's directory (the one the entry's `exec node` finds). */
 function run(command: string, args: string[], opts: { dirs?: string[]; cwd?: string } = {}): Promise<RunResult> {
   const PATH = [...(opts.dirs ?? []), dirname(process.execPath), '/usr/bin', '/bin'].join(delimiter);
-  const child = spawn(command, args, { cwd: opts.cwd ?? root, env: { PATH, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    cwd: opts.cwd ?? root,
+    env: { PATH, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -27,7 +45,10 @@ function run(command: string, args: string[], opts: { dirs?: string[]; cwd?: str
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => (clearTimeout(timer), resolve({ code, signal, stdout, stderr, output: stdout + stderr })));
+    child.on(
+      'close',
+      (code, signal) => (clearTimeout(timer), resolve({ code, signal, stdout, stderr, output: stdout + stderr })),
+    );
   });
 }
 
@@ -58,12 +79,19 @@ describe('the superfasttt-bootstrap command (bin)', () => {
   it('the chunks, imported by the entry and never started, get no launcher lines', () => {
     const chunks = readdirSync(dist).filter((f) => f.endsWith('.mjs') && join(dist, f) !== BUNDLE);
     assert.ok(chunks.length > 3);
-    for (const chunk of chunks) assert.ok(!readFileSync(join(dist, chunk), 'utf8').startsWith('#!'), `${chunk} starts with #!`);
+    for (const chunk of chunks)
+      assert.ok(!readFileSync(join(dist, chunk), 'utf8').startsWith('#!'), `${chunk} starts with #!`);
   });
 
   const ways: Array<[string, (args: string[]) => Promise<RunResult>]> = [
-    ['the executable itself (./dist/superfasttt-bootstrap.mjs)', (args) => run('./dist/superfasttt-bootstrap.mjs', args)],
-    ['a symlink named superfasttt-bootstrap on PATH (npm link)', (args) => run('superfasttt-bootstrap', args, { dirs: [pathDir] })],
+    [
+      'the executable itself (./dist/superfasttt-bootstrap.mjs)',
+      (args) => run('./dist/superfasttt-bootstrap.mjs', args),
+    ],
+    [
+      'a symlink named superfasttt-bootstrap on PATH (npm link)',
+      (args) => run('superfasttt-bootstrap', args, { dirs: [pathDir] }),
+    ],
     ['sh dist/superfasttt-bootstrap.mjs', (args) => run('sh', ['dist/superfasttt-bootstrap.mjs', ...args])],
     ['node -- dist/superfasttt-bootstrap.mjs (the image ENTRYPOINT)', (args) => runCli({}, { args })],
   ];
@@ -77,11 +105,15 @@ describe('the superfasttt-bootstrap command (bin)', () => {
   }
 
   it('npm install -g of the checkout (offline, in a temporary prefix) installs a working command', async () => {
-    execFileSync('npm', ['install', '--global', '--prefix', npmPrefix, '--offline', '--ignore-scripts', '--no-audit', '--no-fund', root], {
-      env: { ...process.env, npm_config_update_notifier: 'false' },
-      stdio: 'ignore',
-      timeout: 60_000,
-    });
+    execFileSync(
+      'npm',
+      ['install', '--global', '--prefix', npmPrefix, '--offline', '--ignore-scripts', '--no-audit', '--no-fund', root],
+      {
+        env: { ...process.env, npm_config_update_notifier: 'false' },
+        stdio: 'ignore',
+        timeout: 60_000,
+      },
+    );
     const bin = join(npmPrefix, 'bin');
     const version = await run('superfasttt-bootstrap', ['--version'], { dirs: [bin] });
     assertExit(version, 0);

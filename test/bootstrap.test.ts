@@ -36,7 +36,18 @@ describe('bootstrap of a fresh tenant', () => {
 
   it('exits 0 with one line per step and a summary', () => {
     assertExit(first, 0);
-    for (const step of ['config', 'database', 'lock', 'schema', 'migrations', 'storage', 'email', 'superadmin', 'welcome', 'summary']) {
+    for (const step of [
+      'config',
+      'database',
+      'lock',
+      'schema',
+      'migrations',
+      'storage',
+      'email',
+      'superadmin',
+      'welcome',
+      'summary',
+    ]) {
       assert.match(first.stdout, new RegExp(`\\[${step}\\] .*\\(\\d+(\\.\\d+)? m?s\\)`), `no line for step ${step}`);
     }
     assert.match(first.stdout, /TLS on/);
@@ -64,14 +75,25 @@ describe('bootstrap of a fresh tenant', () => {
 
   it('keeps the migration history with checksums in the tenant schema, and creates nothing in public', async () => {
     const rows = await history(pg, tenant.schema);
-    assert.deepEqual(rows.map((r) => r.name), ['0001_initial']);
+    assert.deepEqual(
+      rows.map((r) => r.name),
+      ['0001_initial'],
+    );
     assert.match(rows[0]!.checksum, /^[0-9a-f]{64}$/);
-    assert.deepEqual(await relations(pg, tenant.schema), ['instance_settings', 'setup_state', 'superfasttt_lock', 'superfasttt_migrations', 'users']);
+    assert.deepEqual(await relations(pg, tenant.schema), [
+      'instance_settings',
+      'setup_state',
+      'superfasttt_lock',
+      'superfasttt_migrations',
+      'users',
+    ]);
     assert.deepEqual(await relations(pg, 'public'), []);
   });
 
   it('records all APIs enabled and no storage or email provider in instance_settings', async () => {
-    const rows = await pg.admin<{ key: string; value: unknown }[]>`select key, value from ${pg.admin(tenant.schema)}.instance_settings order by key`;
+    const rows = await pg.admin<
+      { key: string; value: unknown }[]
+    >`select key, value from ${pg.admin(tenant.schema)}.instance_settings order by key`;
     assert.deepEqual(Object.fromEntries(rows.map((r) => [r.key, r.value])), {
       apis: { all: true, modules: null },
       email: { provider: null },
@@ -89,9 +111,16 @@ describe('bootstrap of a fresh tenant', () => {
   });
 
   it('the database refuses to reopen the wizard: no update to false, no delete, no truncate', async () => {
-    const tenantSql = (await import('postgres')).default(tenant.url, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
+    const tenantSql = (await import('postgres')).default(tenant.url, {
+      max: 1,
+      onnotice: () => {},
+      ssl: { rejectUnauthorized: false },
+    });
     try {
-      await assert.rejects(tenantSql`update ${tenantSql(tenant.schema)}.setup_state set completed = false`, /cannot be reopened/);
+      await assert.rejects(
+        tenantSql`update ${tenantSql(tenant.schema)}.setup_state set completed = false`,
+        /cannot be reopened/,
+      );
       await assert.rejects(tenantSql`delete from ${tenantSql(tenant.schema)}.setup_state`, /cannot be deleted/);
       await assert.rejects(tenantSql`truncate ${tenantSql(tenant.schema)}.setup_state`, /cannot be deleted/);
     } finally {
@@ -103,11 +132,19 @@ describe('bootstrap of a fresh tenant', () => {
   it('logs JSON lines with LOG_FORMAT=json', async () => {
     const r = await run(tenant, { LOG_FORMAT: 'json' });
     assertExit(r, 0);
-    const lines = r.output.trim().split('\n').map((l) => JSON.parse(l) as { step: string; level: string; duration_ms: number | null });
+    const lines = r.output
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: string; level: string; duration_ms: number | null });
     const steps = lines.filter((l) => l.level === 'info').map((l) => l.step);
     // Storage and email run beside the database chain: their lines may come anywhere before superadmin.
-    assert.deepEqual(steps.filter((s) => s !== 'storage' && s !== 'email'), ['config', 'database', 'schema', 'lock', 'migrations', 'superadmin', 'welcome', 'summary']);
-    assert.ok(steps.indexOf('storage') < steps.indexOf('superadmin') && steps.indexOf('email') < steps.indexOf('superadmin'));
+    assert.deepEqual(
+      steps.filter((s) => s !== 'storage' && s !== 'email'),
+      ['config', 'database', 'schema', 'lock', 'migrations', 'superadmin', 'welcome', 'summary'],
+    );
+    assert.ok(
+      steps.indexOf('storage') < steps.indexOf('superadmin') && steps.indexOf('email') < steps.indexOf('superadmin'),
+    );
     assert.ok(lines.every((l) => l.step === 'config' || typeof l.duration_ms === 'number'));
   });
 });
@@ -152,7 +189,12 @@ describe('ENABLED_APIS', () => {
   it('restricts the API modules, and a changed environment updates the setting on the next run', async () => {
     const tenant = await createTenant(pg);
     assertExit(await run(tenant, { ENABLED_APIS: 'users, files,users' }), 0);
-    const apis = async () => (await pg.admin<{ value: unknown }[]>`select value from ${pg.admin(tenant.schema)}.instance_settings where key = 'apis'`)[0]?.value;
+    const apis = async () =>
+      (
+        await pg.admin<
+          { value: unknown }[]
+        >`select value from ${pg.admin(tenant.schema)}.instance_settings where key = 'apis'`
+      )[0]?.value;
     assert.deepEqual(await apis(), { all: false, modules: ['users', 'files'] });
     assertExit(await run(tenant), 0, /settings recorded \(apis\)/);
     assert.deepEqual(await apis(), { all: true, modules: null });
@@ -183,12 +225,20 @@ describe('existing users', () => {
     const [kept] = await users(pg, tenant.schema);
     assert.ok(await verify(kept!.password_hash, ADMIN.password), 'without the flag the password must not change');
 
-    assertExit(await run(tenant, { AUTO_SUPERADMIN_PASSWORD: newPassword, AUTO_SUPERADMIN_RESET_PASSWORD: 'true' }), 0, /password of .* reset/);
+    assertExit(
+      await run(tenant, { AUTO_SUPERADMIN_PASSWORD: newPassword, AUTO_SUPERADMIN_RESET_PASSWORD: 'true' }),
+      0,
+      /password of .* reset/,
+    );
     const [reset] = await users(pg, tenant.schema);
     assert.ok(await verify(reset!.password_hash, newPassword));
 
     // Same password again with the flag: nothing to change.
-    assertExit(await run(tenant, { AUTO_SUPERADMIN_PASSWORD: newPassword, AUTO_SUPERADMIN_RESET_PASSWORD: 'true' }), 0, /nothing changed/);
+    assertExit(
+      await run(tenant, { AUTO_SUPERADMIN_PASSWORD: newPassword, AUTO_SUPERADMIN_RESET_PASSWORD: 'true' }),
+      0,
+      /nothing changed/,
+    );
     assert.equal((await users(pg, tenant.schema))[0]!.password_hash, reset!.password_hash);
   });
 
@@ -212,7 +262,14 @@ describe('tenant schema problems (exit 4, with the SQL to run)', () => {
   it('missing schema', async () => {
     const tenant = await createTenant(pg, { createSchema: false });
     const r = await run(tenant);
-    assertExit(r, 4, /schema tenant_\w+ does not exist/, new RegExp(`CREATE SCHEMA "${tenant.schema}"; GRANT USAGE, CREATE ON SCHEMA "${tenant.schema}" TO "${tenant.role}";`));
+    assertExit(
+      r,
+      4,
+      /schema tenant_\w+ does not exist/,
+      new RegExp(
+        `CREATE SCHEMA "${tenant.schema}"; GRANT USAGE, CREATE ON SCHEMA "${tenant.schema}" TO "${tenant.role}";`,
+      ),
+    );
     const [row] = await pg.admin`select count(*)::int as n from pg_namespace where nspname = ${tenant.schema}`;
     assert.equal(row!.n, 0, 'the instance must never create its schema');
   });
@@ -226,7 +283,12 @@ describe('tenant schema problems (exit 4, with the SQL to run)', () => {
   it('role without CREATE on the schema', async () => {
     const tenant = await createTenant(pg, { create: false });
     const r = await run(tenant);
-    assertExit(r, 4, /lacks CREATE on schema/, new RegExp(`GRANT CREATE ON SCHEMA "${tenant.schema}" TO "${tenant.role}";`));
+    assertExit(
+      r,
+      4,
+      /lacks CREATE on schema/,
+      new RegExp(`GRANT CREATE ON SCHEMA "${tenant.schema}" TO "${tenant.role}";`),
+    );
     assert.deepEqual(await relations(pg, tenant.schema), []);
   });
 
@@ -301,7 +363,10 @@ describe('connection problems (exit 3, not retried)', () => {
       url.hostname = host;
       url.searchParams.set('sslmode', 'verify-full');
       assertExit(await run(tenant, { DATABASE_URL: url.toString(), DATABASE_SSL_CA_FILE: pg.caFile }), 0, /TLS on/);
-      assertExit(await run(tenant, { DATABASE_URL: url.toString(), DATABASE_SSL_CA: readFileSync(pg.caFile!, 'utf8') }), 0);
+      assertExit(
+        await run(tenant, { DATABASE_URL: url.toString(), DATABASE_SSL_CA: readFileSync(pg.caFile!, 'utf8') }),
+        0,
+      );
       url.searchParams.set('sslrootcert', pg.caFile!);
       assertExit(await run(tenant, { DATABASE_URL: url.toString() }), 0);
     }
@@ -328,7 +393,10 @@ describe('connection problems (exit 3, not retried)', () => {
     const url = new URL(tenant.url);
     url.hostname = '127.0.0.2'; // loopback too, but not in the certificate
     url.searchParams.set('sslmode', 'verify-full');
-    const r = await runCli(instanceEnv(tenant, { ...noRetry, DATABASE_URL: url.toString(), DATABASE_SSL_CA_FILE: pg.caFile }), { timeoutMs: 30_000 });
+    const r = await runCli(
+      instanceEnv(tenant, { ...noRetry, DATABASE_URL: url.toString(), DATABASE_SSL_CA_FILE: pg.caFile }),
+      { timeoutMs: 30_000 },
+    );
     outputs.push(r);
     assertExit(r, 3, /TLS connection to PostgreSQL at 127\.0\.0\.2/);
   });
@@ -340,7 +408,14 @@ describe('connection problems (exit 3, not retried)', () => {
         const tenant = await createTenant(pg);
         const url = new URL(tenant.url);
         url.port = String(silent.port);
-        const r = await runCli(instanceEnv(tenant, { DATABASE_URL: url.toString(), DATABASE_CONNECT_TIMEOUT: '2', DATABASE_SSL: String(tls) }), { timeoutMs: 30_000 });
+        const r = await runCli(
+          instanceEnv(tenant, {
+            DATABASE_URL: url.toString(),
+            DATABASE_CONNECT_TIMEOUT: '2',
+            DATABASE_SSL: String(tls),
+          }),
+          { timeoutMs: 30_000 },
+        );
         outputs.push(r);
         assertExit(r, 3, /no answer from PostgreSQL at 127\.0\.0\.1:\d+ within DATABASE_CONNECT_TIMEOUT=2 s/);
       } finally {

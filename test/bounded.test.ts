@@ -16,8 +16,16 @@ import { ADMIN, instanceEnv } from './harness/instance.js';
 import { selfSignedCert, tempDir } from './harness/net.js';
 import { createTenant, startPostgres, type PgServer } from './harness/postgres.js';
 import {
-  HTTP_BEHAVIOURS, S3_PHASES, SENDGRID_BEHAVIOURS, SENDGRID_PHASES, SMTP_BEHAVIOURS, SMTP_PHASES,
-  startHostileS3, startHostileSendgrid, startHostileSmtp, type HostileServer,
+  HTTP_BEHAVIOURS,
+  S3_PHASES,
+  SENDGRID_BEHAVIOURS,
+  SENDGRID_PHASES,
+  SMTP_BEHAVIOURS,
+  SMTP_PHASES,
+  startHostileS3,
+  startHostileSendgrid,
+  startHostileSmtp,
+  type HostileServer,
 } from './harness/hostile-servers.js';
 
 /** deploy/kubernetes/deployment.yaml: resources.limits.memory. */
@@ -39,7 +47,10 @@ before(async () => {
 after(async () => {
   await pg?.stop();
   peaks.sort((a, b) => b.mib - a.mib);
-  const top = peaks.slice(0, 3).map((p) => `${p.cell} ${p.mib.toFixed(1)} MiB`).join(', ');
+  const top = peaks
+    .slice(0, 3)
+    .map((p) => `${p.cell} ${p.mib.toFixed(1)} MiB`)
+    .join(', ');
   process.stderr.write(`# bounded: ${peaks.length} cells, highest peak RSS: ${top}\n`);
 });
 
@@ -68,21 +79,37 @@ async function runCell(cell: Cell): Promise<void> {
   } finally {
     await server.stop();
   }
-  if (process.env.BOUNDED_SHOW) process.stderr.write(`## ${cell.name}: exit ${result.code}\n${result.output.split('\n').filter((l) => /FAIL|fix:|\[(storage|email|welcome)\]/.test(l)).join('\n')}\n`);
-  assert.equal(result.signal, null, `${cell.name}: killed by the test's safety net: the run did not end on its own\n${result.output}`);
+  if (process.env.BOUNDED_SHOW)
+    process.stderr.write(
+      `## ${cell.name}: exit ${result.code}\n${result.output
+        .split('\n')
+        .filter((l) => /FAIL|fix:|\[(storage|email|welcome)\]/.test(l))
+        .join('\n')}\n`,
+    );
+  assert.equal(
+    result.signal,
+    null,
+    `${cell.name}: killed by the test's safety net: the run did not end on its own\n${result.output}`,
+  );
   assertExit(result, cell.exit, cell.says);
   assert.doesNotMatch(result.output, /internal error/);
   assertNoSecrets(result, [...secrets, ...cell.secrets]);
   const mib = Number(readFileSync(rssFile, 'utf8')) / 1024;
   peaks.push({ cell: cell.name, mib });
-  assert.ok(mib < MEMORY_LIMIT_MIB, `${cell.name}: peak RSS ${mib.toFixed(1)} MiB, over the ${MEMORY_LIMIT_MIB} MiB limit`);
+  assert.ok(
+    mib < MEMORY_LIMIT_MIB,
+    `${cell.name}: peak RSS ${mib.toFixed(1)} MiB, over the ${MEMORY_LIMIT_MIB} MiB limit`,
+  );
 }
 
 // -------------------------------------------------------------------------------------------
 // The matrix. Each behaviour meets each phase once; the transport (HTTP or HTTPS, plaintext SMTP
 // or STARTTLS) alternates, so that every behaviour is seen on both.
 
-const storageKey = { id: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`, secret: randomBytes(30).toString('base64url') };
+const storageKey = {
+  id: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
+  secret: randomBytes(30).toString('base64url'),
+};
 
 // HEAD answers have no body (RFC 9110): bytes after HeadBucket's headers are no answer's, and
 // whether the next request meets them depends on connection reuse. HeadBucket gets the header cells.
@@ -136,7 +163,11 @@ const SMTP_CELLS: Cell[] = SMTP_BEHAVIOURS.flatMap((behaviour, b) =>
       }),
       // A 250 to the end of the message is the server taking it: what follows is no reply of ours.
       exit: accepted ? 0 : 7,
-      says: accepted ? /welcome email sent/ : behaviour === 'drip' ? /email: .*EMAIL_TIMEOUT/ : /email: SMTP 127\.0\.0\.1/,
+      says: accepted
+        ? /welcome email sent/
+        : behaviour === 'drip'
+          ? /email: .*EMAIL_TIMEOUT/
+          : /email: SMTP 127\.0\.0\.1/,
       secrets: [smtpPassword],
     };
   }),
@@ -162,7 +193,11 @@ const SENDGRID_CELLS: Cell[] = SENDGRID_BEHAVIOURS.flatMap((behaviour) =>
         NODE_EXTRA_CA_CERTS: selfSignedCert().caFile,
       }),
       exit: accepted ? 0 : 7,
-      says: accepted ? /welcome email sent/ : behaviour.startsWith('drip') ? /email: .*EMAIL_TIMEOUT/ : /email: SendGrid https:\/\/127\.0\.0\.1:\d+: /,
+      says: accepted
+        ? /welcome email sent/
+        : behaviour.startsWith('drip')
+          ? /email: .*EMAIL_TIMEOUT/
+          : /email: SendGrid https:\/\/127\.0\.0\.1:\d+: /,
       secrets: [sendgridKey],
     };
   }),
@@ -170,7 +205,9 @@ const SENDGRID_CELLS: Cell[] = SENDGRID_BEHAVIOURS.flatMap((behaviour) =>
 
 const ONLY = process.env.BOUNDED_ONLY; // a substring of cell names, to run a few by hand
 
-describe('every wait and every read is bounded (S3, SMTP, SendGrid × drip, flood, lie × phase)', { concurrency: 6 }, () => {
+describe('every wait and every read is bounded (S3, SMTP, SendGrid × drip, flood, lie × phase)', {
+  concurrency: 6,
+}, () => {
   for (const cell of [...S3_CELLS, ...SMTP_CELLS, ...SENDGRID_CELLS]) {
     if (ONLY && !cell.name.includes(ONLY)) continue;
     it(cell.name, () => runCell(cell));

@@ -137,7 +137,9 @@ const STATES: Array<{ name: string; code: number; build: () => Promise<State> }>
     async build() {
       const tenant = await createTenant(pg);
       const role = `lurker_${randomBytes(3).toString('hex')}`;
-      await pg.admin.unsafe(`create role ${quote(role)} nologin; grant create on schema ${quote(tenant.schema)} to ${quote(role)}`);
+      await pg.admin.unsafe(
+        `create role ${quote(role)} nologin; grant create on schema ${quote(tenant.schema)} to ${quote(role)}`,
+      );
       return { tenant, env: fullEnv(tenant) };
     },
   },
@@ -221,7 +223,10 @@ const STATES: Array<{ name: string; code: number; build: () => Promise<State> }>
     async build() {
       const tenant = await createTenant(pg);
       const key = s3.readOnlyKey(BUCKET);
-      return { tenant, env: fullEnv(tenant, { STORAGE_ACCESS_KEY: key.accessKeyId, STORAGE_SECRET_KEY: key.secretAccessKey }) };
+      return {
+        tenant,
+        env: fullEnv(tenant, { STORAGE_ACCESS_KEY: key.accessKeyId, STORAGE_SECRET_KEY: key.secretAccessKey }),
+      };
     },
   },
   {
@@ -237,7 +242,11 @@ const STATES: Array<{ name: string; code: number; build: () => Promise<State> }>
     code: 8,
     async build() {
       const tenant = await bootstrapped({ AUTO_SUPERADMIN_EMAIL: 'first@client.example' });
-      await asTenant(tenant, (sql) => sql.unsafe(`alter table ${quote(tenant.schema)}.users add constraint one_admin check (role <> 'super_admin' or email = 'first@client.example') not valid`));
+      await asTenant(tenant, (sql) =>
+        sql.unsafe(
+          `alter table ${quote(tenant.schema)}.users add constraint one_admin check (role <> 'super_admin' or email = 'first@client.example') not valid`,
+        ),
+      );
       return { tenant, env: fullEnv(tenant) };
     },
   },
@@ -246,7 +255,11 @@ const STATES: Array<{ name: string; code: number; build: () => Promise<State> }>
     code: 8,
     async build() {
       const tenant = await bootstrapped({ AUTO_SUPERADMIN_EMAIL: 'first@client.example' });
-      await asTenant(tenant, (sql) => sql.unsafe(`alter table ${quote(tenant.schema)}.users add column org text; update ${quote(tenant.schema)}.users set org = 'x'; alter table ${quote(tenant.schema)}.users alter column org set not null`));
+      await asTenant(tenant, (sql) =>
+        sql.unsafe(
+          `alter table ${quote(tenant.schema)}.users add column org text; update ${quote(tenant.schema)}.users set org = 'x'; alter table ${quote(tenant.schema)}.users alter column org set not null`,
+        ),
+      );
       return { tenant, env: fullEnv(tenant) };
     },
   },
@@ -261,13 +274,23 @@ describe('check exits with the code bootstrap exits with, for every broken state
       try {
         const unlocked = before === undefined ? await fingerprint(pg, tenant.schema) : undefined;
         checked = await runCli(env, { args: ['check', '--json'] });
-        if (unlocked !== undefined) assert.equal(await fingerprint(pg, tenant.schema), unlocked, 'check wrote in the database');
+        if (unlocked !== undefined)
+          assert.equal(await fingerprint(pg, tenant.schema), unlocked, 'check wrote in the database');
         booted = await runCli(env);
       } finally {
         await release?.();
       }
-      if (before !== undefined) assert.equal(await fingerprint(pg, tenant.schema), before, 'check or the failed bootstrap wrote in the database');
-      assert.equal(checked.code, booted.code, `check exited ${checked.code}, bootstrap ${booted.code}\ncheck:\n${checked.output}\nbootstrap:\n${booted.output}`);
+      if (before !== undefined)
+        assert.equal(
+          await fingerprint(pg, tenant.schema),
+          before,
+          'check or the failed bootstrap wrote in the database',
+        );
+      assert.equal(
+        checked.code,
+        booted.code,
+        `check exited ${checked.code}, bootstrap ${booted.code}\ncheck:\n${checked.output}\nbootstrap:\n${booted.output}`,
+      );
       assertExit(checked, state.code);
       assertExit(booted, state.code);
       assert.equal((JSON.parse(checked.stdout) as { exit_code: number }).exit_code, state.code);

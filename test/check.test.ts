@@ -20,7 +20,13 @@ interface Report {
   ok: boolean;
   exit_code: number;
   skip_setup: string | null;
-  checks: Array<{ name: string; status: 'pass' | 'fail' | 'skip'; message: string; fix: string | null; exit_code: number | null }>;
+  checks: Array<{
+    name: string;
+    status: 'pass' | 'fail' | 'skip';
+    message: string;
+    fix: string | null;
+    exit_code: number | null;
+  }>;
   secrets: Record<string, string>;
 }
 
@@ -65,19 +71,43 @@ describe('check on a healthy instance', () => {
     const before = await fingerprint(pg, tenant.schema);
     const objects = [...(await s3.listObjects('superfasttt-check')).keys()].sort();
     const r = await checkRun(fullEnv(tenant));
-    assertExit(r, 0, /Result: all checks passed \(exit 0\)/, /read-only session/, /super admin admin@client\.example present; setup completed by bootstrap/, /up to date: 1 applied/);
-    for (const name of ['config', 'database', 'lock', 'schema', 'migrations', 'storage', 'email', 'superadmin', 'welcome']) {
+    assertExit(
+      r,
+      0,
+      /Result: all checks passed \(exit 0\)/,
+      /read-only session/,
+      /super admin admin@client\.example present; setup completed by bootstrap/,
+      /up to date: 1 applied/,
+    );
+    for (const name of [
+      'config',
+      'database',
+      'lock',
+      'schema',
+      'migrations',
+      'storage',
+      'email',
+      'superadmin',
+      'welcome',
+    ]) {
       assert.match(r.stdout, new RegExp(`^ok\\s+${name}\\s`, 'm'), `no ok line for ${name}`);
     }
     assert.equal(await fingerprint(pg, tenant.schema), before);
-    assert.deepEqual([...(await s3.listObjects('superfasttt-check')).keys()].sort(), objects, 'the probe was deleted, nothing else written');
+    assert.deepEqual(
+      [...(await s3.listObjects('superfasttt-check')).keys()].sort(),
+      objects,
+      'the probe was deleted, nothing else written',
+    );
   });
 
   it('--no-write: no object written, not even the probe', async () => {
     const seen = s3.requests.length;
     const r = await checkRun(fullEnv(tenant), '--no-write');
     assertExit(r, 0, /write probe skipped \(--no-write\)/);
-    assert.deepEqual(s3.requests.slice(seen).filter((q) => q.method !== 'GET' && q.method !== 'HEAD'), []);
+    assert.deepEqual(
+      s3.requests.slice(seen).filter((q) => q.method !== 'GET' && q.method !== 'HEAD'),
+      [],
+    );
   });
 
   it('--json: exactly one JSON document on stdout, matching the table', async () => {
@@ -86,7 +116,10 @@ describe('check on a healthy instance', () => {
     assertExit(r, 0);
     assert.equal(report.ok, true);
     assert.equal(report.exit_code, 0);
-    const fromTable = [...table.stdout.matchAll(/^(ok|FAIL|skip)\s+(\w+)\s/gm)].map((m) => [m[2], { ok: 'pass', FAIL: 'fail', skip: 'skip' }[m[1]!]]);
+    const fromTable = [...table.stdout.matchAll(/^(ok|FAIL|skip)\s+(\w+)\s/gm)].map((m) => [
+      m[2],
+      { ok: 'pass', FAIL: 'fail', skip: 'skip' }[m[1]!],
+    ]);
     assert.deepEqual(Object.entries(statusOf(report)), fromTable);
   });
 });
@@ -108,7 +141,10 @@ describe('check on a fresh schema', () => {
     assertExit(await runCli(fullEnv(tenant, { AUTO_SUPERADMIN_EMAIL: 'first@client.example' })), 0);
     await pg.admin`insert into ${pg.admin(tenant.schema)}.users (email, first_name, last_name, password_hash, role) values ('bob@client.example', 'Bob', 'B', 'x', 'user')`;
     const { report } = await checkJson(fullEnv(tenant, { AUTO_SUPERADMIN_EMAIL: 'bob@client.example' }));
-    assert.match(report.checks.find((c) => c.name === 'superadmin')!.message, /present as user, not super_admin \(the bootstrap promotes it\)/);
+    assert.match(
+      report.checks.find((c) => c.name === 'superadmin')!.message,
+      /present as user, not super_admin \(the bootstrap promotes it\)/,
+    );
   });
 });
 
@@ -130,26 +166,51 @@ describe('check reports every failure with its fix, and still runs the other che
     url.password = 'Wrong-Password-123';
     const { r, report } = await checkJson(fullEnv(tenant, { DATABASE_URL: url.toString() }));
     assertExit(r, 3);
-    assert.deepEqual(statusOf(report), { config: 'pass', database: 'fail', lock: 'skip', schema: 'skip', migrations: 'skip', storage: 'pass', email: 'pass', superadmin: 'skip', welcome: 'skip' });
+    assert.deepEqual(statusOf(report), {
+      config: 'pass',
+      database: 'fail',
+      lock: 'skip',
+      schema: 'skip',
+      migrations: 'skip',
+      storage: 'pass',
+      email: 'pass',
+      superadmin: 'skip',
+      welcome: 'skip',
+    });
     assert.match(report.checks[1]!.fix!, /DATABASE_URL/);
   });
 
   it('missing schema: exit 4 with the SQL to run', async () => {
     const tenant = await createTenant(pg, { createSchema: false });
     const r = await checkRun(fullEnv(tenant));
-    assertExit(r, 4, /^FAIL\s+schema\s/m, /fix: as the deployment role, run: CREATE SCHEMA/, /^skip\s+migrations\s+skipped: schema did not pass/m, /^ok\s+storage\s/m, /Result: 1 check\(s\) failed \(exit 4\)/);
+    assertExit(
+      r,
+      4,
+      /^FAIL\s+schema\s/m,
+      /fix: as the deployment role, run: CREATE SCHEMA/,
+      /^skip\s+migrations\s+skipped: schema did not pass/m,
+      /^ok\s+storage\s/m,
+      /Result: 1 check\(s\) failed \(exit 4\)/,
+    );
   });
 
   it('changed migration: exit 5', async () => {
     const tenant = await createTenant(pg);
     assertExit(await runCli(fullEnv(tenant)), 0);
     await pg.admin`update ${pg.admin(tenant.schema)}.superfasttt_migrations set checksum = ${'0'.repeat(64)}`;
-    assertExit(await checkRun(fullEnv(tenant)), 5, /^FAIL\s+migrations\s.*changed after it was applied/m, /^skip\s+superadmin/m);
+    assertExit(
+      await checkRun(fullEnv(tenant)),
+      5,
+      /^FAIL\s+migrations\s.*changed after it was applied/m,
+      /^skip\s+superadmin/m,
+    );
   });
 
   it('storage and email failures: exit 6 (the first), both with their fix; the database checks pass', async () => {
     const tenant = await createTenant(pg);
-    const { r, report } = await checkJson(fullEnv(tenant, { STORAGE_BUCKET: 'superfasttt-missing', SMTP_PASSWORD: 'Wrong-Smtp-Password-1' }));
+    const { r, report } = await checkJson(
+      fullEnv(tenant, { STORAGE_BUCKET: 'superfasttt-missing', SMTP_PASSWORD: 'Wrong-Smtp-Password-1' }),
+    );
     assertExit(r, 6);
     const byName = Object.fromEntries(report.checks.map((c) => [c.name, c]));
     assert.equal(byName.storage!.exit_code, 6);
@@ -166,15 +227,27 @@ describe('check options and output', () => {
     const dir = tempDir('sf-check-');
     const file = join(dir, 'client.env');
     const env = fullEnv(tenant);
-    writeFileSync(file, Object.entries({ ...env, STORAGE_BUCKET: 'superfasttt-missing' }).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n'));
+    writeFileSync(
+      file,
+      Object.entries({ ...env, STORAGE_BUCKET: 'superfasttt-missing' })
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join('\n'),
+    );
     const fromFile = await checkJson({ NODE_EXTRA_CA_CERTS: s3.caFile }, '--env-file', file);
     assertExit(fromFile.r, 6); // the file's (wrong) bucket
-    const overridden = await checkJson({ NODE_EXTRA_CA_CERTS: s3.caFile, STORAGE_BUCKET: 'superfasttt-check' }, `--env-file=${file}`);
+    const overridden = await checkJson(
+      { NODE_EXTRA_CA_CERTS: s3.caFile, STORAGE_BUCKET: 'superfasttt-check' },
+      `--env-file=${file}`,
+    );
     assertExit(overridden.r, 0); // the environment's bucket wins
   });
 
   it('a missing --env-file is exit 2', async () => {
-    assertExit(await checkRun({}, '--env-file', '/nonexistent/client.env'), 2, /--env-file: \/nonexistent\/client\.env does not exist/);
+    assertExit(
+      await checkRun({}, '--env-file', '/nonexistent/client.env'),
+      2,
+      /--env-file: \/nonexistent\/client\.env does not exist/,
+    );
   });
 
   it('works whatever SKIP_SETUP says, and reports it', async () => {
@@ -187,7 +260,9 @@ describe('check options and output', () => {
     const tenant = await createTenant(pg);
     const dir = tempDir('sf-check-');
     writeFileSync(join(dir, 'pw'), ADMIN.password);
-    const { report } = await checkJson(fullEnv(tenant, { AUTO_SUPERADMIN_PASSWORD: undefined, AUTO_SUPERADMIN_PASSWORD_FILE: join(dir, 'pw') }));
+    const { report } = await checkJson(
+      fullEnv(tenant, { AUTO_SUPERADMIN_PASSWORD: undefined, AUTO_SUPERADMIN_PASSWORD_FILE: join(dir, 'pw') }),
+    );
     assert.deepEqual(report.secrets, {
       DATABASE_URL: 'env',
       STORAGE_ACCESS_KEY: 'env',

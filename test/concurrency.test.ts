@@ -28,8 +28,14 @@ async function assertConsistent(tenant: Tenant) {
 async function assertComplete(tenant: Tenant) {
   assert.equal((await setupState(pg, tenant.schema))?.completed, true);
   const all = await users(pg, tenant.schema);
-  assert.deepEqual(all.map((u) => [u.email, u.role]), [[ADMIN.email.toLowerCase(), 'super_admin']]);
-  assert.deepEqual((await history(pg, tenant.schema)).map((h) => h.name), ['0001_initial']);
+  assert.deepEqual(
+    all.map((u) => [u.email, u.role]),
+    [[ADMIN.email.toLowerCase(), 'super_admin']],
+  );
+  assert.deepEqual(
+    (await history(pg, tenant.schema)).map((h) => h.name),
+    ['0001_initial'],
+  );
 }
 
 describe('concurrency', () => {
@@ -66,11 +72,20 @@ describe('the bootstrap lock', () => {
     const { result } = spawnCli(instanceEnv(tenant));
     await sleep(700);
     // While it waits, the run holds two connections: its own, and the one that will hold the lock.
-    const [sessions] = await pg.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename = ${tenant.role} and application_name = 'superfasttt-bootstrap'`;
+    const [sessions] = await pg.admin<
+      { n: number }[]
+    >`select count(*)::int as n from pg_stat_activity where usename = ${tenant.role} and application_name = 'superfasttt-bootstrap'`;
     assert.equal(sessions!.n, 2);
     await lock.release();
     const r = await result;
-    assertExit(r, 0, new RegExp(`another bootstrap of schema ${tenant.schema} is running \\(table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`), /after waiting \d+ ms/);
+    assertExit(
+      r,
+      0,
+      new RegExp(
+        `another bootstrap of schema ${tenant.schema} is running \\(table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`,
+      ),
+      /after waiting \d+ ms/,
+    );
     await assertComplete(tenant);
   });
 
@@ -79,7 +94,14 @@ describe('the bootstrap lock', () => {
     const lock = await holdBootstrapLock(tenant);
     try {
       const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' }));
-      assertExit(r, 4, new RegExp(`another bootstrap of this schema\\) waited 1 s \\(DATABASE_LOCK_TIMEOUT\\) for a lock in schema ${tenant.schema} and gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`), new RegExp(`pg_terminate_backend\\(${lock.pid}\\)`));
+      assertExit(
+        r,
+        4,
+        new RegExp(
+          `another bootstrap of this schema\\) waited 1 s \\(DATABASE_LOCK_TIMEOUT\\) for a lock in schema ${tenant.schema} and gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`,
+        ),
+        new RegExp(`pg_terminate_backend\\(${lock.pid}\\)`),
+      );
     } finally {
       await lock.release();
     }
@@ -91,7 +113,13 @@ describe('the bootstrap lock', () => {
     const lock = await holdBootstrapLock(tenant, 'superfasttt-bootstrap');
     try {
       const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' }));
-      assertExit(r, 4, new RegExp(`held by PostgreSQL backend pid ${lock.pid} \\(role ${tenant.role}, superfasttt-bootstrap, idle in transaction since \\d{4}-\\d\\d-\\d\\dT`));
+      assertExit(
+        r,
+        4,
+        new RegExp(
+          `held by PostgreSQL backend pid ${lock.pid} \\(role ${tenant.role}, superfasttt-bootstrap, idle in transaction since \\d{4}-\\d\\d-\\d\\dT`,
+        ),
+      );
     } finally {
       await lock.release();
     }
@@ -109,7 +137,10 @@ describe('the bootstrap lock', () => {
 });
 
 describe('signals', () => {
-  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const) {
     it(`${signal} while waiting stops cleanly: exit ${code}, clear message, nothing marked done`, async () => {
       const tenant = await createTenant(pg);
       const lock = await holdBootstrapLock(tenant);
@@ -118,8 +149,17 @@ describe('signals', () => {
         await sleep(700);
         child.kill(signal);
         const r = await result;
-        assertExit(r, code, new RegExp(`received ${signal}`), new RegExp(`stopped by ${signal} before completion; the setup was not marked as done`));
-        assert.doesNotMatch(r.output, /did not stop within 5 s/, 'the waiting lock session is closed by the signal, not by the forced exit');
+        assertExit(
+          r,
+          code,
+          new RegExp(`received ${signal}`),
+          new RegExp(`stopped by ${signal} before completion; the setup was not marked as done`),
+        );
+        assert.doesNotMatch(
+          r.output,
+          /did not stop within 5 s/,
+          'the waiting lock session is closed by the signal, not by the forced exit',
+        );
       } finally {
         await lock.release();
       }

@@ -7,6 +7,10 @@ import { generated } from '../build/docs.js';
 
 it('README.md and .env.example are up to date with the schema (npm run docs)', () => {
   for (const [file, content] of Object.entries(generated())) {
-    assert.equal(readFileSync(new URL(`../${file}`, import.meta.url), 'utf8'), content, `${file} is out of date: run npm run docs`);
+    assert.equal(
+      readFileSync(new URL(`../${file}`, import.meta.url), 'utf8'),
+      content,
+      `${file} is out of date: run npm run docs`,
+    );
   }
 });

@@ -23,7 +23,8 @@ before(async () => {
   sendgrid = await startSendgrid();
   sendgrid.addKey(GOOD_KEY, ['mail.send', 'scopes.read']);
   sendgrid.addKey(NO_SEND_KEY, ['scopes.read', 'stats.read']);
-  for (const mode of ['starttls', 'tls', 'no-starttls', 'plain', 'no-auth'] as const) smtp.set(mode, await startSmtp(mode));
+  for (const mode of ['starttls', 'tls', 'no-starttls', 'plain', 'no-auth'] as const)
+    smtp.set(mode, await startSmtp(mode));
   secrets.push(GOOD_KEY, NO_SEND_KEY, ...[...smtp.values()].map((s) => s.password));
 });
 after(async () => {
@@ -77,11 +78,27 @@ describe('SMTP verified by authenticating', () => {
     const server = smtp.get('starttls')!;
     const before = server.mails.length;
     const { tenant, result } = await bootstrap(smtpEnv('starttls', 'starttls'));
-    assertExit(result, 0, /\[email\] SMTP 127\.0\.0\.1:\d+ \(SMTP_SECURE=starttls\): connected with TLS and authenticated as /);
+    assertExit(
+      result,
+      0,
+      /\[email\] SMTP 127\.0\.0\.1:\d+ \(SMTP_SECURE=starttls\): connected with TLS and authenticated as /,
+    );
     assert.equal(server.mails.length, before, 'verification sends no email');
-    assert.ok(server.authAttempts.some((a) => a.ok && a.username === server.username), 'AUTH was really performed');
-    const [row] = await pg.admin<{ value: Record<string, unknown> }[]>`select value from ${pg.admin(tenant.schema)}.instance_settings where key = 'email'`;
-    assert.deepEqual(row?.value, { provider: 'smtp', from: 'noreply@client.example', from_name: 'superfasttt', host: '127.0.0.1', port: server.port, secure: 'starttls' });
+    assert.ok(
+      server.authAttempts.some((a) => a.ok && a.username === server.username),
+      'AUTH was really performed',
+    );
+    const [row] = await pg.admin<
+      { value: Record<string, unknown> }[]
+    >`select value from ${pg.admin(tenant.schema)}.instance_settings where key = 'email'`;
+    assert.deepEqual(row?.value, {
+      provider: 'smtp',
+      from: 'noreply@client.example',
+      from_name: 'superfasttt',
+      host: '127.0.0.1',
+      port: server.port,
+      secure: 'starttls',
+    });
   });
 
   it('implicit TLS (SMTP_SECURE=tls)', async () => {
@@ -95,12 +112,42 @@ describe('SMTP verified by authenticating', () => {
 
 describe('SMTP failures (exit 7, nothing marked done)', () => {
   const cases: Array<[string, () => Env, RegExp, RegExp]> = [
-    ['wrong password', () => smtpEnv('starttls', 'starttls', { SMTP_PASSWORD: 'Wrong-Smtp-Password-1' }), /authentication refused for/, /SMTP_USERNAME and SMTP_PASSWORD/],
-    ['server without STARTTLS while starttls is required', () => smtpEnv('no-starttls', 'starttls'), /does not offer STARTTLS/, /SMTP_SECURE/],
-    ['server without AUTH', () => smtpEnv('no-auth', 'starttls'), /(offers no authentication|authentication refused)/, /SMTP/],
-    ['closed port', () => smtpEnv('starttls', 'starttls', { SMTP_PORT: '9' }), /unreachable/, /SMTP_HOST and SMTP_PORT/],
-    ['untrusted certificate', () => smtpEnv('starttls', 'starttls', { NODE_EXTRA_CA_CERTS: undefined }), /TLS failed/, /NODE_EXTRA_CA_CERTS/],
-    ['implicit TLS against a STARTTLS port', () => smtpEnv('starttls', 'tls'), /(TLS failed|no answer within EMAIL_TIMEOUT)/, /SMTP_SECURE/],
+    [
+      'wrong password',
+      () => smtpEnv('starttls', 'starttls', { SMTP_PASSWORD: 'Wrong-Smtp-Password-1' }),
+      /authentication refused for/,
+      /SMTP_USERNAME and SMTP_PASSWORD/,
+    ],
+    [
+      'server without STARTTLS while starttls is required',
+      () => smtpEnv('no-starttls', 'starttls'),
+      /does not offer STARTTLS/,
+      /SMTP_SECURE/,
+    ],
+    [
+      'server without AUTH',
+      () => smtpEnv('no-auth', 'starttls'),
+      /(offers no authentication|authentication refused)/,
+      /SMTP/,
+    ],
+    [
+      'closed port',
+      () => smtpEnv('starttls', 'starttls', { SMTP_PORT: '9' }),
+      /unreachable/,
+      /SMTP_HOST and SMTP_PORT/,
+    ],
+    [
+      'untrusted certificate',
+      () => smtpEnv('starttls', 'starttls', { NODE_EXTRA_CA_CERTS: undefined }),
+      /TLS failed/,
+      /NODE_EXTRA_CA_CERTS/,
+    ],
+    [
+      'implicit TLS against a STARTTLS port',
+      () => smtpEnv('starttls', 'tls'),
+      /(TLS failed|no answer within EMAIL_TIMEOUT)/,
+      /SMTP_SECURE/,
+    ],
   ];
   for (const [name, makeEnv, message, fix] of cases) {
     it(name, async () => {
@@ -117,7 +164,9 @@ describe('servers that accept the connection and never answer (bounded by EMAIL_
   it('SMTP', async () => {
     const silent = await startSilentServer();
     try {
-      const { tenant, result } = await bootstrap(smtpEnv('starttls', 'starttls', { SMTP_PORT: String(silent.port), EMAIL_TIMEOUT: '1' }));
+      const { tenant, result } = await bootstrap(
+        smtpEnv('starttls', 'starttls', { SMTP_PORT: String(silent.port), EMAIL_TIMEOUT: '1' }),
+      );
       assertExit(result, 7, /no answer within EMAIL_TIMEOUT=1 s/);
       await assertNotDone(tenant.schema);
     } finally {
@@ -147,10 +196,25 @@ describe('SendGrid verified by its scopes, without sending', () => {
   });
 
   const cases: Array<[string, () => Env, RegExp, RegExp]> = [
-    ['invalid key', () => sendgridEnv('SG.unknown.key0000000000'), /API key is invalid or revoked \(401\)/, /SENDGRID_API_KEY/],
+    [
+      'invalid key',
+      () => sendgridEnv('SG.unknown.key0000000000'),
+      /API key is invalid or revoked \(401\)/,
+      /SENDGRID_API_KEY/,
+    ],
     ['key without mail.send', () => sendgridEnv(NO_SEND_KEY), /lacks the mail\.send scope/, /Mail Send/],
-    ['unreachable API', () => sendgridEnv(GOOD_KEY, { SENDGRID_API_URL: 'https://127.0.0.1:9' }), /unreachable \(ECONNREFUSED\)/, /SENDGRID_API_URL/],
-    ['untrusted certificate', () => sendgridEnv(GOOD_KEY, { NODE_EXTRA_CA_CERTS: undefined }), /TLS failed/, /NODE_EXTRA_CA_CERTS/],
+    [
+      'unreachable API',
+      () => sendgridEnv(GOOD_KEY, { SENDGRID_API_URL: 'https://127.0.0.1:9' }),
+      /unreachable \(ECONNREFUSED\)/,
+      /SENDGRID_API_URL/,
+    ],
+    [
+      'untrusted certificate',
+      () => sendgridEnv(GOOD_KEY, { NODE_EXTRA_CA_CERTS: undefined }),
+      /TLS failed/,
+      /NODE_EXTRA_CA_CERTS/,
+    ],
   ];
   for (const [name, makeEnv, message, fix] of cases) {
     it(name, async () => {
@@ -196,7 +260,11 @@ describe('welcome email', () => {
     const first = await runCli(env);
     outputs.push(first);
     assertExit(first, 7, /SendGrid answered HTTP 500/);
-    assert.equal((await setupState(pg, tenant.schema))?.completed, true, 'the admin and the marker were committed before');
+    assert.equal(
+      (await setupState(pg, tenant.schema))?.completed,
+      true,
+      'the admin and the marker were committed before',
+    );
     assert.equal(sendgrid.mails.length, before);
 
     const second = await runCli(env);

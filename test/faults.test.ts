@@ -24,7 +24,10 @@ after(async () => {
 
 async function assertComplete(schema: string) {
   assert.equal((await setupState(pg, schema))?.completed, true);
-  assert.deepEqual((await users(pg, schema)).map((u) => u.role), ['super_admin']);
+  assert.deepEqual(
+    (await users(pg, schema)).map((u) => u.role),
+    ['super_admin'],
+  );
 }
 
 describe('PostgreSQL faults', () => {
@@ -49,7 +52,13 @@ describe('PostgreSQL faults', () => {
     await lock.release();
     await pg.resume();
     const r = await result;
-    assertExit(r, 3, /the connection to PostgreSQL was lost during the lock step/, /nothing was half-applied/, /run again/);
+    assertExit(
+      r,
+      3,
+      /the connection to PostgreSQL was lost during the lock step/,
+      /nothing was half-applied/,
+      /run again/,
+    );
     assert.notEqual((await setupState(pg, tenant.schema).catch(() => undefined))?.completed, true);
     assertExit(await runCli(instanceEnv(tenant)), 0);
     await assertComplete(tenant.schema);

@@ -22,7 +22,20 @@ const anyValue = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.string({ minLength: 2000, maxLength: 5000 }),
-  fc.constantFrom("'; DROP SCHEMA public CASCADE; --", 'tenant"; drop', '${HOME}', '$(id)', '\r\n', 'true ', 'TRUE', '-1', '1e3', '0x10', 'NaN', '💥'),
+  fc.constantFrom(
+    "'; DROP SCHEMA public CASCADE; --",
+    'tenant"; drop',
+    '${HOME}',
+    '$(id)',
+    '\r\n',
+    'true ',
+    'TRUE',
+    '-1',
+    '1e3',
+    '0x10',
+    'NaN',
+    '💥',
+  ),
   fc.webUrl().map((u) => u.replace(/^https?/, 'postgres')),
   fc.tuple(fc.string(), fc.string(), fc.string()).map(([u, p, h]) => `postgres://${u}:${p}@${h}/db?sslmode=${u}`),
 );
@@ -31,7 +44,15 @@ const hostileValue = anyValue.map((v) => v.replace(/\0/g, ''));
 /** A random environment over every variable; secrets get long values so a leak cannot be a coincidence. */
 const hostileEnv = fc.record(
   Object.fromEntries(
-    VARIABLES.map((name) => [name, SECRET_VARIABLES.includes(name) ? fc.option(fc.string({ minLength: 10, maxLength: 60 }).filter((s) => s.trim().length >= 10 && !s.includes('\0')), { nil: undefined }) : fc.option(hostileValue, { nil: undefined })]),
+    VARIABLES.map((name) => [
+      name,
+      SECRET_VARIABLES.includes(name)
+        ? fc.option(
+            fc.string({ minLength: 10, maxLength: 60 }).filter((s) => s.trim().length >= 10 && !s.includes('\0')),
+            { nil: undefined },
+          )
+        : fc.option(hostileValue, { nil: undefined }),
+    ]),
   ),
   { requiredKeys: [] },
 ) as fc.Arbitrary<Env>;
@@ -50,7 +71,8 @@ function loopbackOnly(env: Env): Env {
   return { DATABASE_URL: url, STORAGE_PROVIDER: undefined, EMAIL_PROVIDER: undefined };
 }
 
-const secretsOf = (env: Env) => SECRET_VARIABLES.map((name) => env[name]).filter((v): v is string => typeof v === 'string' && v.trim().length >= 10);
+const secretsOf = (env: Env) =>
+  SECRET_VARIABLES.map((name) => env[name]).filter((v): v is string => typeof v === 'string' && v.trim().length >= 10);
 
 describe('configuration parsing (in process)', () => {
   it('accepts or refuses with a ConfigError, and never repeats a secret', () => {
@@ -69,33 +91,46 @@ describe('configuration parsing (in process)', () => {
   });
 
   it('a control character in any secret is refused, naming the variable, where and which, never the value', () => {
-    const provisionSecrets = Object.entries(provisionSchema.entries).filter(([, schema]) => (v.getMetadata(schema) as FieldDoc).secret).map(([name]) => name);
-    const control = fc.oneof(fc.integer({ min: 0, max: 0x1f }), fc.integer({ min: 0x7f, max: 0x9f })).map((code) => String.fromCodePoint(code));
+    const provisionSecrets = Object.entries(provisionSchema.entries)
+      .filter(([, schema]) => (v.getMetadata(schema) as FieldDoc).secret)
+      .map(([name]) => name);
+    const control = fc
+      .oneof(fc.integer({ min: 0, max: 0x1f }), fc.integer({ min: 0x7f, max: 0x9f }))
+      .map((code) => String.fromCodePoint(code));
     const printable = fc.string({ unit: 'grapheme', minLength: 12, maxLength: 40 }).filter((s) => !/\p{Cc}/u.test(s));
     fc.assert(
-      fc.property(fc.constantFrom(...SECRET_VARIABLES, ...provisionSecrets), printable, control, fc.nat(), (name, text, char, at) => {
-        const chars = [...text];
-        const position = (at % (chars.length + 1)) + 1;
-        chars.splice(position - 1, 0, char);
-        const value = chars.join('');
-        const load = name.startsWith('PROVISION_') ? loadProvisionConfig : loadConfig;
-        let error: unknown;
-        try {
-          load({ [name]: value });
-        } catch (caught) {
-          error = caught;
-        }
-        assert.ok(error instanceof ConfigError, `${name} with U+${char.codePointAt(0)!.toString(16)} was accepted`);
-        const code = `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
-        const problem = error.problems.find((p) => p.startsWith(`${name}: must not contain control characters: ${code} (`));
-        assert.ok(problem, `no control-character problem for ${name}:\n${error.problems.join('\n')}`);
-        assert.match(problem, new RegExp(` at character ${position}\\b`));
-        // Neither the value, nor a side of the control character (6 characters or more), nor the character itself.
-        const parts = [value, char, ...value.split(char).filter((p) => [...p].length >= 6)];
-        for (const line of [error.message, ...error.problems, error.fix ?? '']) {
-          for (const part of parts) assert.ok(!line.includes(part), `${name}: the value is repeated in: ${JSON.stringify(line)}`);
-        }
-      }),
+      fc.property(
+        fc.constantFrom(...SECRET_VARIABLES, ...provisionSecrets),
+        printable,
+        control,
+        fc.nat(),
+        (name, text, char, at) => {
+          const chars = [...text];
+          const position = (at % (chars.length + 1)) + 1;
+          chars.splice(position - 1, 0, char);
+          const value = chars.join('');
+          const load = name.startsWith('PROVISION_') ? loadProvisionConfig : loadConfig;
+          let error: unknown;
+          try {
+            load({ [name]: value });
+          } catch (caught) {
+            error = caught;
+          }
+          assert.ok(error instanceof ConfigError, `${name} with U+${char.codePointAt(0)!.toString(16)} was accepted`);
+          const code = `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+          const problem = error.problems.find((p) =>
+            p.startsWith(`${name}: must not contain control characters: ${code} (`),
+          );
+          assert.ok(problem, `no control-character problem for ${name}:\n${error.problems.join('\n')}`);
+          assert.match(problem, new RegExp(` at character ${position}\\b`));
+          // Neither the value, nor a side of the control character (6 characters or more), nor the character itself.
+          const parts = [value, char, ...value.split(char).filter((p) => [...p].length >= 6)];
+          for (const line of [error.message, ...error.problems, error.fix ?? '']) {
+            for (const part of parts)
+              assert.ok(!line.includes(part), `${name}: the value is repeated in: ${JSON.stringify(line)}`);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -116,7 +151,13 @@ describe('the executable', () => {
         // Bounded waits; and traffic only to loopback: a database port where nobody listens, no
         // storage or email provider (their variables are still validated), no DNS look-up.
         const r = await runCli(
-          { ...env, ...loopbackOnly(env), SKIP_SETUP: 'true', DATABASE_CONNECT_TIMEOUT: '1', TERMINATION_LOG: undefined },
+          {
+            ...env,
+            ...loopbackOnly(env),
+            SKIP_SETUP: 'true',
+            DATABASE_CONNECT_TIMEOUT: '1',
+            TERMINATION_LOG: undefined,
+          },
           { timeoutMs: 30_000 },
         );
         assert.ok(r.code !== null && DOCUMENTED.has(r.code), `exit ${r.code}:\n${r.output}`);
@@ -129,14 +170,27 @@ describe('the executable', () => {
 
   it('an invalid variable beside a real database: exit 2 and nothing written', async () => {
     // Not the providers: a random value that happened to choose one would send traffic off loopback.
-    const names = VARIABLES.filter((n) => !['SKIP_SETUP', 'DATABASE_URL', 'DATABASE_SCHEMA', 'NO_COLOR', 'TERMINATION_LOG', 'LOG_FORMAT', 'STORAGE_PROVIDER', 'EMAIL_PROVIDER'].includes(n));
+    const names = VARIABLES.filter(
+      (n) =>
+        ![
+          'SKIP_SETUP',
+          'DATABASE_URL',
+          'DATABASE_SCHEMA',
+          'NO_COLOR',
+          'TERMINATION_LOG',
+          'LOG_FORMAT',
+          'STORAGE_PROVIDER',
+          'EMAIL_PROVIDER',
+        ].includes(n),
+    );
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...names), hostileValue, async (name, value) => {
         const tenant = await createTenant(pg); // fresh: an earlier valid value may have bootstrapped one
         const env = instanceEnv(tenant, { [name]: value });
         const r = await runCli(env, { timeoutMs: 30_000 });
         assert.ok(r.code !== null && DOCUMENTED.has(r.code), `exit ${r.code}:\n${r.output}`);
-        if (r.code === 2) assert.deepEqual(await relations(pg, tenant.schema), [], 'written despite an invalid configuration');
+        if (r.code === 2)
+          assert.deepEqual(await relations(pg, tenant.schema), [], 'written despite an invalid configuration');
       }),
       { numRuns: 25 },
     );

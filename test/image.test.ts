@@ -41,7 +41,11 @@ function stages(): Stage[] {
 
 const args = (i: Instruction) => i.getArguments().map((a) => a.getValue());
 const of = (stage: Stage, keyword: string) => stage.instructions.filter((i) => i.getKeyword() === keyword);
-const flag = (i: Instruction, name: string) => (i as Instruction & { getFlags(): Array<{ getName(): string; getValue(): string | null }> }).getFlags().find((f) => f.getName() === name)?.getValue();
+const flag = (i: Instruction, name: string) =>
+  (i as Instruction & { getFlags(): Array<{ getName(): string; getValue(): string | null }> })
+    .getFlags()
+    .find((f) => f.getName() === name)
+    ?.getValue();
 
 describe('Dockerfile rules', () => {
   const all = stages();
@@ -51,7 +55,10 @@ describe('Dockerfile rules', () => {
   it('is multi-stage: a build stage runs npm ci and npm run build', () => {
     assert.ok(all.length >= 2 && build && build !== runtime);
     const runs = of(build, 'RUN').map((i) => i.getArgumentsContent() ?? '');
-    assert.ok(runs.some((r) => /\bnpm ci\b/.test(r)) && runs.some((r) => /\bnpm run build\b/.test(r)), runs.join(' | '));
+    assert.ok(
+      runs.some((r) => /\bnpm ci\b/.test(r)) && runs.some((r) => /\bnpm run build\b/.test(r)),
+      runs.join(' | '),
+    );
   });
 
   it('the runtime stage is a small supported Node LTS (22 or 24; distroless or slim)', () => {
@@ -73,14 +80,25 @@ describe('Dockerfile rules', () => {
     const [entrypoint] = of(runtime, 'ENTRYPOINT');
     const exec = JSON.parse(entrypoint!.getArgumentsContent() ?? '') as string[];
     assert.match(exec.at(-1)!, /\/superfasttt-bootstrap\.mjs$/);
-    const labels = of(runtime, 'LABEL').map((i) => i.getArgumentsContent()).join(' ');
-    for (const label of ['org.opencontainers.image.source', 'org.opencontainers.image.version', 'org.opencontainers.image.licenses']) {
+    const labels = of(runtime, 'LABEL')
+      .map((i) => i.getArgumentsContent())
+      .join(' ');
+    for (const label of [
+      'org.opencontainers.image.source',
+      'org.opencontainers.image.version',
+      'org.opencontainers.image.licenses',
+    ]) {
       assert.ok(labels.includes(label), `missing label ${label}`);
     }
   });
 
   it('silences the AWS SDK Node-version warning', () => {
-    assert.match(of(runtime, 'ENV').map((i) => i.getArgumentsContent()).join(' '), /AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true/);
+    assert.match(
+      of(runtime, 'ENV')
+        .map((i) => i.getArgumentsContent())
+        .join(' '),
+      /AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true/,
+    );
   });
 });
 
@@ -105,7 +123,8 @@ describe("the runtime stage's files, under the image's Node, as the image's user
       const parts = args(copy);
       const dest = join(image, parts.at(-1)!);
       mkdirSync(dest, { recursive: true });
-      for (const source of parts.slice(0, -1)) cpSync(join(root, source.replace(/^\/src\//, '')), dest, { recursive: true });
+      for (const source of parts.slice(0, -1))
+        cpSync(join(root, source.replace(/^\/src\//, '')), dest, { recursive: true });
     }
     const exec = JSON.parse(of(runtime, 'ENTRYPOINT')[0]!.getArgumentsContent() ?? '') as string[];
     const dashes = exec.indexOf('--');
@@ -138,9 +157,16 @@ describe("the runtime stage's files, under the image's Node, as the image's user
   });
 
   it('--version and --help', async () => {
-    const version = await runCli({}, { node: IMAGE_NODE, nodeArgs, bundle: entry[0], args: ['--version'], cwd: '/', uid });
+    const version = await runCli(
+      {},
+      { node: IMAGE_NODE, nodeArgs, bundle: entry[0], args: ['--version'], cwd: '/', uid },
+    );
     assertExit(version, 0, /^\d+\.\d+\.\d+/);
-    assertExit(await runCli({}, { node: IMAGE_NODE, nodeArgs, bundle: entry[0], args: ['--help'], cwd: '/', uid }), 0, /Usage/);
+    assertExit(
+      await runCli({}, { node: IMAGE_NODE, nodeArgs, bundle: entry[0], args: ['--help'], cwd: '/', uid }),
+      0,
+      /Usage/,
+    );
   });
 
   it('a full bootstrap (PostgreSQL verify-full, S3 over HTTPS, SMTP STARTTLS) exits 0 and writes no file', async () => {

@@ -30,7 +30,12 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'v1/Namespace': Namespace,
 };
 
-type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [key: string]: unknown };
+type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+};
 const manifests: Manifest[] = readdirSync(dir)
   .filter((f) => f.endsWith('.yaml'))
   .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS() as Manifest));
@@ -43,10 +48,15 @@ const find = <T>(kind: string, name?: string) => {
 const deployment = find<{ spec: { template: { spec: IPodSpec } } }>('Deployment');
 const job = find<{ spec: { template: { metadata: { labels: Record<string, string> }; spec: IPodSpec } } }>('Job');
 const configMap = find<{ data: Record<string, string> }>('ConfigMap', 'superfasttt-clienta-bootstrap');
-const caConfigMap = find<{ metadata: { name: string }; data: Record<string, string> }>('ConfigMap', 'superfasttt-clienta-postgres-ca');
+const caConfigMap = find<{ metadata: { name: string }; data: Record<string, string> }>(
+  'ConfigMap',
+  'superfasttt-clienta-postgres-ca',
+);
 const namespace = find<Manifest>('Namespace');
 const secret = find<{ metadata: { name: string }; stringData: Record<string, string> }>('Secret');
-const policy = find<{ spec: { podSelector: { matchLabels: Record<string, string> }; egress: Array<{ ports?: Array<{ port: number }> }> } }>('NetworkPolicy');
+const policy = find<{
+  spec: { podSelector: { matchLabels: Record<string, string> }; egress: Array<{ ports?: Array<{ port: number }> }> };
+}>('NetworkPolicy');
 
 describe('Kubernetes manifests', () => {
   it('every manifest is valid against its API schema', () => {
@@ -61,18 +71,33 @@ describe('Kubernetes manifests', () => {
   it('the validator rejects what the API server would', () => {
     const broken = structuredClone(deployment) as unknown as { spec: { replicas: unknown } };
     broken.spec.replicas = 'two';
-    assert.throws(() => new Deployment({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, ...broken } as never).validate());
+    assert.throws(() =>
+      new Deployment({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'x' },
+        ...broken,
+      } as never).validate(),
+    );
   });
 
   const bootstrapContainers: Array<[string, () => IContainer]> = [
-    ['the Deployment initContainer', () => deployment.spec.template.spec.initContainers!.find((c) => c.name === 'bootstrap')!],
+    [
+      'the Deployment initContainer',
+      () => deployment.spec.template.spec.initContainers!.find((c) => c.name === 'bootstrap')!,
+    ],
     ['the Job container', () => job.spec.template.spec.containers.find((c) => c.name === 'bootstrap')!],
   ];
   for (const [where, container] of bootstrapContainers) {
     it(`${where}: termination message, resources, locked-down securityContext, secrets as files`, () => {
       const c = container();
       assert.equal(c.terminationMessagePolicy, 'FallbackToLogsOnError');
-      assert.deepEqual(c.securityContext, { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+      assert.deepEqual(c.securityContext, {
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
       // npm run bench: peak RSS ≈ 95 MiB (Node 24, as the image runs it) with storage and email verified.
       assert.equal(c.resources?.requests?.memory, '96Mi');
       assert.equal(c.resources?.limits?.memory, '160Mi');
@@ -80,7 +105,9 @@ describe('Kubernetes manifests', () => {
       // Each secret's _FILE variable points at a key of the mounted Secret.
       const mount = c.volumeMounts!.find((m) => m.name === 'bootstrap-secrets')!;
       assert.equal(mount.readOnly, true);
-      const secretFiles = Object.entries(configMap.data).filter(([n]) => (SECRET_VARIABLES as string[]).map((v) => `${v}_FILE`).includes(n));
+      const secretFiles = Object.entries(configMap.data).filter(([n]) =>
+        (SECRET_VARIABLES as string[]).map((v) => `${v}_FILE`).includes(n),
+      );
       assert.ok(secretFiles.length >= 5);
       for (const [name, path] of secretFiles) {
         assert.ok(path.startsWith(`${mount.mountPath}/`), `${name} is not under the secret mount`);
@@ -127,7 +154,8 @@ describe('Kubernetes manifests', () => {
         assert.equal(c.securityContext?.allowPrivilegeEscalation, false, c.name);
         assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], c.name);
       }
-      for (const v of pod.volumes ?? []) assert.ok(v.secret || v.configMap, `${v.name}: only secret and configMap volumes`);
+      for (const v of pod.volumes ?? [])
+        assert.ok(v.secret || v.configMap, `${v.name}: only secret and configMap volumes`);
       // Secret files belong to root; with a mode that others cannot read (0400), only fsGroup (the
       // files' group, with group read added) lets user 65532 read them.
       for (const v of (pod.volumes ?? []).filter((x) => x.secret && ((x.secret.defaultMode ?? 0o644) & 0o004) === 0)) {
@@ -150,7 +178,8 @@ describe('Kubernetes manifests', () => {
   });
 
   it('the NetworkPolicy selects the Job pods and allows only DNS, PostgreSQL, S3 and SMTP', () => {
-    for (const [label, value] of Object.entries(policy.spec.podSelector.matchLabels)) assert.equal(job.spec.template.metadata.labels[label], value);
+    for (const [label, value] of Object.entries(policy.spec.podSelector.matchLabels))
+      assert.equal(job.spec.template.metadata.labels[label], value);
     const ports = policy.spec.egress.flatMap((rule) => rule.ports?.map((p) => p.port) ?? []).sort((a, b) => a - b);
     assert.deepEqual([...new Set(ports)], [53, 443, 465, 587, 5432]);
   });

@@ -22,11 +22,21 @@ const COMMANDS: Run[] = [
   { name: '--version', args: ['--version'], env: {}, code: 0 },
   { name: 'bootstrap, SKIP_SETUP unset', args: [], env: {}, code: 0 },
   { name: 'bootstrap, invalid environment', args: [], env: { SKIP_SETUP: 'true' }, code: 2 },
-  { name: 'bootstrap, invalid environment, JSON logs', args: [], env: { SKIP_SETUP: 'true', LOG_FORMAT: 'json' }, code: 2 },
+  {
+    name: 'bootstrap, invalid environment, JSON logs',
+    args: [],
+    env: { SKIP_SETUP: 'true', LOG_FORMAT: 'json' },
+    code: 2,
+  },
   { name: 'check --json, invalid environment', args: ['check', '--json'], env: { DATABASE_SCHEMA: 'public' }, code: 2 },
   { name: 'check, invalid environment', args: ['check'], env: { DATABASE_SCHEMA: 'public' }, code: 2 },
   { name: 'provision, no deployer URL', args: ['provision', '--tenant', 'clienta'], env: {}, code: 2 },
-  { name: 'deprovision dry run', args: ['deprovision', '--tenant', 'clienta'], env: { PROVISION_DATABASE_URL: 'postgres://deployer:Deployer-Pw-42@127.0.0.1:9/superfasttt' }, code: 0 },
+  {
+    name: 'deprovision dry run',
+    args: ['deprovision', '--tenant', 'clienta'],
+    env: { PROVISION_DATABASE_URL: 'postgres://deployer:Deployer-Pw-42@127.0.0.1:9/superfasttt' },
+    code: 0,
+  },
   { name: 'unknown command', args: ['bootstrapp'], env: {}, code: 2 },
 ];
 
@@ -57,7 +67,11 @@ const CLOSINGS: Array<{ name: string; run: (run: Run) => Promise<RunResult> }> =
 
 function assertClean(result: RunResult, code: number): void {
   assertExit(result, code);
-  assert.doesNotMatch(result.output, /EPIPE|EBADF|Unhandled 'error'|internal error \(a bug, please report it\)/, `output:\n${result.output}`);
+  assert.doesNotMatch(
+    result.output,
+    /EPIPE|EBADF|Unhandled 'error'|internal error \(a bug, please report it\)/,
+    `output:\n${result.output}`,
+  );
 }
 
 describe('a closed stdout or stderr changes nothing but what is printed', () => {
@@ -79,7 +93,11 @@ describe('a closed stdout or stderr changes nothing but what is printed', () => 
         it(`${run.name}: exit ${run.code}, no stack trace`, async () => {
           const result = await closing.run(run);
           assertClean(result, run.code);
-          if (closing.run === throughHead) assert.ok(reference.get(run)!.stdout.startsWith(result.stdout) && result.stdout.length <= 10, result.stdout);
+          if (closing.run === throughHead)
+            assert.ok(
+              reference.get(run)!.stdout.startsWith(result.stdout) && result.stdout.length <= 10,
+              result.stdout,
+            );
         });
       }
     });

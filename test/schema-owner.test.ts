@@ -25,7 +25,8 @@ const MIGRATIONS = readdirSync(MIGRATIONS_DIR)
     const sql = readFileSync(new URL(file, MIGRATIONS_DIR), 'utf8').replace(/\r\n/g, '\n');
     return { name: file.slice(0, -4), sql, checksum: createHash('sha256').update(sql).digest('hex') };
   });
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
@@ -53,9 +54,13 @@ async function intruderOn(tenant: Tenant): Promise<string> {
 }
 
 /** check --json: the schema check's entry. */
-async function schemaEntry(tenant: Tenant): Promise<{ status: string; message: string; fix: string | null; exit_code: number | null }> {
+async function schemaEntry(
+  tenant: Tenant,
+): Promise<{ status: string; message: string; fix: string | null; exit_code: number | null }> {
   const r = await run(tenant, 'check', '--json');
-  const report = JSON.parse(r.stdout) as { checks: Array<{ name: string; status: string; message: string; fix: string | null; exit_code: number | null }> };
+  const report = JSON.parse(r.stdout) as {
+    checks: Array<{ name: string; status: string; message: string; fix: string | null; exit_code: number | null }>;
+  };
   return report.checks.find((c) => c.name === 'schema')!;
 }
 
@@ -74,7 +79,10 @@ async function schemaFailure(tenant: Tenant): Promise<{ message: string; fix: st
 async function runInspectQueries(fix: string): Promise<number> {
   const part = /^inspect: (.*?) Then, as the schema owner/s.exec(fix)?.[1];
   assert.ok(part, `no inspect part in: ${fix}`);
-  const queries = part.replace(/ To list everything.*$/s, '').split(/;\s*/).filter((q) => q.trim() !== '');
+  const queries = part
+    .replace(/ To list everything.*$/s, '')
+    .split(/;\s*/)
+    .filter((q) => q.trim() !== '');
   for (const query of queries) await pg.admin.unsafe(query);
   const listAll = /To list everything in the schema with its owner: (SELECT .*?;)/s.exec(fix)?.[1];
   if (listAll) await pg.admin.unsafe(listAll);
@@ -91,7 +99,13 @@ after(async () => {
 describe('what the migrations create (parsed from their SQL)', () => {
   it('the tables, and the two guard triggers of setup_state with their function', () => {
     const ours = ourObjects(MIGRATIONS);
-    assert.deepEqual(ours.tables, ['instance_settings', 'setup_state', 'superfasttt_lock', 'superfasttt_migrations', 'users']);
+    assert.deepEqual(ours.tables, [
+      'instance_settings',
+      'setup_state',
+      'superfasttt_lock',
+      'superfasttt_migrations',
+      'users',
+    ]);
     assert.deepEqual(
       ours.triggers.map((t) => [t.table, t.name, t.function]),
       [
@@ -129,13 +143,10 @@ describe('what the migrations create (parsed from their SQL)', () => {
       ['superfasttt_migrations'],
     );
     assert.deepEqual(ours.tables, ['Mixed', 'superfasttt_migrations', 't3']);
-    assert.deepEqual(
-      ours.triggers.map((t) => [t.table, t.name, t.function, t.body]).sort(),
-      [
-        ['Mixed', 'touch', 'touch', " BEGIN NEW.x = 'it''s'; RETURN NEW; END "],
-        ['t3', 'same_rows', 'suppress_redundant_updates_trigger', null],
-      ],
-    );
+    assert.deepEqual(ours.triggers.map((t) => [t.table, t.name, t.function, t.body]).sort(), [
+      ['Mixed', 'touch', 'touch', " BEGIN NEW.x = 'it''s'; RETURN NEW; END "],
+      ['t3', 'same_rows', 'suppress_redundant_updates_trigger', null],
+    ]);
     assert.deepEqual(ours.rules, [{ table: 't3', name: 'no_delete' }]);
     assert.deepEqual(ours.policies, [{ table: 'Mixed', name: 'own_rows' }]);
     assert.deepEqual(ours.rls, [{ table: 'Mixed', enabled: true, forced: false }]);
@@ -186,13 +197,22 @@ describe('the attack: a role with CREATE on the schema prepares it', () => {
     assert.equal((await users(pg, tenant.schema)).length, 0);
     assert.equal((await pg.admin`select count(*)::int as n from ${pg.admin(tenant.schema)}.loot`)[0]!.n, 0);
     assert.equal((await setupState(pg, tenant.schema))?.completed, false);
-    assert.deepEqual((await history(pg, tenant.schema)).map((h) => h.name), ['0001_initial']);
+    assert.deepEqual(
+      (await history(pg, tenant.schema)).map((h) => h.name),
+      ['0001_initial'],
+    );
     assert.equal(await fingerprint(pg, tenant.schema), snapshot);
   });
 
   it('check exits 4 as well, and its inspect queries and listing query run as printed', async () => {
     const r = await run(tenant, 'check');
-    assertExit(r, 4, /^FAIL\s+schema\s/m, /^skip\s+migrations\s+skipped: schema did not pass/m, /Result: \d+ check\(s\) failed \(exit 4\)/);
+    assertExit(
+      r,
+      4,
+      /^FAIL\s+schema\s/m,
+      /^skip\s+migrations\s+skipped: schema did not pass/m,
+      /Result: \d+ check\(s\) failed \(exit 4\)/,
+    );
     const { fix, exit } = await schemaFailure(tenant);
     assert.equal(exit, 4);
     assert.match(fix, /To list everything in the schema with its owner: SELECT/);
@@ -231,7 +251,9 @@ describe("the tenant's own tables with something the migrations did not create",
        CREATE FUNCTION log_users() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO app_log VALUES (NEW.email, NEW.password_hash); RETURN NEW; END $$;
        CREATE TRIGGER log_users AFTER INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION log_users();`,
       `DROP TRIGGER log_users ON users; DROP FUNCTION log_users(); DROP TABLE app_log;`,
-      new RegExp(`trigger log_users on ${tenant.schema}\\.users \\(executes ${tenant.schema}\\.log_users\\(\\), owner ${tenant.role}\\)`),
+      new RegExp(
+        `trigger log_users on ${tenant.schema}\\.users \\(executes ${tenant.schema}\\.log_users\\(\\), owner ${tenant.role}\\)`,
+      ),
     );
   });
 
@@ -245,7 +267,11 @@ describe("the tenant's own tables with something the migrations did not create",
   });
 
   it('a row-security policy, and RLS enabled or forced, on a table of ours: exit 4', async () => {
-    await refused(`CREATE POLICY everyone ON users USING (true);`, `DROP POLICY everyone ON users;`, new RegExp(`policy everyone on ${tenant.schema}\\.users \\(owner ${tenant.role}\\)`));
+    await refused(
+      `CREATE POLICY everyone ON users USING (true);`,
+      `DROP POLICY everyone ON users;`,
+      new RegExp(`policy everyone on ${tenant.schema}\\.users \\(owner ${tenant.role}\\)`),
+    );
     await refused(
       `ALTER TABLE instance_settings ENABLE ROW LEVEL SECURITY;`,
       `ALTER TABLE instance_settings DISABLE ROW LEVEL SECURITY;`,
@@ -263,7 +289,9 @@ describe("the tenant's own tables with something the migrations did not create",
     await refused(
       `CREATE OR REPLACE FUNCTION setup_state_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;`,
       original.replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION'),
-      new RegExp(`trigger setup_state_guard on ${tenant.schema}\\.setup_state \\(executes ${tenant.schema}\\.setup_state_guard\\(\\), owner ${tenant.role}\\)`),
+      new RegExp(
+        `trigger setup_state_guard on ${tenant.schema}\\.setup_state \\(executes ${tenant.schema}\\.setup_state_guard\\(\\), owner ${tenant.role}\\)`,
+      ),
     );
     await refused(
       `CREATE FUNCTION let_through() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
@@ -271,7 +299,9 @@ describe("the tenant's own tables with something the migrations did not create",
        CREATE TRIGGER setup_state_guard BEFORE UPDATE OR DELETE ON setup_state FOR EACH ROW EXECUTE FUNCTION let_through();`,
       `DROP TRIGGER setup_state_guard ON setup_state; DROP FUNCTION let_through();
        CREATE TRIGGER setup_state_guard BEFORE UPDATE OR DELETE ON setup_state FOR EACH ROW EXECUTE FUNCTION setup_state_guard();`,
-      new RegExp(`trigger setup_state_guard on ${tenant.schema}\\.setup_state \\(executes ${tenant.schema}\\.let_through\\(\\), owner ${tenant.role}\\)`),
+      new RegExp(
+        `trigger setup_state_guard on ${tenant.schema}\\.setup_state \\(executes ${tenant.schema}\\.let_through\\(\\), owner ${tenant.role}\\)`,
+      ),
     );
   });
 
@@ -351,7 +381,13 @@ describe('objects of another role in the schema', () => {
     assert.equal(all.total, 18);
 
     const r = await run(tenant);
-    assertExit(r, 4, /holds 18 object\(s\) that are not the instance's own/, /, and 8 more\./, new RegExp(`\\(owner ${other}\\)`));
+    assertExit(
+      r,
+      4,
+      /holds 18 object\(s\) that are not the instance's own/,
+      /, and 8 more\./,
+      new RegExp(`\\(owner ${other}\\)`),
+    );
     const { fix } = await schemaFailure(tenant);
     assert.equal(await runInspectQueries(fix), 10);
   });
@@ -377,13 +413,16 @@ describe("the app's own objects", () => {
 });
 
 describe('a normal instance', () => {
-  it('a fresh bootstrap and its re-run exit 0; other tenants\' objects in the database are never counted as this schema\'s', async () => {
+  it("a fresh bootstrap and its re-run exit 0; other tenants' objects in the database are never counted as this schema's", async () => {
     const tenant = await createTenant(pg);
     assertExit(await run(tenant), 0, /setup marked as completed/);
     assertExit(await run(tenant), 0, /\[schema\] schema \S+ is usable/, /already bootstrapped, nothing changed/);
     assert.equal(await schemaCheck(tenant), 'pass');
     // Other schemas holding the same tables, functions and types, owned by someone else.
-    const script = Array.from({ length: 20 }, (_, i) => `CREATE SCHEMA other_${i}; SET LOCAL search_path = other_${i};\n${MIGRATIONS[0]!.sql}`);
+    const script = Array.from(
+      { length: 20 },
+      (_, i) => `CREATE SCHEMA other_${i}; SET LOCAL search_path = other_${i};\n${MIGRATIONS[0]!.sql}`,
+    );
     await pg.admin.begin((tx) => tx.unsafe(script.join('\n')).simple());
     const sql = postgres(tenant.url, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
     try {

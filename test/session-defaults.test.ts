@@ -61,7 +61,9 @@ const SETTINGS = {
 type Combination = Record<string, string>;
 
 const combination: fc.Arbitrary<Combination> = fc
-  .record(Object.fromEntries(Object.entries(SETTINGS).map(([name, values]) => [name, fc.constantFrom(...values)])), { requiredKeys: [] })
+  .record(Object.fromEntries(Object.entries(SETTINGS).map(([name, values]) => [name, fc.constantFrom(...values)])), {
+    requiredKeys: [],
+  })
   .filter((c) => Object.keys(c).length >= 3) as fc.Arbitrary<Combination>;
 
 /** `SET name = 'value'` clauses; the value as a literal (DateStyle's comma, search_path's list). */
@@ -69,7 +71,13 @@ function setClauses(c: Combination): string[] {
   return Object.entries(c).map(([name, value]) => {
     const v = value === '<server>' ? serverLocale : value;
     // search_path is a list: one literal per element, as ALTER ROLE takes it.
-    const literal = name === 'search_path' ? v.split(/,\s*/).map((e) => `'${e.replace(/'/g, "''")}'`).join(', ') : `'${v.replace(/'/g, "''")}'`;
+    const literal =
+      name === 'search_path'
+        ? v
+            .split(/,\s*/)
+            .map((e) => `'${e.replace(/'/g, "''")}'`)
+            .join(', ')
+        : `'${v.replace(/'/g, "''")}'`;
     return `set ${name} = ${literal}`;
   });
 }
@@ -79,7 +87,8 @@ async function applyTo(sql: postgres.Sql, target: string, c: Combination): Promi
 }
 
 const quote = (id: string) => `"${id.replace(/"/g, '""')}"`;
-const describeRun = (what: string, c: Combination, r: RunResult) => `${what} under ${JSON.stringify(c)}: exit ${r.code}`;
+const describeRun = (what: string, c: Combination, r: RunResult) =>
+  `${what} under ${JSON.stringify(c)}: exit ${r.code}`;
 
 /**
  * Holds the bootstrap lock as the tenant itself (its own sessions show their state and since when),
@@ -89,7 +98,16 @@ async function holdLock(tenant: Tenant): Promise<() => Promise<void>> {
   const session = postgres(tenant.url, {
     max: 1,
     onnotice: () => {},
-    connection: { application_name: 'stuck-bootstrap', statement_timeout: '0', lock_timeout: '0', idle_session_timeout: '0', idle_in_transaction_session_timeout: '0', default_transaction_read_only: 'off', exit_on_error: 'off', search_path: 'pg_catalog' } as Record<string, string> as never,
+    connection: {
+      application_name: 'stuck-bootstrap',
+      statement_timeout: '0',
+      lock_timeout: '0',
+      idle_session_timeout: '0',
+      idle_in_transaction_session_timeout: '0',
+      default_transaction_read_only: 'off',
+      exit_on_error: 'off',
+      search_path: 'pg_catalog',
+    } as Record<string, string> as never,
     // (strings: postgres.js leaves a 0 or false out of the startup packet)
   });
   await session.unsafe(`begin; lock table ${quote(tenant.schema)}.superfasttt_lock in exclusive mode`);
@@ -107,49 +125,67 @@ let provisioned = 0;
 
 it('bootstrap, check, re-run and provision never exit 1 under any session defaults of the role or database', async () => {
   // The counterexample and the failed assertion (its output), both in the test's error.
-  await fc.assert(
-    fc.asyncProperty(combination, fc.boolean(), fc.constantFrom('role', 'database'), async (c, withLock, provisionTarget) => {
-      runs++;
-      const tenant = await createTenant(pg);
-      await applyTo(pg.admin, `role ${quote(tenant.role)}`, c);
-      const env = instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' });
+  await fc
+    .assert(
+      fc.asyncProperty(
+        combination,
+        fc.boolean(),
+        fc.constantFrom('role', 'database'),
+        async (c, withLock, provisionTarget) => {
+          runs++;
+          const tenant = await createTenant(pg);
+          await applyTo(pg.admin, `role ${quote(tenant.role)}`, c);
+          const env = instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' });
 
-      // Provision at the same time, as the deployer, under the same defaults (its role, or the tenants' database).
-      const name = `sd${runs}`;
-      const target = provisionTarget === 'role' ? 'role deployer' : 'database tenants';
-      await applyTo(pg.admin, target, c);
-      const provisioning = runCli({ PROVISION_DATABASE_URL: deployerUrl }, { args: ['provision', '--tenant', name, '--out-dir', join(outRoot, name)] });
+          // Provision at the same time, as the deployer, under the same defaults (its role, or the tenants' database).
+          const name = `sd${runs}`;
+          const target = provisionTarget === 'role' ? 'role deployer' : 'database tenants';
+          await applyTo(pg.admin, target, c);
+          const provisioning = runCli(
+            { PROVISION_DATABASE_URL: deployerUrl },
+            { args: ['provision', '--tenant', name, '--out-dir', join(outRoot, name)] },
+          );
 
-      try {
-        const first = await runCli(env);
-        assertExit(first, 0);
-        assert.equal((await setupState(pg, tenant.schema))?.completed, true, describeRun('bootstrap', c, first));
-        // check on a complete instance reads completed_at (a timestamp) and the history.
-        const checked = await runCli(env, { args: ['check', '--json'] });
-        assertExit(checked, 0);
-        assert.equal((JSON.parse(checked.stdout) as { ok: boolean }).ok, true, describeRun('check', c, checked));
-        assertExit(await runCli(env), 0, /nothing changed/);
-        if (withLock) {
-          // A held lock: both give up after DATABASE_LOCK_TIMEOUT naming the holder (its "since" is a timestamp).
-          const release = await holdLock(tenant);
           try {
-            assertExit(await runCli(env), 4, /gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \d+ \(role \w+, stuck-bootstrap, idle in transaction since \d{4}-\d\d-\d\dT/);
-            assertExit(await runCli(env, { args: ['check'] }), 4, /gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \d+ \(role \w+, stuck-bootstrap, idle in transaction since \d{4}-\d\d-\d\dT/);
+            const first = await runCli(env);
+            assertExit(first, 0);
+            assert.equal((await setupState(pg, tenant.schema))?.completed, true, describeRun('bootstrap', c, first));
+            // check on a complete instance reads completed_at (a timestamp) and the history.
+            const checked = await runCli(env, { args: ['check', '--json'] });
+            assertExit(checked, 0);
+            assert.equal((JSON.parse(checked.stdout) as { ok: boolean }).ok, true, describeRun('check', c, checked));
+            assertExit(await runCli(env), 0, /nothing changed/);
+            if (withLock) {
+              // A held lock: both give up after DATABASE_LOCK_TIMEOUT naming the holder (its "since" is a timestamp).
+              const release = await holdLock(tenant);
+              try {
+                assertExit(
+                  await runCli(env),
+                  4,
+                  /gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \d+ \(role \w+, stuck-bootstrap, idle in transaction since \d{4}-\d\d-\d\dT/,
+                );
+                assertExit(
+                  await runCli(env, { args: ['check'] }),
+                  4,
+                  /gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \d+ \(role \w+, stuck-bootstrap, idle in transaction since \d{4}-\d\d-\d\dT/,
+                );
+              } finally {
+                await release();
+              }
+            }
+            const p = await provisioning;
+            assertExit(p, 0, new RegExp(`${name}: created`));
+            provisioned++;
           } finally {
-            await release();
+            await provisioning.catch(() => undefined);
+            await pg.admin.unsafe(`alter ${target} reset all`);
           }
-        }
-        const p = await provisioning;
-        assertExit(p, 0, new RegExp(`${name}: created`));
-        provisioned++;
-      } finally {
-        await provisioning.catch(() => undefined);
-        await pg.admin.unsafe(`alter ${target} reset all`);
-      }
-    }),
-    { numRuns: 14, endOnFailure: true },
-  ).catch((error: Error) => {
-    throw new Error(`${error.message}\n${(error.cause as Error | undefined)?.message ?? ''}`);
-  });
+        },
+      ),
+      { numRuns: 14, endOnFailure: true },
+    )
+    .catch((error: Error) => {
+      throw new Error(`${error.message}\n${(error.cause as Error | undefined)?.message ?? ''}`);
+    });
   assert.equal(provisioned, runs);
 });

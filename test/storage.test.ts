@@ -60,19 +60,40 @@ describe('storage verified', () => {
     const bucket = await freshBucket();
     await s3.putObject(bucket, 'existing.txt', 'keep me');
     const { tenant, result } = await bootstrap(storageEnv(bucket));
-    assertExit(result, 0, /\[storage\] superfasttt-b\d+ at https:\/\/127\.0\.0\.1:\d+: probe written, read back and deleted/);
-    assert.doesNotMatch(result.output, /AWS SDK|NodeVersionSupportWarning/, 'the SDK\'s Node version warning is noise for the operator');
+    assertExit(
+      result,
+      0,
+      /\[storage\] superfasttt-b\d+ at https:\/\/127\.0\.0\.1:\d+: probe written, read back and deleted/,
+    );
+    assert.doesNotMatch(
+      result.output,
+      /AWS SDK|NodeVersionSupportWarning/,
+      "the SDK's Node version warning is noise for the operator",
+    );
     const objects = await s3.listObjects(bucket);
     assert.deepEqual([...objects.keys()], ['existing.txt'], 'only the existing object remains');
     assert.equal(objects.get('existing.txt')?.toString(), 'keep me');
-    const [row] = await pg.admin<{ value: Record<string, unknown> }[]>`select value from ${pg.admin(tenant.schema)}.instance_settings where key = 'storage'`;
-    assert.deepEqual(row?.value, { provider: 's3', endpoint: s3.httpsEndpoint, bucket, region: s3.region, prefix: null, force_path_style: true });
-    assert.ok(!JSON.stringify(row).includes(s3.admin.secretAccessKey) && !JSON.stringify(row).includes(s3.admin.accessKeyId));
+    const [row] = await pg.admin<
+      { value: Record<string, unknown> }[]
+    >`select value from ${pg.admin(tenant.schema)}.instance_settings where key = 'storage'`;
+    assert.deepEqual(row?.value, {
+      provider: 's3',
+      endpoint: s3.httpsEndpoint,
+      bucket,
+      region: s3.region,
+      prefix: null,
+      force_path_style: true,
+    });
+    assert.ok(
+      !JSON.stringify(row).includes(s3.admin.secretAccessKey) && !JSON.stringify(row).includes(s3.admin.accessKeyId),
+    );
   });
 
   it('over HTTP with STORAGE_SECURE=false', async () => {
     const bucket = await freshBucket();
-    const { result } = await bootstrap(storageEnv(bucket, s3.admin, { STORAGE_ENDPOINT: s3.httpEndpoint, STORAGE_SECURE: 'false' }));
+    const { result } = await bootstrap(
+      storageEnv(bucket, s3.admin, { STORAGE_ENDPOINT: s3.httpEndpoint, STORAGE_SECURE: 'false' }),
+    );
     assertExit(result, 0, /probe written, read back and deleted/);
   });
 
@@ -82,9 +103,17 @@ describe('storage verified', () => {
     const first = await bootstrap(storageEnv(bucket, s3.admin, { STORAGE_PREFIX: 'tenant_a', LOG_FORMAT: 'json' }));
     assertExit(first.result, 0, /folder tenant_a\/ created/);
     // Nothing a library prints escapes the log format: every line is one JSON object, no warning.
-    const lines = first.result.output.trim().split('\n').map((line) => JSON.parse(line) as { level: string; step: string });
-    assert.deepEqual(lines.filter((l) => l.level !== 'info'), []);
-    const again = await runCli(instanceEnv(first.tenant, storageEnv(bucket, s3.admin, { STORAGE_PREFIX: 'tenant_a/' })));
+    const lines = first.result.output
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { level: string; step: string });
+    assert.deepEqual(
+      lines.filter((l) => l.level !== 'info'),
+      [],
+    );
+    const again = await runCli(
+      instanceEnv(first.tenant, storageEnv(bucket, s3.admin, { STORAGE_PREFIX: 'tenant_a/' })),
+    );
     outputs.push(again);
     assertExit(again, 0, /folder tenant_a\/ present/);
     const objects = await s3.listObjects(bucket);
@@ -98,26 +127,76 @@ describe('storage verified', () => {
     const key = s3.prefixKey(bucket, 'tenant_b/');
     secrets.push(key.secretAccessKey);
     const { result } = await bootstrap(storageEnv(bucket, key, { STORAGE_PREFIX: 'tenant_b/' }));
-    assertExit(result, 0, /HeadBucket denied \(key limited to the prefix\?\), the probe decided/, /folder tenant_b\/ created/);
+    assertExit(
+      result,
+      0,
+      /HeadBucket denied \(key limited to the prefix\?\), the probe decided/,
+      /folder tenant_b\/ created/,
+    );
   });
 });
 
 describe('storage failures (exit 6, nothing marked done)', () => {
   const cases: Array<[string, () => Promise<Env>, RegExp, RegExp]> = [
-    ['missing bucket', async () => storageEnv('superfasttt-missing'), /bucket superfasttt-missing does not exist/, /STORAGE_BUCKET/],
-    ['unknown access key', async () => storageEnv(await freshBucket(), { accessKeyId: 'AKIAUNKNOWN0000', secretAccessKey: s3.admin.secretAccessKey }), /access key id is unknown/, /STORAGE_ACCESS_KEY/],
-    ['wrong secret key', async () => storageEnv(await freshBucket(), { accessKeyId: s3.admin.accessKeyId, secretAccessKey: 'Wrong-Secret-Key-0000000000' }), /secret key is wrong/, /STORAGE_SECRET_KEY/],
-    ['a key limited to another prefix', async () => {
-      const bucket = await freshBucket();
-      return storageEnv(bucket, s3.prefixKey(bucket, 'tenant_other/'), { STORAGE_PREFIX: 'tenant_c/' });
-    }, /access denied: the key lacks s3:PutObject/, /grant s3:PutObject on arn:aws:s3:::superfasttt-b\d+\/tenant_c\/\*/],
-    ['a read-only key', async () => {
-      const bucket = await freshBucket();
-      return storageEnv(bucket, s3.readOnlyKey(bucket));
-    }, /access denied: the key lacks s3:PutObject/, /grant s3:PutObject/],
-    ['endpoint unreachable', async () => storageEnv(await freshBucket(), s3.admin, { STORAGE_ENDPOINT: 'https://127.0.0.1:9' }), /endpoint is unreachable \(ECONNREFUSED\)/, /STORAGE_ENDPOINT/],
-    ['DNS', async () => storageEnv(await freshBucket(), s3.admin, { STORAGE_ENDPOINT: 'https://s3.invalid' }), /does not resolve/, /STORAGE_ENDPOINT/],
-    ['untrusted TLS certificate', async () => storageEnv(await freshBucket(), s3.admin, { NODE_EXTRA_CA_CERTS: undefined }), /TLS failed/, /NODE_EXTRA_CA_CERTS/],
+    [
+      'missing bucket',
+      async () => storageEnv('superfasttt-missing'),
+      /bucket superfasttt-missing does not exist/,
+      /STORAGE_BUCKET/,
+    ],
+    [
+      'unknown access key',
+      async () =>
+        storageEnv(await freshBucket(), { accessKeyId: 'AKIAUNKNOWN0000', secretAccessKey: s3.admin.secretAccessKey }),
+      /access key id is unknown/,
+      /STORAGE_ACCESS_KEY/,
+    ],
+    [
+      'wrong secret key',
+      async () =>
+        storageEnv(await freshBucket(), {
+          accessKeyId: s3.admin.accessKeyId,
+          secretAccessKey: 'Wrong-Secret-Key-0000000000',
+        }),
+      /secret key is wrong/,
+      /STORAGE_SECRET_KEY/,
+    ],
+    [
+      'a key limited to another prefix',
+      async () => {
+        const bucket = await freshBucket();
+        return storageEnv(bucket, s3.prefixKey(bucket, 'tenant_other/'), { STORAGE_PREFIX: 'tenant_c/' });
+      },
+      /access denied: the key lacks s3:PutObject/,
+      /grant s3:PutObject on arn:aws:s3:::superfasttt-b\d+\/tenant_c\/\*/,
+    ],
+    [
+      'a read-only key',
+      async () => {
+        const bucket = await freshBucket();
+        return storageEnv(bucket, s3.readOnlyKey(bucket));
+      },
+      /access denied: the key lacks s3:PutObject/,
+      /grant s3:PutObject/,
+    ],
+    [
+      'endpoint unreachable',
+      async () => storageEnv(await freshBucket(), s3.admin, { STORAGE_ENDPOINT: 'https://127.0.0.1:9' }),
+      /endpoint is unreachable \(ECONNREFUSED\)/,
+      /STORAGE_ENDPOINT/,
+    ],
+    [
+      'DNS',
+      async () => storageEnv(await freshBucket(), s3.admin, { STORAGE_ENDPOINT: 'https://s3.invalid' }),
+      /does not resolve/,
+      /STORAGE_ENDPOINT/,
+    ],
+    [
+      'untrusted TLS certificate',
+      async () => storageEnv(await freshBucket(), s3.admin, { NODE_EXTRA_CA_CERTS: undefined }),
+      /TLS failed/,
+      /NODE_EXTRA_CA_CERTS/,
+    ],
   ];
   for (const [name, makeEnv, message, fix] of cases) {
     it(name, async () => {
@@ -129,7 +208,7 @@ describe('storage failures (exit 6, nothing marked done)', () => {
     });
   }
 
-  it("clock skew: reported even though the SDK corrects its own clock", async () => {
+  it('clock skew: reported even though the SDK corrects its own clock', async () => {
     const bucket = await freshBucket();
     s3.setClockSkew(60 * 60_000);
     try {

@@ -55,11 +55,14 @@ function libpq(c: Cell): Outcome {
   if (mode === 'verify-ca' && c.root === 'absent') return 'config';
 
   // Which CA the client trusts when it verifies: a file's, or the system store's.
-  const trusts: 'A' | 'B' | 'none' = c.root === 'right' ? 'A' : c.root === 'other' ? 'B' : c.root === 'system+extra' ? 'A' : 'none';
+  const trusts: 'A' | 'B' | 'none' =
+    c.root === 'right' ? 'A' : c.root === 'other' ? 'B' : c.root === 'system+extra' ? 'A' : 'none';
   const verifiesChain = c.root !== 'absent' || mode === 'verify-full';
   const serverCa = c.server === 'untrusted' ? 'B' : 'A';
   const tlsWorks =
-    c.server !== 'plain' && (!verifiesChain || trusts === serverCa) && (mode !== 'verify-full' || c.server !== 'wronghost');
+    c.server !== 'plain' &&
+    (!verifiesChain || trusts === serverCa) &&
+    (mode !== 'verify-full' || c.server !== 'wronghost');
   const plainWorks = c.server === 'plain';
   switch (mode) {
     case 'disable':
@@ -74,10 +77,12 @@ function libpq(c: Cell): Outcome {
 }
 
 function* cells(): Generator<Cell> {
-  for (const mode of MODES) for (const root of ROOTS) for (const ssl of SSL) for (const server of SERVERS) yield { mode, root, ssl, server };
+  for (const mode of MODES)
+    for (const root of ROOTS) for (const ssl of SSL) for (const server of SERVERS) yield { mode, root, ssl, server };
 }
 
-const name = (c: Cell) => `sslmode=${c.mode ?? '(unset)'} sslrootcert=${c.root} DATABASE_SSL=${c.ssl ? 'true' : '(unset)'} server=${c.server}`;
+const name = (c: Cell) =>
+  `sslmode=${c.mode ?? '(unset)'} sslrootcert=${c.root} DATABASE_SSL=${c.ssl ? 'true' : '(unset)'} server=${c.server}`;
 
 interface Target {
   pg: PgServer;
@@ -93,7 +98,13 @@ function cellEnv(c: Cell, target: Target): Env {
   const url = new URL(target.tenant.url);
   url.search = '';
   if (c.mode) url.searchParams.set('sslmode', c.mode);
-  const rootParam = { absent: undefined, right: caA.certFile, other: caB.certFile, system: 'system', 'system+extra': 'system' }[c.root];
+  const rootParam = {
+    absent: undefined,
+    right: caA.certFile,
+    other: caB.certFile,
+    system: 'system',
+    'system+extra': 'system',
+  }[c.root];
   if (rootParam) url.searchParams.set('sslrootcert', rootParam);
   return instanceEnv(target.tenant, {
     DATABASE_URL: url.toString(),
@@ -112,7 +123,9 @@ async function observe(env: Env, args: string[] = ['check', '--json']): Promise<
   if (result.code === 2) return { outcome: 'config', result };
   if (result.code === 3) return { outcome: 'refused', result };
   if (result.code === 0) {
-    const database = (JSON.parse(result.stdout) as { checks: Array<{ name: string; message: string }> }).checks.find((check) => check.name === 'database');
+    const database = (JSON.parse(result.stdout) as { checks: Array<{ name: string; message: string }> }).checks.find(
+      (check) => check.name === 'database',
+    );
     if (/TLS on/.test(database?.message ?? '')) return { outcome: 'tls', result };
     if (/TLS off/.test(database?.message ?? '')) return { outcome: 'plain', result };
   }
@@ -144,7 +157,11 @@ before(async () => {
     wronghost: issueCert(caA, 'DNS:other.example'),
     good: issueCert(caA, 'DNS:localhost,IP:127.0.0.1'),
   };
-  const servers = await Promise.all(SERVERS.map((kind) => (kind === 'plain' ? startPostgres({ tls: false }) : startPostgres({ tls: true, cert: certs[kind] }))));
+  const servers = await Promise.all(
+    SERVERS.map((kind) =>
+      kind === 'plain' ? startPostgres({ tls: false }) : startPostgres({ tls: true, cert: certs[kind] }),
+    ),
+  );
   await Promise.all(
     SERVERS.map(async (kind, i) => {
       const pg = servers[i]!;
@@ -167,15 +184,23 @@ describe('sslmode × sslrootcert × DATABASE_SSL × server: what libpq would do'
   it('every cell: the same outcome as libpq (configuration error, TLS, plaintext, or refused)', async () => {
     const all = [...cells()];
     const started = performance.now();
-    const observed = await pool(all, CONCURRENCY, async (c) => ({ c, ...(await observe(cellEnv(c, targets[c.server]))) }));
+    const observed = await pool(all, CONCURRENCY, async (c) => ({
+      c,
+      ...(await observe(cellEnv(c, targets[c.server]))),
+    }));
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const wrong = observed.filter((o) => o.outcome !== libpq(o.c));
-    const counts = Object.fromEntries(['config', 'tls', 'plain', 'refused'].map((k) => [k, observed.filter((o) => o.outcome === k).length]));
+    const counts = Object.fromEntries(
+      ['config', 'tls', 'plain', 'refused'].map((k) => [k, observed.filter((o) => o.outcome === k).length]),
+    );
     process.stdout.write(`# ${all.length} cells in ${seconds} s: ${JSON.stringify(counts)}\n`);
     assert.deepEqual(
       wrong.map((o) => `${name(o.c)}: expected ${libpq(o.c)}, got ${o.outcome}`),
       [],
-      wrong.slice(0, 3).map((o) => `${name(o.c)}\n${o.result.output}`).join('\n---\n'),
+      wrong
+        .slice(0, 3)
+        .map((o) => `${name(o.c)}\n${o.result.output}`)
+        .join('\n---\n'),
     );
     for (const o of observed) {
       assertNoSecrets(o.result, secrets);
@@ -190,25 +215,94 @@ describe('sslmode × sslrootcert × DATABASE_SSL × server: what libpq would do'
   it('PROVISION_DATABASE_URL follows the same rules (configuration errors name it)', async () => {
     const target = targets.good;
     const base = new URL(target.tenant.url);
-    for (const query of ['?sslrootcert=system&sslmode=require', '?sslrootcert=system&sslmode=verify-ca', '?sslmode=verify-ca']) {
+    for (const query of [
+      '?sslrootcert=system&sslmode=require',
+      '?sslrootcert=system&sslmode=verify-ca',
+      '?sslmode=verify-ca',
+    ]) {
       const url = new URL(base);
       url.search = query;
-      const r = await runCli({ PROVISION_DATABASE_URL: url.toString() }, { args: ['provision', '--tenant', 'tlsmatrix'] });
+      const r = await runCli(
+        { PROVISION_DATABASE_URL: url.toString() },
+        { args: ['provision', '--tenant', 'tlsmatrix'] },
+      );
       assertExit(r, 2, /PROVISION_DATABASE_URL: sslmode=/);
     }
   });
 });
 
 describe('libpq environment variables (PG*)', () => {
-  const PG_NAMES = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGSSLMODE', 'PGSSLROOTCERT', 'PGSSLCERT', 'PGSSLKEY',
-    'PGTARGETSESSIONATTRS', 'PGOPTIONS', 'PGAPPNAME', 'PGCONNECT_TIMEOUT', 'PGSERVICE', 'PGPASSFILE', 'PGSSLNEGOTIATION', 'PGGSSENCMODE',
-    'PGCHANNELBINDING', 'PGREQUIREAUTH', 'PGSSL', 'PGDEBUG', 'PGMAX', 'PGPREPARE', 'PGBACKOFF', 'PGKEEP_ALIVE', 'PGMAX_PIPELINE',
-    'PGIDLE_TIMEOUT', 'PGMAX_LIFETIME', 'PGFETCH_TYPES', 'PGUSERNAME', 'PGCLIENTENCODING', 'PGTZ', 'PGDATESTYLE'] as const;
+  const PG_NAMES = [
+    'PGHOST',
+    'PGHOSTADDR',
+    'PGPORT',
+    'PGUSER',
+    'PGPASSWORD',
+    'PGDATABASE',
+    'PGSSLMODE',
+    'PGSSLROOTCERT',
+    'PGSSLCERT',
+    'PGSSLKEY',
+    'PGTARGETSESSIONATTRS',
+    'PGOPTIONS',
+    'PGAPPNAME',
+    'PGCONNECT_TIMEOUT',
+    'PGSERVICE',
+    'PGPASSFILE',
+    'PGSSLNEGOTIATION',
+    'PGGSSENCMODE',
+    'PGCHANNELBINDING',
+    'PGREQUIREAUTH',
+    'PGSSL',
+    'PGDEBUG',
+    'PGMAX',
+    'PGPREPARE',
+    'PGBACKOFF',
+    'PGKEEP_ALIVE',
+    'PGMAX_PIPELINE',
+    'PGIDLE_TIMEOUT',
+    'PGMAX_LIFETIME',
+    'PGFETCH_TYPES',
+    'PGUSERNAME',
+    'PGCLIENTENCODING',
+    'PGTZ',
+    'PGDATESTYLE',
+  ] as const;
   // Loopback only: a value that were used would still send nothing off this machine.
   const hostile = fc.oneof(
-    fc.constantFrom('disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full', 'direct', 'true', 'false', '0', '1', '-1', '', ' ',
-      '127.0.0.2', '127.0.0.1', 'localhost', '::1', '/tmp', 'system', '/nonexistent/ca.pem', 'read-only', 'standby', 'nonsense-attrs',
-      '99999999999999999999', 'NaN', '-c statement_timeout=1', 'postgres', '%', '\u0000', 'x'.repeat(5000)),
+    fc.constantFrom(
+      'disable',
+      'allow',
+      'prefer',
+      'require',
+      'verify-ca',
+      'verify-full',
+      'direct',
+      'true',
+      'false',
+      '0',
+      '1',
+      '-1',
+      '',
+      ' ',
+      '127.0.0.2',
+      '127.0.0.1',
+      'localhost',
+      '::1',
+      '/tmp',
+      'system',
+      '/nonexistent/ca.pem',
+      'read-only',
+      'standby',
+      'nonsense-attrs',
+      '99999999999999999999',
+      'NaN',
+      '-c statement_timeout=1',
+      'postgres',
+      '%',
+      '\u0000',
+      'x'.repeat(5000),
+    ),
     fc.string({ maxLength: 40 }),
     fc.integer({ min: -1, max: 70000 }).map(String),
   );
@@ -232,7 +326,8 @@ describe('libpq environment variables (PG*)', () => {
         ]);
         assert.equal(good.outcome, 'tls', `with ${JSON.stringify(values).slice(0, 300)}:\n${good.result.output}`);
         assert.equal(bad.outcome, 'refused', `with ${JSON.stringify(values).slice(0, 300)}:\n${bad.result.output}`);
-        for (const name of Object.keys(values)) assert.match(good.result.stderr, new RegExp(`${name}\\b.*set but ignored|set but ignored`));
+        for (const name of Object.keys(values))
+          assert.match(good.result.stderr, new RegExp(`${name}\\b.*set but ignored|set but ignored`));
         assertNoSecrets(good.result, [target.tenant.password]);
       }),
       { numRuns: 12 },
@@ -243,18 +338,27 @@ describe('libpq environment variables (PG*)', () => {
     const plain = targets.plain;
     const u = new URL(plain.tenant.url);
     u.search = '?sslmode=disable';
-    const r = await observe(instanceEnv(plain.tenant, { DATABASE_URL: u.toString(), PGSSLMODE: 'require', PGSSLROOTCERT: caA.certFile, PGHOST: '127.0.0.2' }));
+    const r = await observe(
+      instanceEnv(plain.tenant, {
+        DATABASE_URL: u.toString(),
+        PGSSLMODE: 'require',
+        PGSSLROOTCERT: caA.certFile,
+        PGHOST: '127.0.0.2',
+      }),
+    );
     assert.equal(r.outcome, 'plain', r.result.output);
     assert.match(r.result.stderr, /PGHOST, PGSSLMODE, PGSSLROOTCERT are set but ignored \(libpq variables\)/);
   });
 
-  it('an empty CA file (an unfilled secret mount) is a configuration error, never Node\'s public CAs', async () => {
+  it("an empty CA file (an unfilled secret mount) is a configuration error, never Node's public CAs", async () => {
     const target = targets.good;
     const empty = join(tempDir('sf-tls-'), 'empty-ca.pem');
     writeFileSync(empty, '');
     const u = new URL(target.tenant.url);
     u.search = '?sslmode=verify-ca';
-    const r = await runCli(instanceEnv(target.tenant, { DATABASE_URL: u.toString(), DATABASE_SSL_CA_FILE: empty }), { args: ['check'] });
+    const r = await runCli(instanceEnv(target.tenant, { DATABASE_URL: u.toString(), DATABASE_SSL_CA_FILE: empty }), {
+      args: ['check'],
+    });
     assertExit(r, 2, /DATABASE_SSL_CA_FILE: the CA file .*empty-ca\.pem holds no PEM certificate \(it is empty\)/);
   });
 
@@ -264,7 +368,10 @@ describe('libpq environment variables (PG*)', () => {
     u.password = '';
     const file = join(tempDir('sf-tls-'), 'instance.env');
     const env = instanceEnv(target.tenant, { DATABASE_URL: u.toString() });
-    writeFileSync(file, [...Object.entries(env).map(([k, v]) => `${k}=${v}`), `PGPASSWORD=${target.tenant.password}`].join('\n') + '\n');
+    writeFileSync(
+      file,
+      [...Object.entries(env).map(([k, v]) => `${k}=${v}`), `PGPASSWORD=${target.tenant.password}`].join('\n') + '\n',
+    );
     const r = await runCli({}, { args: ['check', '--env-file', file] });
     assertExit(r, 3, /PGPASSWORD .*(is|are) set but ignored/, /refused the password of user/);
   });
@@ -273,7 +380,14 @@ describe('libpq environment variables (PG*)', () => {
     const target = targets.good;
     const u = new URL(target.tenant.url);
     u.password = '';
-    const r = await observe(instanceEnv(target.tenant, { DATABASE_URL: u.toString(), PGPASSWORD: target.tenant.password, PGUSER: target.pg.superuser, PGDATABASE: 'postgres' }));
+    const r = await observe(
+      instanceEnv(target.tenant, {
+        DATABASE_URL: u.toString(),
+        PGPASSWORD: target.tenant.password,
+        PGUSER: target.pg.superuser,
+        PGDATABASE: 'postgres',
+      }),
+    );
     assert.equal(r.outcome, 'refused', r.result.output);
     assert.match(r.result.output, /refused the password of user/);
   });

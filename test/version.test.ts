@@ -14,13 +14,22 @@ const VERSION = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as
 const read = (file: string) => readFileSync(join(root, file), 'utf8');
 
 /** Our image under either name: the local one the examples use, or the one releases publish. */
-const IMAGE_REF = /(?<name>(?<![\w.-])superfasttt\/bootstrap|ghcr\.io\/[^\s/"'`]+\/superfasttt-bootstrap)(?::(?<tag>[\w.<>-]*[\w>]))?/g;
+const IMAGE_REF =
+  /(?<name>(?<![\w.-])superfasttt\/bootstrap|ghcr\.io\/[^\s/"'`]+\/superfasttt-bootstrap)(?::(?<tag>[\w.<>-]*[\w>]))?/g;
 
 type Ref = { file: string; line: number; name: string; tag: string | undefined; text: string };
 function imageRefs(file: string): Ref[] {
   return read(file)
     .split('\n')
-    .flatMap((text, i) => [...text.matchAll(IMAGE_REF)].map((m) => ({ file, line: i + 1, name: m.groups!.name!, tag: m.groups!.tag, text: text.trim() })));
+    .flatMap((text, i) =>
+      [...text.matchAll(IMAGE_REF)].map((m) => ({
+        file,
+        line: i + 1,
+        name: m.groups!.name!,
+        tag: m.groups!.tag,
+        text: text.trim(),
+      })),
+    );
 }
 
 function yamlFiles(dir: string): string[] {
@@ -41,8 +50,16 @@ describe(`one version: ${VERSION} (package.json)`, () => {
   it('every image reference in the README, compose.example.yml and deploy/ is tagged with it', () => {
     const refs = EXAMPLES.flatMap(imageRefs);
     // The examples do name the image: the README, compose and each Kubernetes workload.
-    for (const file of ['README.md', 'compose.example.yml', 'deploy/kubernetes/deployment.yaml', 'deploy/kubernetes/job.yaml']) {
-      assert.ok(refs.some((r) => r.file === file), `${file} names no image`);
+    for (const file of [
+      'README.md',
+      'compose.example.yml',
+      'deploy/kubernetes/deployment.yaml',
+      'deploy/kubernetes/job.yaml',
+    ]) {
+      assert.ok(
+        refs.some((r) => r.file === file),
+        `${file} names no image`,
+      );
     }
     const wrong = refs.filter((r) => r.tag !== VERSION).map((r) => `${r.file}:${r.line}: ${r.text}`);
     assert.deepEqual(wrong, [], `not tagged :${VERSION}`);
@@ -54,14 +71,19 @@ describe(`one version: ${VERSION} (package.json)`, () => {
       // A literal tag would be a second source of truth; the workflow derives it from the git tag.
       assert.ok(r.tag === undefined || r.tag === VERSION, `${r.file}:${r.line}: ${r.text}`);
     }
-    assert.match(read('.github/workflows/release.yml'), /tags: \$\{\{ steps\.version\.outputs\.image \}\}:\$\{\{ steps\.version\.outputs\.version \}\}/);
+    assert.match(
+      read('.github/workflows/release.yml'),
+      /tags: \$\{\{ steps\.version\.outputs\.image \}\}:\$\{\{ steps\.version\.outputs\.version \}\}/,
+    );
   });
 
   it("the Dockerfile's VERSION default (the OCI version label) and the compose build argument", () => {
     const args = [...read('Dockerfile').matchAll(/^ARG VERSION=(.*)$/gm)].map((m) => m[1]);
     assert.deepEqual(args, [VERSION]);
     assert.match(read('Dockerfile'), /org\.opencontainers\.image\.version="\$\{VERSION\}"/);
-    const compose = parse(read('compose.example.yml')) as { services: { bootstrap: { build: { args: Record<string, string> } } } };
+    const compose = parse(read('compose.example.yml')) as {
+      services: { bootstrap: { build: { args: Record<string, string> } } };
+    };
     assert.equal(compose.services.bootstrap.build.args.VERSION, VERSION);
   });
 

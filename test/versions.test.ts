@@ -21,11 +21,21 @@ const TENANTS = ['north', 'south'] as const;
 const servers = new Map(PG_MAJORS.map((version) => [version, startPostgres({ tls: true, version })] as const));
 for (const started of servers.values()) started.catch(() => {});
 after(async () => {
-  await Promise.all([...servers.values()].map((started) => started.then((pg) => pg.stop(), () => {})));
+  await Promise.all(
+    [...servers.values()].map((started) =>
+      started.then(
+        (pg) => pg.stop(),
+        () => {},
+      ),
+    ),
+  );
 });
 
 it(`the harness starts every supported major, ${POSTGRES_MIN_SUPPORTED} to ${POSTGRES_MAX_SUPPORTED}`, () => {
-  const supported = Array.from({ length: POSTGRES_MAX_SUPPORTED - POSTGRES_MIN_SUPPORTED + 1 }, (_, i) => POSTGRES_MIN_SUPPORTED + i);
+  const supported = Array.from(
+    { length: POSTGRES_MAX_SUPPORTED - POSTGRES_MIN_SUPPORTED + 1 },
+    (_, i) => POSTGRES_MIN_SUPPORTED + i,
+  );
   assert.deepEqual(PG_MAJORS, supported);
 });
 
@@ -59,15 +69,25 @@ function describeVersion(version: PgMajor): void {
 
     it('provision: two tenants from a file, one .env each', async () => {
       const file = join(out, 'tenants.csv');
-      writeFileSync(file, ['name,email,first_name,last_name', ...TENANTS.map((t) => `${t},admin@${t}.example,Alice,Martin`)].join('\n') + '\n');
-      const provision = () => cli({ PROVISION_DATABASE_URL: deployerUrl }, ['provision', '--tenants', file, '--out-dir', join(out, 'envs')]);
+      writeFileSync(
+        file,
+        ['name,email,first_name,last_name', ...TENANTS.map((t) => `${t},admin@${t}.example,Alice,Martin`)].join('\n') +
+          '\n',
+      );
+      const provision = () =>
+        cli({ PROVISION_DATABASE_URL: deployerUrl }, ['provision', '--tenants', file, '--out-dir', join(out, 'envs')]);
       const [acl] = await pg.admin<{ create: boolean; owner: string }[]>`
         select has_schema_privilege('public', 'public', 'CREATE') as create, pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = 'public'`;
       if (version < 15) {
         // 14: every role may create in public, a schema of the bootstrap superuser that the database
         // owner cannot change. Provision refuses to go on and names the statement; the superuser runs it.
         assert.deepEqual({ ...acl }, { create: true, owner: pg.superuser });
-        assertExit(await provision(), 4, /could not take PUBLIC's default rights away on database .*: PUBLIC may still create in schema public/, /as postgres \(owner of schema public\) or a superuser: REVOKE CREATE ON SCHEMA public FROM PUBLIC/);
+        assertExit(
+          await provision(),
+          4,
+          /could not take PUBLIC's default rights away on database .*: PUBLIC may still create in schema public/,
+          /as postgres \(owner of schema public\) or a superuser: REVOKE CREATE ON SCHEMA public FROM PUBLIC/,
+        );
         await pg.admin.unsafe('revoke create on schema public from public');
       } else {
         assert.deepEqual({ ...acl }, { create: false, owner: 'pg_database_owner' });
@@ -83,17 +103,30 @@ function describeVersion(version: PgMajor): void {
     it('each tenant bootstraps from its .env alone: admin created, setup completed', async () => {
       for (const name of TENANTS) {
         const r = await cli(envs[name]!);
-        assertExit(r, 0, new RegExp(`PostgreSQL ${version}\\.\\d+, TLS on`), new RegExp(`super admin admin@${name}\\.example created`));
+        assertExit(
+          r,
+          0,
+          new RegExp(`PostgreSQL ${version}\\.\\d+, TLS on`),
+          new RegExp(`super admin admin@${name}\\.example created`),
+        );
         assert.doesNotMatch(r.output, /not a supported version/);
         const schema = `tenant_${name}`;
-        assert.deepEqual((await users(pg, schema)).map((u) => [u.email, u.role]), [[`admin@${name}.example`, 'super_admin']]);
+        assert.deepEqual(
+          (await users(pg, schema)).map((u) => [u.email, u.role]),
+          [[`admin@${name}.example`, 'super_admin']],
+        );
         assert.equal((await setupState(pg, schema))?.completed, true);
       }
     });
 
     it('check passes on a bootstrapped tenant', async () => {
       const r = await cli(envs.north!, ['check', '--no-write']);
-      assertExit(r, 0, /Result: all checks passed \(exit 0\)/, new RegExp(`PostgreSQL ${version}\\.\\d+, TLS on, read-only session`));
+      assertExit(
+        r,
+        0,
+        /Result: all checks passed \(exit 0\)/,
+        new RegExp(`PostgreSQL ${version}\\.\\d+, TLS on, read-only session`),
+      );
       assert.doesNotMatch(r.output, /not a supported version/);
     });
 
@@ -105,14 +138,20 @@ function describeVersion(version: PgMajor): void {
       assert.deepEqual(afterRun, before);
     });
 
-    for (const [me, other] of [['north', 'south'], ['south', 'north']] as const) {
+    for (const [me, other] of [
+      ['north', 'south'],
+      ['south', 'north'],
+    ] as const) {
       it(`isolation: ${me} cannot touch ${other}, public, or its own schema's existence`, async () => {
         await assertIsolated(envs[me]!, envs[other]!, pg.admin);
       });
     }
 
     it('no password appears in the output', () => {
-      const secrets = [DEPLOYER_PASSWORD, ...Object.values(envs).flatMap((e) => [new URL(e.DATABASE_URL!).password, e.AUTO_SUPERADMIN_PASSWORD])];
+      const secrets = [
+        DEPLOYER_PASSWORD,
+        ...Object.values(envs).flatMap((e) => [new URL(e.DATABASE_URL!).password, e.AUTO_SUPERADMIN_PASSWORD]),
+      ];
       for (const r of outputs) assertNoSecrets(r, secrets);
     });
   });

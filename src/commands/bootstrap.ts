@@ -37,7 +37,10 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
   const started = performance.now();
   const skip = raw.SKIP_SETUP ?? '';
   if (skip === '' || skip === 'false') {
-    log.info(`SKIP_SETUP is ${skip === '' ? 'not set' : 'false'}: the setup wizard stays enabled; nothing was changed`, { step: 'setup' });
+    log.info(
+      `SKIP_SETUP is ${skip === '' ? 'not set' : 'false'}: the setup wizard stays enabled; nothing was changed`,
+      { step: 'setup' },
+    );
     return 0;
   }
   if (skip !== 'true') {
@@ -50,7 +53,10 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
 
   const config = loadConfig(raw);
   for (const warning of config.warnings) log.warn(warning, { step: 'config' });
-  log.info(`configuration valid for schema ${config.env.DATABASE_SCHEMA}`, { step: 'config', durationMs: performance.now() - started });
+  log.info(`configuration valid for schema ${config.env.DATABASE_SCHEMA}`, {
+    step: 'config',
+    durationMs: performance.now() - started,
+  });
 
   const ctx: RunContext = { mode: 'apply', storageProbe: true, env: config.env, log, signal, version, changes: [] };
   // Closing the sockets is what stops a statement blocked on the server: client_connection_check_interval
@@ -70,9 +76,12 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
     await ctx.db?.sql.end({ timeout: 5 });
   }
   const outcome = ctx.changes.length > 0 ? ctx.changes.join('; ') : 'already bootstrapped, nothing changed';
-  log.info(`bootstrap of ${config.env.DATABASE_SCHEMA} complete in ${formatDuration(performance.now() - started)}: ${outcome}`, {
-    step: 'summary',
-    durationMs: performance.now() - started,
-  });
+  log.info(
+    `bootstrap of ${config.env.DATABASE_SCHEMA} complete in ${formatDuration(performance.now() - started)}: ${outcome}`,
+    {
+      step: 'summary',
+      durationMs: performance.now() - started,
+    },
+  );
   return 0;
 }

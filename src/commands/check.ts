@@ -47,7 +47,12 @@ export interface CheckReport {
 
 export async function check(input: CommandInput, opts: CheckOptions): Promise<number> {
   if (opts.envFile !== undefined) {
-    if (!existsSync(opts.envFile)) throw new ConfigError(`--env-file: ${opts.envFile} does not exist`, [], 'give the path of the instance .env file');
+    if (!existsSync(opts.envFile))
+      throw new ConfigError(
+        `--env-file: ${opts.envFile} does not exist`,
+        [],
+        'give the path of the instance .env file',
+      );
     // Variables already in the environment win, as with `docker run --env-file` plus -e.
     process.loadEnvFile(opts.envFile);
     // The file may hold PG* variables (an app's .env often does): removed again, as at start.
@@ -75,9 +80,18 @@ async function runChecks({ env: raw, log, signal, version }: CommandInput, opts:
   }
 
   for (const step of stepsOf(BOOTSTRAP_STEPS)) {
-    const blocker = !ctx ? 'config' : (step.needs ?? []).find((need) => checks.find((c) => c.name === need)?.status !== 'pass');
+    const blocker = !ctx
+      ? 'config'
+      : (step.needs ?? []).find((need) => checks.find((c) => c.name === need)?.status !== 'pass');
     if (blocker) {
-      checks.push({ name: step.name, status: 'skip', message: `skipped: ${blocker} did not pass`, fix: null, exit_code: null, duration_ms: 0 });
+      checks.push({
+        name: step.name,
+        status: 'skip',
+        message: `skipped: ${blocker} did not pass`,
+        fix: null,
+        exit_code: null,
+        duration_ms: 0,
+      });
       continue;
     }
     const t0 = performance.now();
@@ -104,18 +118,35 @@ async function runChecks({ env: raw, log, signal, version }: CommandInput, opts:
 }
 
 function passed(name: string, message: string, started: number): CheckResult {
-  return { name, status: 'pass', message, fix: null, exit_code: null, duration_ms: Math.round(performance.now() - started) };
+  return {
+    name,
+    status: 'pass',
+    message,
+    fix: null,
+    exit_code: null,
+    duration_ms: Math.round(performance.now() - started),
+  };
 }
 
 function failed(name: string, error: BootstrapError, started: number, problems: readonly string[] = []): CheckResult {
   const message = [error.message, ...problems].join('; ');
-  return { name, status: 'fail', message, fix: error.fix ?? null, exit_code: error.exitCode, duration_ms: Math.round(performance.now() - started) };
+  return {
+    name,
+    status: 'fail',
+    message,
+    fix: error.fix ?? null,
+    exit_code: error.exitCode,
+    duration_ms: Math.round(performance.now() - started),
+  };
 }
 
 const MARK = { pass: 'ok', fail: 'FAIL', skip: 'skip' } as const;
 
 function renderTable(report: CheckReport): string {
-  const skip = report.skip_setup === 'true' ? 'true: the bootstrap sets the instance up' : `${report.skip_setup ?? 'unset'}: the bootstrap changes nothing, the setup wizard stays`;
+  const skip =
+    report.skip_setup === 'true'
+      ? 'true: the bootstrap sets the instance up'
+      : `${report.skip_setup ?? 'unset'}: the bootstrap changes nothing, the setup wizard stays`;
   const width = Math.max(...report.checks.map((c) => c.name.length));
   const lines = [`superfasttt-bootstrap ${report.version} check (SKIP_SETUP=${skip})`, ''];
   lines.push(`${'STATUS'.padEnd(6)} ${'CHECK'.padEnd(width)} ${'TIME'.padStart(8)}  RESULT`);
@@ -124,10 +155,13 @@ function renderTable(report: CheckReport): string {
     lines.push(`${MARK[c.status].padEnd(6)} ${c.name.padEnd(width)} ${time.padStart(8)}  ${visible(c.message)}`);
     if (c.fix) lines.push(`${' '.repeat(width + 18)}fix: ${visible(c.fix)}`);
   }
-  const secrets = Object.entries(report.secrets).map(([name, from]) => `${name} (${from === 'file' ? `${name}_FILE` : from})`);
+  const secrets = Object.entries(report.secrets).map(
+    ([name, from]) => `${name} (${from === 'file' ? `${name}_FILE` : from})`,
+  );
   lines.push('', `Secrets: ${secrets.join(', ')}`);
   const failures = report.checks.filter((c) => c.status === 'fail').length;
-  lines.push(report.ok ? 'Result: all checks passed (exit 0)' : `Result: ${failures} check(s) failed (exit ${report.exit_code})`);
+  lines.push(
+    report.ok ? 'Result: all checks passed (exit 0)' : `Result: ${failures} check(s) failed (exit ${report.exit_code})`,
+  );
   return lines.join('\n');
 }
-

@@ -11,8 +11,20 @@ import { isLockTimeout, lockTimeoutError } from '../db/locks.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
 import { inspectLocation, MARKER_NAME, proofMatches, where, type StorageLocation } from '../provision/storage-owner.js';
-import { DEPLOYER_SCHEMA, lockProvisioning, prepareProvisionLock, roleProblem, tenantState } from '../provision/tenant-sql.js';
-import { deployerBounds, deployerConnectSettings, locationSession, openProvisionStorage, storageLocation } from '../provision/deployer.js';
+import {
+  DEPLOYER_SCHEMA,
+  lockProvisioning,
+  prepareProvisionLock,
+  roleProblem,
+  tenantState,
+} from '../provision/tenant-sql.js';
+import {
+  deployerBounds,
+  deployerConnectSettings,
+  locationSession,
+  openProvisionStorage,
+  storageLocation,
+} from '../provision/deployer.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import type { CommandInput } from './bootstrap.js';
 
@@ -25,32 +37,63 @@ export interface DeprovisionOptions {
 }
 
 export function deprovisionOptions(args: readonly string[]): DeprovisionOptions {
-  const o = parseOptions('deprovision', args, { flags: ['--yes', '--purge-storage', '--opaque-names'], values: ['--storage-mode'], repeatable: ['--tenant'] });
+  const o = parseOptions('deprovision', args, {
+    flags: ['--yes', '--purge-storage', '--opaque-names'],
+    values: ['--storage-mode'],
+    repeatable: ['--tenant'],
+  });
   const tenants = o.lists.get('--tenant') ?? [];
-  if (tenants.length === 0) throw new ConfigError('deprovision needs --tenant NAME', [], 'name the tenant(s) to remove');
+  if (tenants.length === 0)
+    throw new ConfigError('deprovision needs --tenant NAME', [], 'name the tenant(s) to remove');
   const storageMode = o.values.get('--storage-mode') ?? 'prefix';
-  if (storageMode !== 'prefix' && storageMode !== 'bucket') throw new ConfigError('--storage-mode must be prefix or bucket', [], 'the mode the tenants were provisioned with');
-  return { tenants, yes: o.flags.has('--yes'), purgeStorage: o.flags.has('--purge-storage'), storageMode, opaqueNames: o.flags.has('--opaque-names') };
+  if (storageMode !== 'prefix' && storageMode !== 'bucket')
+    throw new ConfigError('--storage-mode must be prefix or bucket', [], 'the mode the tenants were provisioned with');
+  return {
+    tenants,
+    yes: o.flags.has('--yes'),
+    purgeStorage: o.flags.has('--purge-storage'),
+    storageMode,
+    opaqueNames: o.flags.has('--opaque-names'),
+  };
 }
 
 export async function deprovision(input: CommandInput, opts: DeprovisionOptions): Promise<number> {
-  const specs = tenantSpecs(opts.tenants, undefined, { opaque: opts.opaqueNames, buckets: opts.storageMode === 'bucket' });
+  const specs = tenantSpecs(opts.tenants, undefined, {
+    opaque: opts.opaqueNames,
+    buckets: opts.storageMode === 'bucket',
+  });
   const env = loadProvisionConfig(input.env);
   const { database } = env.PROVISION_DATABASE_URL;
   if (opts.purgeStorage && !env.PROVISION_STORAGE_ACCESS_KEY) {
-    throw new ConfigError('--purge-storage needs the storage admin keys (PROVISION_STORAGE_ACCESS_KEY, PROVISION_STORAGE_SECRET_KEY)', [], 'set them, or leave the storage alone');
+    throw new ConfigError(
+      '--purge-storage needs the storage admin keys (PROVISION_STORAGE_ACCESS_KEY, PROVISION_STORAGE_SECRET_KEY)',
+      [],
+      'set them, or leave the storage alone',
+    );
   }
   if (opts.purgeStorage && opts.storageMode === 'prefix' && !env.PROVISION_STORAGE_BUCKET) {
-    throw new ConfigError('PROVISION_STORAGE_BUCKET: is required with --purge-storage --storage-mode prefix', [], 'set the shared bucket the tenants were provisioned in');
+    throw new ConfigError(
+      'PROVISION_STORAGE_BUCKET: is required with --purge-storage --storage-mode prefix',
+      [],
+      'set the shared bucket the tenants were provisioned in',
+    );
   }
-  const clash = opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === env.PROVISION_STORAGE_BUCKET) : undefined;
-  if (clash) throw new ConfigError(`tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders: nothing was removed`, [], 'check the tenant name and --storage-mode');
+  const clash =
+    opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === env.PROVISION_STORAGE_BUCKET) : undefined;
+  if (clash)
+    throw new ConfigError(
+      `tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders: nothing was removed`,
+      [],
+      'check the tenant name and --storage-mode',
+    );
   if (!opts.yes) {
     const lines = specs.flatMap((spec) => [
       ...dropStatements(spec, database).map((s) => `  ${s};`),
       `  ${!opts.purgeStorage ? 'storage left alone (--purge-storage to delete it)' : `${where(storageLocation(env, spec, opts.storageMode))}: every object deleted, if it carries this tenant's proof of ownership`}`,
     ]);
-    process.stdout.write(`deprovision (dry run: add --yes to do it) would run on database ${database}, for each tenant that exists and is not connected:\n${lines.join('\n')}\n`);
+    process.stdout.write(
+      `deprovision (dry run: add --yes to do it) would run on database ${database}, for each tenant that exists and is not connected:\n${lines.join('\n')}\n`,
+    );
     return 0;
   }
   const db = await connect(deployerConnectSettings(env), input.log, input.signal, { bounds: deployerBounds(env) });
@@ -65,21 +108,38 @@ export async function deprovision(input: CommandInput, opts: DeprovisionOptions)
         if (!done.startsWith('nothing')) removed++;
         input.log.info(`${spec.name}: ${done}`, { step: 'deprovision' });
       } catch (error) {
-        const e = error instanceof BootstrapError ? error : new SchemaError(`tenant ${spec.name}: ${(error as Error).message} (${errorCode(error) || 'error'})`, 'check the deployer\'s rights (README, "Provisioning")', { cause: error });
+        const e =
+          error instanceof BootstrapError
+            ? error
+            : new SchemaError(
+                `tenant ${spec.name}: ${(error as Error).message} (${errorCode(error) || 'error'})`,
+                'check the deployer\'s rights (README, "Provisioning")',
+                { cause: error },
+              );
         failures.push(e);
-        input.log.error(`${spec.name}: ${e.message}`, { step: 'deprovision', ...(e.fix && { fix: e.fix }), exit_code: e.exitCode });
+        input.log.error(`${spec.name}: ${e.message}`, {
+          step: 'deprovision',
+          ...(e.fix && { fix: e.fix }),
+          exit_code: e.exitCode,
+        });
       }
     }
   } finally {
     storage?.client.destroy();
     await db.sql.end({ timeout: 5 });
   }
-  process.stdout.write(`deprovision: ${specs.length} tenant(s): ${removed} removed, ${specs.length - removed - failures.length} not found, ${failures.length} failed\n`);
+  process.stdout.write(
+    `deprovision: ${specs.length} tenant(s): ${removed} removed, ${specs.length - removed - failures.length} not found, ${failures.length} failed\n`,
+  );
   return failures[0]?.exitCode ?? 0;
 }
 
 function dropStatements(spec: TenantSpec, database: string): string[] {
-  return [`DROP SCHEMA IF EXISTS ${quoteIdent(spec.schema)} CASCADE`, `REVOKE ALL ON DATABASE ${quoteIdent(database)} FROM ${quoteIdent(spec.role)}`, `DROP ROLE IF EXISTS ${quoteIdent(spec.role)}`];
+  return [
+    `DROP SCHEMA IF EXISTS ${quoteIdent(spec.schema)} CASCADE`,
+    `REVOKE ALL ON DATABASE ${quoteIdent(database)} FROM ${quoteIdent(spec.role)}`,
+    `DROP ROLE IF EXISTS ${quoteIdent(spec.role)}`,
+  ];
 }
 
 /**
@@ -87,7 +147,13 @@ function dropStatements(spec: TenantSpec, database: string): string[] {
  * tenant's, no session of it is open, and (with --purge-storage) its storage carries its proof.
  * Then the storage (its proof last, so an interrupted purge can be run again), then PostgreSQL.
  */
-async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: ProvisionEnv, spec: TenantSpec, opts: DeprovisionOptions): Promise<string> {
+async function deprovisionOne(
+  sql: Sql,
+  storage: S3Session | undefined,
+  env: ProvisionEnv,
+  spec: TenantSpec,
+  opts: DeprovisionOptions,
+): Promise<string> {
   const state = await tenantState(sql, spec);
   if (!state.roleExists && !state.schemaExists) {
     if (!opts.purgeStorage) return `nothing to remove: no role ${spec.role}, no schema ${spec.schema}`;
@@ -116,7 +182,8 @@ async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: Pro
     );
   }
   const roleRefused = roleProblem(state, spec, database);
-  if (roleRefused) throw new SchemaError(`${roleRefused}; nothing was removed`, 'remove it by hand only after checking whose it is');
+  if (roleRefused)
+    throw new SchemaError(`${roleRefused}; nothing was removed`, 'remove it by hand only after checking whose it is');
   if (me?.sessions) {
     throw new SchemaError(
       `tenant ${spec.name} is still connected (${me.sessions}): nothing was removed`,
@@ -131,7 +198,10 @@ async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: Pro
     const found = await inspectLocation(session, loc);
     const verdict = proofMatches(found, loc, state.tenantId);
     if (verdict !== 'match' && verdict !== 'gone') {
-      throw new SchemaError(`tenant ${spec.name}: ${verdict}; nothing was removed`, 'check whose storage it is; deprovision deletes only storage that provision marked as this tenant\'s (run provision for the tenant once to mark storage made before proofs existed)');
+      throw new SchemaError(
+        `tenant ${spec.name}: ${verdict}; nothing was removed`,
+        "check whose storage it is; deprovision deletes only storage that provision marked as this tenant's (run provision for the tenant once to mark storage made before proofs existed)",
+      );
     }
     storageDone = verdict === 'gone' ? `; ${where(loc)} already gone` : `; ${await purgeStorage(session, loc)}`;
   }
@@ -147,7 +217,14 @@ async function deprovisionOne(sql: Sql, storage: S3Session | undefined, env: Pro
     });
   } catch (error) {
     if (!isLockTimeout(error)) throw error;
-    throw await lockTimeoutError(sql, [spec.schema, DEPLOYER_SCHEMA], `dropping tenant ${spec.name}${storageDone ? ` (its storage was already purged${storageDone})` : ''}`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT, error);
+    throw await lockTimeoutError(
+      sql,
+      [spec.schema, DEPLOYER_SCHEMA],
+      `dropping tenant ${spec.name}${storageDone ? ` (its storage was already purged${storageDone})` : ''}`,
+      'PROVISION_LOCK_TIMEOUT',
+      env.PROVISION_LOCK_TIMEOUT,
+      error,
+    );
   }
   return `schema ${spec.schema} and role ${spec.role} removed${storageDone}`;
 }
@@ -159,7 +236,15 @@ async function purgeStorage(session: S3Session, loc: StorageLocation): Promise<s
   const keys: string[] = [];
   // 200 keys a page: a page of 1000 long, escaped keys could pass the 2 MiB a response may hold.
   for (let token: string | undefined; ; ) {
-    const page = await send<{ Contents?: Array<{ Key?: string }>; NextContinuationToken?: string }>('ListObjectsV2', new s3.ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix || undefined, ContinuationToken: token, MaxKeys: 200 }));
+    const page = await send<{ Contents?: Array<{ Key?: string }>; NextContinuationToken?: string }>(
+      'ListObjectsV2',
+      new s3.ListObjectsV2Command({
+        Bucket: loc.bucket,
+        Prefix: loc.prefix || undefined,
+        ContinuationToken: token,
+        MaxKeys: 200,
+      }),
+    );
     for (const { Key } of page.Contents ?? []) if (Key !== undefined && Key !== proof) keys.push(Key);
     token = page.NextContinuationToken;
     if (!token) break;
@@ -168,7 +253,10 @@ async function purgeStorage(session: S3Session, loc: StorageLocation): Promise<s
   // folders (their proofs) is not this tenant's alone.
   const others = keys.filter((key) => key.endsWith(`/${MARKER_NAME}`));
   if (others.length > 0) {
-    throw new SchemaError(`${where(loc)} also holds the folders of other tenants (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', ...' : ''}): nothing was removed`, 'move those tenants\' folders out of this bucket first');
+    throw new SchemaError(
+      `${where(loc)} also holds the folders of other tenants (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', ...' : ''}): nothing was removed`,
+      "move those tenants' folders out of this bucket first",
+    );
   }
   for (const Key of keys) await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: loc.bucket, Key }));
   const deleted = keys.length;

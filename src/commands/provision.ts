@@ -14,10 +14,34 @@ import { BootstrapError, ConfigError, SchemaError } from '../errors.js';
 import { folderMarker, type S3Session } from '../storage/client.js';
 import { generatePassword } from '../provision/scram.js';
 import { assertEnvValues, assertSafeOutDir, renderEnv, writeEnvFile } from '../provision/env-file.js';
-import { assertMayUse, assertSharedBucket, inspectLocation, MARKER_NAME, writeMarker, type LocationState, type Ownership, type StorageLocation } from '../provision/storage-owner.js';
-import { DEPLOYER_SCHEMA, hardenDatabase, lockProvisioning, prepareProvisionLock, provisionTenant, roleProblem, tenantState } from '../provision/tenant-sql.js';
+import {
+  assertMayUse,
+  assertSharedBucket,
+  inspectLocation,
+  MARKER_NAME,
+  writeMarker,
+  type LocationState,
+  type Ownership,
+  type StorageLocation,
+} from '../provision/storage-owner.js';
+import {
+  DEPLOYER_SCHEMA,
+  hardenDatabase,
+  lockProvisioning,
+  prepareProvisionLock,
+  provisionTenant,
+  roleProblem,
+  tenantState,
+} from '../provision/tenant-sql.js';
 import { loginProblem } from '../provision/verify-login.js';
-import { deployerBounds, deployerConnectSettings, locationSession, openProvisionStorage, storageLocation, storageSettingsOf } from '../provision/deployer.js';
+import {
+  deployerBounds,
+  deployerConnectSettings,
+  locationSession,
+  openProvisionStorage,
+  storageLocation,
+  storageSettingsOf,
+} from '../provision/deployer.js';
 import { tenantSpecs, type TenantSpec } from '../provision/tenants.js';
 import { redact } from '../redact.js';
 import type { CommandInput } from './bootstrap.js';
@@ -41,11 +65,18 @@ export function provisionOptions(args: readonly string[]): ProvisionOptions {
     repeatable: ['--tenant'],
   });
   const format = o.values.get('--format') ?? 'text';
-  if (format !== 'text' && format !== 'json') throw new ConfigError('--format must be text or json', [], 'use --format json for pipelines');
+  if (format !== 'text' && format !== 'json')
+    throw new ConfigError('--format must be text or json', [], 'use --format json for pipelines');
   const concurrency = Number(o.values.get('--concurrency') ?? 4);
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new ConfigError('--concurrency must be a whole number from 1 to 64', [], 'the default is 4');
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
+    throw new ConfigError('--concurrency must be a whole number from 1 to 64', [], 'the default is 4');
   const storageMode = o.values.get('--storage-mode') ?? 'prefix';
-  if (storageMode !== 'prefix' && storageMode !== 'bucket') throw new ConfigError('--storage-mode must be prefix or bucket', [], 'prefix: a folder per tenant in a shared bucket (the default); bucket: a bucket per tenant');
+  if (storageMode !== 'prefix' && storageMode !== 'bucket')
+    throw new ConfigError(
+      '--storage-mode must be prefix or bucket',
+      [],
+      'prefix: a folder per tenant in a shared bucket (the default); bucket: a bucket per tenant',
+    );
   return {
     storageMode,
     opaqueNames: o.flags.has('--opaque-names'),
@@ -76,28 +107,56 @@ export interface TenantReport {
 const RETRYABLE = new Set(['XX000', '23505', '40001', '40P01']);
 
 export async function provision(input: CommandInput, opts: ProvisionOptions): Promise<number> {
-  const specs = tenantSpecs(opts.tenants, opts.tenantsFile, { opaque: opts.opaqueNames, buckets: opts.storageMode === 'bucket' });
+  const specs = tenantSpecs(opts.tenants, opts.tenantsFile, {
+    opaque: opts.opaqueNames,
+    buckets: opts.storageMode === 'bucket',
+  });
   const env = loadProvisionConfig(input.env);
   if (env.PROVISION_STORAGE_ACCESS_KEY && opts.storageMode === 'prefix' && !env.PROVISION_STORAGE_BUCKET) {
-    throw new ConfigError('PROVISION_STORAGE_BUCKET: is required with --storage-mode prefix (the shared bucket of the tenants\' folders)', [], 'set PROVISION_STORAGE_BUCKET, or use --storage-mode bucket');
+    throw new ConfigError(
+      "PROVISION_STORAGE_BUCKET: is required with --storage-mode prefix (the shared bucket of the tenants' folders)",
+      [],
+      'set PROVISION_STORAGE_BUCKET, or use --storage-mode bucket',
+    );
   }
   // Copied into every tenant's .env: refused now, before anything is created, if a .env reader would change them.
-  const copied = { ...Object.fromEntries(EMAIL_KEYS.map((key) => [key, input.env[key] || undefined])), PROVISION_STORAGE_ENDPOINT: env.PROVISION_STORAGE_ENDPOINT, PROVISION_STORAGE_ACCESS_KEY: env.PROVISION_STORAGE_ACCESS_KEY, PROVISION_STORAGE_SECRET_KEY: env.PROVISION_STORAGE_SECRET_KEY };
-  assertEnvValues(copied, 'the deployer\'s environment');
-  if (opts.outDir) assertSafeOutDir(opts.outDir, specs.map((spec) => `${spec.name}.env`));
+  const copied = {
+    ...Object.fromEntries(EMAIL_KEYS.map((key) => [key, input.env[key] || undefined])),
+    PROVISION_STORAGE_ENDPOINT: env.PROVISION_STORAGE_ENDPOINT,
+    PROVISION_STORAGE_ACCESS_KEY: env.PROVISION_STORAGE_ACCESS_KEY,
+    PROVISION_STORAGE_SECRET_KEY: env.PROVISION_STORAGE_SECRET_KEY,
+  };
+  assertEnvValues(copied, "the deployer's environment");
+  if (opts.outDir)
+    assertSafeOutDir(
+      opts.outDir,
+      specs.map((spec) => `${spec.name}.env`),
+    );
   const shared = env.PROVISION_STORAGE_BUCKET;
   const clash = opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === shared) : undefined;
-  if (clash) throw new ConfigError(`tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders`, [], 'choose another tenant name, or give the shared bucket a name that does not start with superfasttt-');
+  if (clash)
+    throw new ConfigError(
+      `tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders`,
+      [],
+      'choose another tenant name, or give the shared bucket a name that does not start with superfasttt-',
+    );
   const storage = env.PROVISION_STORAGE_ACCESS_KEY ? await openProvisionStorage(env, input.signal) : undefined;
-  if (storage && opts.storageMode === 'prefix' && shared) await assertSharedBucket(storage, shared, 'PROVISION_STORAGE_BUCKET');
+  if (storage && opts.storageMode === 'prefix' && shared)
+    await assertSharedBucket(storage, shared, 'PROVISION_STORAGE_BUCKET');
 
-  const db = await connect(deployerConnectSettings(env), input.log, input.signal, { max: Math.min(opts.concurrency, 8), bounds: deployerBounds(env) });
+  const db = await connect(deployerConnectSettings(env), input.log, input.signal, {
+    max: Math.min(opts.concurrency, 8),
+    bounds: deployerBounds(env),
+  });
   const reports: TenantReport[] = [];
   try {
     await checkDeployer(db, env);
     await prepareProvisionLock(db.sql);
     if (Number.parseInt(db.serverVersion, 10) <= 15) {
-      input.log.warn(`PostgreSQL ${db.serverVersion}: before 16, CREATEROLE lets the deployer take almost any right (even run programs on the server): keep its credentials like a superuser's`, { step: 'provision' });
+      input.log.warn(
+        `PostgreSQL ${db.serverVersion}: before 16, CREATEROLE lets the deployer take almost any right (even run programs on the server): keep its credentials like a superuser's`,
+        { step: 'provision' },
+      );
     }
     // Under the lock: two first runs at once would otherwise collide on the database's ACL (XX000).
     const hardening = await withRetries(() =>
@@ -107,7 +166,14 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
       }),
     ).catch(async (error: unknown) => {
       if (!isLockTimeout(error)) throw error;
-      throw await lockTimeoutError(db.sql, [DEPLOYER_SCHEMA], 'provision (before any tenant was changed)', 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT, error);
+      throw await lockTimeoutError(
+        db.sql,
+        [DEPLOYER_SCHEMA],
+        'provision (before any tenant was changed)',
+        'PROVISION_LOCK_TIMEOUT',
+        env.PROVISION_LOCK_TIMEOUT,
+        error,
+      );
     });
     for (const statement of hardening) input.log.info(`${statement.sql}: ${statement.why}`, { step: 'provision' });
 
@@ -118,7 +184,8 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
         const report = await provisionOne(db, storage, env, spec, opts, input);
         reports.push(report);
         const line = `${spec.name}: ${report.status}, ${report.message}`;
-        if (report.status === 'failed') input.log.error(line, { step: 'provision', ...(report.fix && { fix: report.fix }) });
+        if (report.status === 'failed')
+          input.log.error(line, { step: 'provision', ...(report.fix && { fix: report.fix }) });
         else input.log.info(line, { step: 'provision' });
       }
     };
@@ -132,7 +199,9 @@ export async function provision(input: CommandInput, opts: ProvisionOptions): Pr
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ok: failed.length === 0, tenants: reports }, null, 2) + '\n');
   } else {
-    const counts = ['created', 'unchanged', 'rotated', 'failed'].map((s) => `${reports.filter((r) => r.status === s).length} ${s}`);
+    const counts = ['created', 'unchanged', 'rotated', 'failed'].map(
+      (s) => `${reports.filter((r) => r.status === s).length} ${s}`,
+    );
     process.stdout.write(redact(`provision: ${reports.length} tenant(s): ${counts.join(', ')}`) + '\n');
   }
   return failed[0]?.exit_code ?? 0;
@@ -145,7 +214,10 @@ async function checkDeployer(db: Connection, env: ProvisionEnv): Promise<void> {
     select current_user as user, rolcreaterole as createrole, rolsuper as superuser,
            has_database_privilege(current_database(), 'CREATE') as create
     from pg_roles where rolname = current_user`;
-  const missing = [!me?.createrole && !me?.superuser && 'CREATEROLE', !me?.create && `CREATE on database ${database}`].filter(Boolean);
+  const missing = [
+    !me?.createrole && !me?.superuser && 'CREATEROLE',
+    !me?.create && `CREATE on database ${database}`,
+  ].filter(Boolean);
   if (missing.length > 0) {
     throw new SchemaError(
       `the deployer role ${me?.user} lacks ${missing.join(' and ')}`,
@@ -154,17 +226,37 @@ async function checkDeployer(db: Connection, env: ProvisionEnv): Promise<void> {
   }
 }
 
-async function provisionOne(db: Connection, storage: S3Session | undefined, env: ProvisionEnv, spec: TenantSpec, opts: ProvisionOptions, input: CommandInput): Promise<TenantReport> {
+async function provisionOne(
+  db: Connection,
+  storage: S3Session | undefined,
+  env: ProvisionEnv,
+  spec: TenantSpec,
+  opts: ProvisionOptions,
+  input: CommandInput,
+): Promise<TenantReport> {
   const base = { name: spec.name, schema: spec.schema, role: spec.role };
   const envFile = opts.outDir ? join(opts.outDir, `${spec.name}.env`) : undefined;
-  const fail = (e: BootstrapError, prefix = ''): TenantReport => ({ ...base, status: 'failed', message: prefix + e.message, ...(e.fix && { fix: e.fix }), exit_code: e.exitCode });
+  const fail = (e: BootstrapError, prefix = ''): TenantReport => ({
+    ...base,
+    status: 'failed',
+    message: prefix + e.message,
+    ...(e.fix && { fix: e.fix }),
+    exit_code: e.exitCode,
+  });
   try {
     // Read-only first: whatever is refused below is refused before anything is created.
     const before = await tenantState(db.sql, spec);
     const refused = roleProblem(before, spec, env.PROVISION_DATABASE_URL.database);
-    if (refused) throw new SchemaError(`${refused}; nothing was changed`, 'choose another tenant name (or --opaque-names); remove that role by hand only after checking whose it is');
+    if (refused)
+      throw new SchemaError(
+        `${refused}; nothing was changed`,
+        'choose another tenant name (or --opaque-names); remove that role by hand only after checking whose it is',
+      );
     if (before.roleExists && !opts.rotatePassword && envFile && !existsSync(envFile)) {
-      throw new SchemaError(`role ${spec.role} exists but ${envFile} does not: its password is unknown here; nothing was changed`, 'run again with --rotate-password to set a new password and write the .env');
+      throw new SchemaError(
+        `role ${spec.role} exists but ${envFile} does not: its password is unknown here; nothing was changed`,
+        'run again with --rotate-password to set a new password and write the .env',
+      );
     }
     if (!before.roleExists && envFile && existsSync(envFile) && !opts.force) {
       throw new SchemaError(
@@ -173,15 +265,28 @@ async function provisionOne(db: Connection, storage: S3Session | undefined, env:
       );
     }
     const location = storage && storageLocation(env, spec, opts.storageMode);
-    const found = storage && location ? await inspectLocation(locationSession(storage, env, location), location) : undefined;
+    const found =
+      storage && location ? await inspectLocation(locationSession(storage, env, location), location) : undefined;
     if (found && location) assertMayUse(found, location, before.tenantId, before.schemaExists && !before.tenantId);
     const tenantId = before.tenantId ?? randomUUID();
 
     const outcome = await withRetries(() =>
-      provisionTenant(db.sql, spec, { database: env.PROVISION_DATABASE_URL.database, rotatePassword: opts.rotatePassword, connectionLimit: env.PROVISION_CONNECTION_LIMIT, tenantId }),
+      provisionTenant(db.sql, spec, {
+        database: env.PROVISION_DATABASE_URL.database,
+        rotatePassword: opts.rotatePassword,
+        connectionLimit: env.PROVISION_CONNECTION_LIMIT,
+        tenantId,
+      }),
     ).catch(async (error: unknown) => {
       if (!isLockTimeout(error)) throw error;
-      throw await lockTimeoutError(db.sql, [DEPLOYER_SCHEMA, spec.schema], `provisioning tenant ${spec.name} (nothing was changed for it)`, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT, error);
+      throw await lockTimeoutError(
+        db.sql,
+        [DEPLOYER_SCHEMA, spec.schema],
+        `provisioning tenant ${spec.name} (nothing was changed for it)`,
+        'PROVISION_LOCK_TIMEOUT',
+        env.PROVISION_LOCK_TIMEOUT,
+        error,
+      );
     });
     let status: TenantReport['status'] = outcome.created ? 'created' : outcome.password ? 'rotated' : 'unchanged';
     let storageNote = '';
@@ -195,19 +300,37 @@ async function provisionOne(db: Connection, storage: S3Session | undefined, env:
       if (status === 'unchanged' && storageNote.includes('created')) status = 'created';
     }
 
-    const login = { connectTimeoutSec: env.PROVISION_CONNECT_TIMEOUT, bounds: deployerBounds(env), log: input.log, signal: input.signal };
+    const login = {
+      connectTimeoutSec: env.PROVISION_CONNECT_TIMEOUT,
+      bounds: deployerBounds(env),
+      log: input.log,
+      signal: input.signal,
+    };
     if (!outcome.password) {
       // The role existed and kept its password: an existing .env stays the truth, once proven.
       if (!envFile) return { ...base, status, message: `role and schema in place${storageNote}` };
       const problem = await loginProblem(readFileSync(envFile, 'utf8'), spec, login);
-      if (problem) throw new SchemaError(`${envFile} does not boot the tenant: ${problem}`, `run again with --rotate-password to set a new password and rewrite ${envFile}`);
-      return { ...base, status, message: `role and schema in place${storageNote}; ${envFile} kept, its login verified`, env_file: envFile };
+      if (problem)
+        throw new SchemaError(
+          `${envFile} does not boot the tenant: ${problem}`,
+          `run again with --rotate-password to set a new password and rewrite ${envFile}`,
+        );
+      return {
+        ...base,
+        status,
+        message: `role and schema in place${storageNote}; ${envFile} kept, its login verified`,
+        env_file: envFile,
+      };
     }
 
     const instanceEnv = tenantEnv(env, spec, outcome.password, input.env, storage && opts.storageMode);
-    const content = renderEnv(instanceEnv, [`superfasttt instance ${spec.name}: generated by superfasttt-bootstrap provision. Secret: mode 0600, never commit it.`]);
+    const content = renderEnv(instanceEnv, [
+      `superfasttt instance ${spec.name}: generated by superfasttt-bootstrap provision. Secret: mode 0600, never commit it.`,
+    ]);
     let message = (outcome.created ? 'role, schema and grants created' : 'password rotated') + storageNote;
-    if (storage && !spec.s3) message += '; the instance gets the shared S3 keys (give per-tenant keys in the tenants file: s3_access_key, s3_secret_key)';
+    if (storage && !spec.s3)
+      message +=
+        '; the instance gets the shared S3 keys (give per-tenant keys in the tenants file: s3_access_key, s3_secret_key)';
     if (envFile) {
       // Overwriting is safe here: a file of another role was refused above unless --force.
       writeEnvFile(envFile, content, true);
@@ -215,12 +338,24 @@ async function provisionOne(db: Connection, storage: S3Session | undefined, env:
     }
     // The file as written (or the JSON output's environment) must boot the tenant.
     const problem = await loginProblem(envFile ? readFileSync(envFile, 'utf8') : content, spec, login);
-    if (problem) throw new SchemaError(`the new credentials do not boot the tenant: ${problem}`, 'check the deployer\'s URL (host, port, sslmode: the tenants\' URLs are derived from it) and pg_hba.conf for the tenant roles');
+    if (problem)
+      throw new SchemaError(
+        `the new credentials do not boot the tenant: ${problem}`,
+        "check the deployer's URL (host, port, sslmode: the tenants' URLs are derived from it) and pg_hba.conf for the tenant roles",
+      );
     message += ', its login verified';
-    if (!spec.admin.email) message += '; no super admin email given: fill AUTO_SUPERADMIN_EMAIL, _FIRSTNAME, _LASTNAME in the .env';
+    if (!spec.admin.email)
+      message += '; no super admin email given: fill AUTO_SUPERADMIN_EMAIL, _FIRSTNAME, _LASTNAME in the .env';
     return { ...base, status, message, ...(envFile && { env_file: envFile }), ...(opts.json && { env: instanceEnv }) };
   } catch (error) {
-    const e = error instanceof BootstrapError ? error : new SchemaError(`tenant ${spec.name}: ${(error as Error).message} (${errorCode(error) || 'error'})`, 'check the deployer\'s rights (README, "Provisioning")', { cause: error });
+    const e =
+      error instanceof BootstrapError
+        ? error
+        : new SchemaError(
+            `tenant ${spec.name}: ${(error as Error).message} (${errorCode(error) || 'error'})`,
+            'check the deployer\'s rights (README, "Provisioning")',
+            { cause: error },
+          );
     return fail(e);
   }
 }
@@ -237,7 +372,13 @@ async function withRetries<T>(run: () => Promise<T>): Promise<T> {
 }
 
 /** Everything the instance needs to bootstrap with SKIP_SETUP=true. */
-function tenantEnv(env: ProvisionEnv, spec: TenantSpec, password: string, deployerEnv: NodeJS.ProcessEnv, storageMode: 'prefix' | 'bucket' | undefined): Record<string, string> {
+function tenantEnv(
+  env: ProvisionEnv,
+  spec: TenantSpec,
+  password: string,
+  deployerEnv: NodeJS.ProcessEnv,
+  storageMode: 'prefix' | 'bucket' | undefined,
+): Record<string, string> {
   const { host, port, database, sslmode, sslrootcert } = env.PROVISION_DATABASE_URL;
   const url = new URL(`postgres://${host.includes(':') ? `[${host}]` : host}:${port}/${encodeURIComponent(database)}`);
   url.username = spec.role;
@@ -263,7 +404,10 @@ function tenantEnv(env: ProvisionEnv, spec: TenantSpec, password: string, deploy
       STORAGE_REGION: env.PROVISION_STORAGE_REGION,
       STORAGE_BUCKET: storageMode === 'bucket' ? spec.bucket : env.PROVISION_STORAGE_BUCKET,
       STORAGE_PREFIX: storageMode === 'prefix' ? `${spec.schema}/` : undefined,
-      STORAGE_FORCE_PATH_STYLE: env.PROVISION_STORAGE_FORCE_PATH_STYLE === undefined ? undefined : String(env.PROVISION_STORAGE_FORCE_PATH_STYLE),
+      STORAGE_FORCE_PATH_STYLE:
+        env.PROVISION_STORAGE_FORCE_PATH_STYLE === undefined
+          ? undefined
+          : String(env.PROVISION_STORAGE_FORCE_PATH_STYLE),
       STORAGE_ACCESS_KEY: spec.s3?.accessKey ?? env.PROVISION_STORAGE_ACCESS_KEY,
       STORAGE_SECRET_KEY: spec.s3?.secretKey ?? env.PROVISION_STORAGE_SECRET_KEY,
     });
@@ -273,10 +417,28 @@ function tenantEnv(env: ProvisionEnv, spec: TenantSpec, password: string, deploy
   return Object.fromEntries(Object.entries(out).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
-const EMAIL_KEYS = ['EMAIL_PROVIDER', 'EMAIL_FROM', 'EMAIL_FROM_NAME', 'SMTP_HOST', 'SMTP_PORT', 'SMTP_USERNAME', 'SMTP_PASSWORD', 'SMTP_SECURE', 'SENDGRID_API_KEY', 'SENDGRID_API_URL'];
+const EMAIL_KEYS = [
+  'EMAIL_PROVIDER',
+  'EMAIL_FROM',
+  'EMAIL_FROM_NAME',
+  'SMTP_HOST',
+  'SMTP_PORT',
+  'SMTP_USERNAME',
+  'SMTP_PASSWORD',
+  'SMTP_SECURE',
+  'SENDGRID_API_KEY',
+  'SENDGRID_API_URL',
+];
 
 /** prefix: the tenant's folder marker in the shared bucket; bucket: the tenant's own bucket; then the proof. Idempotent. */
-async function provisionStorage(shared: S3Session, env: ProvisionEnv, loc: StorageLocation, found: LocationState, owner: Ownership, spec: TenantSpec): Promise<string> {
+async function provisionStorage(
+  shared: S3Session,
+  env: ProvisionEnv,
+  loc: StorageLocation,
+  found: LocationState,
+  owner: Ownership,
+  spec: TenantSpec,
+): Promise<string> {
   const session = locationSession(shared, env, loc);
   const { s3, send } = session;
   let done: string;
@@ -285,7 +447,10 @@ async function provisionStorage(shared: S3Session, env: ProvisionEnv, loc: Stora
   } else if (found.exists) {
     done = `bucket ${loc.bucket} present`;
   } else {
-    const location = env.PROVISION_STORAGE_REGION === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: env.PROVISION_STORAGE_REGION as never } };
+    const location =
+      env.PROVISION_STORAGE_REGION === 'us-east-1'
+        ? {}
+        : { CreateBucketConfiguration: { LocationConstraint: env.PROVISION_STORAGE_REGION as never } };
     await send('CreateBucket', new s3.CreateBucketCommand({ Bucket: loc.bucket, ...location }));
     done = `bucket ${loc.bucket} created (bucket names allow no _ nor uppercase: ${spec.name} -> ${loc.bucket})`;
   }

@@ -37,16 +37,41 @@ function defaultOf(doc: FieldDoc): string | undefined {
 
 /** The instance's variables, then the deployment machine's (provision, deprovision). */
 export function variableDocs(): VariableDoc[] {
-  const instance = VARIABLES.map((name) => ({ name, description: v.getDescription(envSchema.entries[name]) ?? '', ...fieldDoc(name) }));
-  const deployer = Object.entries(provisionSchema.entries).map(([name, schema]) => ({ name, description: v.getDescription(schema) ?? '', ...(v.getMetadata(schema) as FieldDoc) }));
+  const instance = VARIABLES.map((name) => ({
+    name,
+    description: v.getDescription(envSchema.entries[name]) ?? '',
+    ...fieldDoc(name),
+  }));
+  const deployer = Object.entries(provisionSchema.entries).map(([name, schema]) => ({
+    name,
+    description: v.getDescription(schema) ?? '',
+    ...(v.getMetadata(schema) as FieldDoc),
+  }));
   return [...instance, ...deployer];
 }
 
 export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
-  { usage: 'bootstrap', description: 'the default: with SKIP_SETUP=true, set the instance up and disable the setup wizard; otherwise change nothing' },
-  { usage: 'check [--env-file PATH] [--json] [--no-write]', description: 'run every verification of bootstrap read-only and print a report (the storage probe writes one object and deletes it; --no-write skips it)' },
-  { usage: 'provision (--tenant NAME ... | --tenants FILE) [--out-dir DIR] [--format json] [--force] [--rotate-password] [--concurrency N] [--storage-mode prefix|bucket] [--opaque-names]', description: 'deployment machine: create each tenant\'s role and schema with least privilege, and write its .env (PROVISION_DATABASE_URL)' },
-  { usage: 'deprovision --tenant NAME ... [--yes] [--purge-storage] [--storage-mode prefix|bucket] [--opaque-names]', description: 'deployment machine: drop the tenants\' schemas and roles, and their storage with --purge-storage (a dry run without --yes)' },
+  {
+    usage: 'bootstrap',
+    description:
+      'the default: with SKIP_SETUP=true, set the instance up and disable the setup wizard; otherwise change nothing',
+  },
+  {
+    usage: 'check [--env-file PATH] [--json] [--no-write]',
+    description:
+      'run every verification of bootstrap read-only and print a report (the storage probe writes one object and deletes it; --no-write skips it)',
+  },
+  {
+    usage:
+      'provision (--tenant NAME ... | --tenants FILE) [--out-dir DIR] [--format json] [--force] [--rotate-password] [--concurrency N] [--storage-mode prefix|bucket] [--opaque-names]',
+    description:
+      "deployment machine: create each tenant's role and schema with least privilege, and write its .env (PROVISION_DATABASE_URL)",
+  },
+  {
+    usage: 'deprovision --tenant NAME ... [--yes] [--purge-storage] [--storage-mode prefix|bucket] [--opaque-names]',
+    description:
+      "deployment machine: drop the tenants' schemas and roles, and their storage with --purge-storage (a dry run without --yes)",
+  },
   { usage: '--help, -h', description: 'this help' },
   { usage: '--version, -V', description: 'print the version' },
 ];
@@ -70,17 +95,25 @@ export function renderHelp(version: string): string {
         doc.requiredWhen && `required if ${conditionText(doc.requiredWhen)}`,
         doc.secret && 'secret',
         defaultOf(doc) !== undefined && `default ${defaultOf(doc)}`,
-      ].filter(Boolean).join(', ');
+      ]
+        .filter(Boolean)
+        .join(', ');
       lines.push(`    ${doc.name}${flags ? ` (${flags})` : ''}`, `        ${doc.description}`);
     }
   }
   lines.push('', 'Exit codes:', ...EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`));
-  lines.push('', 'Full documentation: README.md of the superfasttt-bootstrap repository (label org.opencontainers.image.source of the image).');
+  lines.push(
+    '',
+    'Full documentation: README.md of the superfasttt-bootstrap repository (label org.opencontainers.image.source of the image).',
+  );
   return lines.join('\n');
 }
 
 export function renderVariableTable(): string {
-  const rows = ['| Variable | Required | Default | Secret (`_FILE`) | Description |', '| --- | --- | --- | --- | --- |'];
+  const rows = [
+    '| Variable | Required | Default | Secret (`_FILE`) | Description |',
+    '| --- | --- | --- | --- | --- |',
+  ];
   for (const doc of variableDocs()) {
     rows.push(
       `| \`${doc.name}\` | ${requirement(doc)} | ${doc.default !== undefined ? `\`${doc.default}\`` : (doc.defaultText ?? '')} | ${doc.secret ? 'yes' : ''} | ${doc.description.replace(/\|/g, '\\|')} |`,

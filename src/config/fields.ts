@@ -77,15 +77,15 @@ function guarded<TOut>(pipeline: v.GenericSchema<string, TOut>, doc: Doc): v.Gen
 const CONTROL_CHARACTER = /\p{Cc}/u;
 
 const CONTROL_NAMES: Readonly<Record<number, string>> = {
-  0x00: 'NUL',
-  0x08: 'backspace',
-  0x09: 'tab',
-  0x0a: 'line feed',
-  0x0b: 'vertical tab',
-  0x0c: 'form feed',
-  0x0d: 'carriage return',
-  0x1b: 'escape',
-  0x7f: 'delete',
+  0: 'NUL',
+  8: 'backspace',
+  9: 'tab',
+  10: 'line feed',
+  11: 'vertical tab',
+  12: 'form feed',
+  13: 'carriage return',
+  27: 'escape',
+  127: 'delete',
 };
 
 /**
@@ -97,7 +97,10 @@ const CONTROL_NAMES: Readonly<Record<number, string>> = {
 export function secretValue<TOut>(pipeline: v.GenericSchema<string, TOut>) {
   return v.pipe(
     v.string(),
-    v.check((x) => !CONTROL_CHARACTER.test(x), (issue) => controlCharacterMessage(issue.input as string)),
+    v.check(
+      (x) => !CONTROL_CHARACTER.test(x),
+      (issue) => controlCharacterMessage(issue.input as string),
+    ),
     pipeline,
   );
 }
@@ -109,7 +112,9 @@ export function secretValue<TOut>(pipeline: v.GenericSchema<string, TOut>) {
  */
 export function controlCharacterMessage(value: string): string {
   const chars = [...value];
-  const found = chars.flatMap((char, i) => (CONTROL_CHARACTER.test(char) ? [{ code: char.codePointAt(0)!, position: i + 1 }] : []));
+  const found = chars.flatMap((char, i) =>
+    CONTROL_CHARACTER.test(char) ? [{ code: char.codePointAt(0)!, position: i + 1 }] : [],
+  );
   const first = found[0];
   if (!first) return 'must not contain control characters';
   const code = `U+${first.code.toString(16).toUpperCase().padStart(4, '0')}`;
@@ -118,8 +123,12 @@ export function controlCharacterMessage(value: string): string {
   const more = found.length > 1 ? ` (and ${found.length - 1} more)` : '';
   let message = `must not contain control characters: ${code} (${name}) at character ${first.position}${last ? ', the last one' : ''}${more}`;
   // Only line breaks, all at the end: a secret file with one newline too many.
-  const trailingLineBreaks = found.every((c, i) => (c.code === 0x0a || c.code === 0x0d) && c.position === chars.length - found.length + 1 + i);
-  if (trailingLineBreaks) message += '; only one final newline (\\n or \\r\\n) is removed from a _FILE: delete the extra line break at its end';
+  const trailingLineBreaks = found.every(
+    (c, i) => (c.code === 0x0a || c.code === 0x0d) && c.position === chars.length - found.length + 1 + i,
+  );
+  if (trailingLineBreaks)
+    message +=
+      '; only one final newline (\\n or \\r\\n) is removed from a _FILE: delete the extra line break at its end';
   return message;
 }
 
@@ -161,7 +170,10 @@ export const httpUrl = (opts: { httpsOnly: boolean; path: boolean }) =>
     v.trim(),
     v.check((x) => URL.canParse(x), 'must be a URL such as https://host.example'),
     v.transform((x) => new URL(x)),
-    v.check((u) => u.protocol === 'https:' || (!opts.httpsOnly && u.protocol === 'http:'), opts.httpsOnly ? 'must start with https://' : 'must start with http:// or https://'),
+    v.check(
+      (u) => u.protocol === 'https:' || (!opts.httpsOnly && u.protocol === 'http:'),
+      opts.httpsOnly ? 'must start with https://' : 'must start with http:// or https://',
+    ),
     v.check((u) => !u.username && !u.password, 'must not contain credentials (use the key variables)'),
     v.check((u) => !u.search && !u.hash, 'must not contain a query or fragment'),
     v.check((u) => opts.path || u.pathname === '/', 'must not contain a path'),
@@ -171,7 +183,14 @@ export const httpUrl = (opts: { httpsOnly: boolean; path: boolean }) =>
 
 /** Host names and IP addresses. */
 export const hostname = () =>
-  v.pipe(v.string(), v.trim(), v.regex(/^[A-Za-z0-9]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$/, 'must be a host name or IP address (no scheme, no port)'));
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.regex(
+      /^[A-Za-z0-9]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$/,
+      'must be a host name or IP address (no scheme, no port)',
+    ),
+  );
 
 export const email = () =>
   v.pipe(
@@ -190,4 +209,3 @@ export const phoneE164 = () =>
     v.trim(),
     v.regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 phone number: + then 7 to 15 digits, no spaces (e.g. +33612345678)'),
   );
-

@@ -66,7 +66,9 @@ export function readVariables(names: readonly string[], secrets: readonly string
 
 /** Where each secret comes from (never its value): diagnostics show this, even for an invalid configuration. */
 export function secretSources(raw: NodeJS.ProcessEnv): Record<string, SecretSource> {
-  return Object.fromEntries(SECRET_VARIABLES.map((name) => [name, raw[name] ? 'env' : raw[`${name}_FILE`] ? 'file' : 'unset']));
+  return Object.fromEntries(
+    SECRET_VARIABLES.map((name) => [name, raw[name] ? 'env' : raw[`${name}_FILE`] ? 'file' : 'unset']),
+  );
 }
 
 export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
@@ -148,14 +150,20 @@ function conditionalRequirements(input: Record<string, string | undefined>, warn
 function crossChecks(env: Env): string[] {
   const problems: string[] = [];
   if (env.STORAGE_SECURE && env.STORAGE_ENDPOINT?.startsWith('http:')) {
-    problems.push('STORAGE_ENDPOINT: is http but STORAGE_SECURE=true; use the https endpoint (or STORAGE_SECURE=false on a trusted network only)');
+    problems.push(
+      'STORAGE_ENDPOINT: is http but STORAGE_SECURE=true; use the https endpoint (or STORAGE_SECURE=false on a trusted network only)',
+    );
   }
   if (env.AUTO_SUPERADMIN_WELCOME_EMAIL && !env.EMAIL_PROVIDER) {
     problems.push('AUTO_SUPERADMIN_WELCOME_EMAIL: is true but no EMAIL_PROVIDER is set to send it');
   }
   // What libpq refuses (sslrootcert=system with a weaker sslmode, verify-ca without a root), and DATABASE_SSL=true with a weaker sslmode.
   problems.push(...tlsConfigProblems(env, 'DATABASE_URL'));
-  const caSources = [env.DATABASE_SSL_CA && 'DATABASE_SSL_CA', env.DATABASE_SSL_CA_FILE && 'DATABASE_SSL_CA_FILE', env.DATABASE_URL.sslrootcert && 'sslrootcert in DATABASE_URL'].filter(Boolean);
+  const caSources = [
+    env.DATABASE_SSL_CA && 'DATABASE_SSL_CA',
+    env.DATABASE_SSL_CA_FILE && 'DATABASE_SSL_CA_FILE',
+    env.DATABASE_URL.sslrootcert && 'sslrootcert in DATABASE_URL',
+  ].filter(Boolean);
   if (caSources.length > 1) {
     problems.push(`DATABASE_SSL_CA: set the CA in one place only (found ${caSources.join(', ')})`);
   }

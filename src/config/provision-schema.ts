@@ -13,20 +13,39 @@ import { urlConnectSettings } from '../provision/deployer.js';
 export const provisionSchema = v.object({
   PROVISION_DATABASE_URL: required(
     databaseUrl(),
-    'URL of the deployer role: CREATEROLE and CREATE on the database (ideally its owner), not a superuser. The tenants\' URLs are derived from it (host, port, database, sslmode).',
-    { group: 'provision', secret: true, example: 'postgres://deployer:CHANGE_ME@postgres:5432/superfasttt?sslmode=verify-full' },
+    "URL of the deployer role: CREATEROLE and CREATE on the database (ideally its owner), not a superuser. The tenants' URLs are derived from it (host, port, database, sslmode).",
+    {
+      group: 'provision',
+      secret: true,
+      example: 'postgres://deployer:CHANGE_ME@postgres:5432/superfasttt?sslmode=verify-full',
+    },
   ),
-  PROVISION_CONNECTION_LIMIT: withDefault(integer(1, 10_000), '20', 'Connection limit of each tenant role.', { group: 'provision', example: '20' }),
-  PROVISION_STORAGE_ACCESS_KEY: optional(text(256), 'S3 admin access key of the deployment machine; set it to provision storage (a bucket or a folder per tenant).', {
+  PROVISION_CONNECTION_LIMIT: withDefault(integer(1, 10_000), '20', 'Connection limit of each tenant role.', {
+    group: 'provision',
+    example: '20',
+  }),
+  PROVISION_STORAGE_ACCESS_KEY: optional(
+    text(256),
+    'S3 admin access key of the deployment machine; set it to provision storage (a bucket or a folder per tenant).',
+    {
+      group: 'provision',
+      secret: true,
+      example: 'CHANGE_ME',
+    },
+  ),
+  PROVISION_STORAGE_SECRET_KEY: optional(text(256), 'S3 admin secret key of the deployment machine.', {
     group: 'provision',
     secret: true,
     example: 'CHANGE_ME',
   }),
-  PROVISION_STORAGE_SECRET_KEY: optional(text(256), 'S3 admin secret key of the deployment machine.', { group: 'provision', secret: true, example: 'CHANGE_ME' }),
-  PROVISION_STORAGE_ENDPOINT: optional(httpUrl({ httpsOnly: false, path: false }), 'S3 endpoint (S3-compatible providers); unset: AWS S3.', {
-    group: 'provision',
-    example: 'https://s3.fr-par.scw.cloud',
-  }),
+  PROVISION_STORAGE_ENDPOINT: optional(
+    httpUrl({ httpsOnly: false, path: false }),
+    'S3 endpoint (S3-compatible providers); unset: AWS S3.',
+    {
+      group: 'provision',
+      example: 'https://s3.fr-par.scw.cloud',
+    },
+  ),
   PROVISION_STORAGE_REGION: withDefault(
     v.pipe(v.string(), v.trim(), v.regex(/^[a-z0-9-]{2,32}$/, 'must be a region name such as fr-par')),
     'us-east-1',
@@ -34,25 +53,46 @@ export const provisionSchema = v.object({
     { group: 'provision', example: 'fr-par' },
   ),
   PROVISION_STORAGE_BUCKET: optional(
-    v.pipe(v.string(), v.trim(), v.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a bucket name: 3 to 63 lowercase letters, digits, dots or hyphens')),
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.regex(
+        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+        'must be a bucket name: 3 to 63 lowercase letters, digits, dots or hyphens',
+      ),
+    ),
     'Shared bucket of --storage-mode prefix (the default), where each tenant gets its folder.',
     { group: 'provision', example: 'superfasttt-central' },
   ),
-  PROVISION_STORAGE_FORCE_PATH_STYLE: optional(boolean(), 'Path-style addressing.', { group: 'provision', example: 'true', defaultText: 'true when PROVISION_STORAGE_ENDPOINT is set' }),
-  PROVISION_CONNECT_TIMEOUT: withDefault(integer(1, 3600, ' (seconds)'), '60', 'Seconds to keep retrying an unreachable server.', {
+  PROVISION_STORAGE_FORCE_PATH_STYLE: optional(boolean(), 'Path-style addressing.', {
     group: 'provision',
-    example: '60',
+    example: 'true',
+    defaultText: 'true when PROVISION_STORAGE_ENDPOINT is set',
   }),
+  PROVISION_CONNECT_TIMEOUT: withDefault(
+    integer(1, 3600, ' (seconds)'),
+    '60',
+    'Seconds to keep retrying an unreachable server.',
+    {
+      group: 'provision',
+      example: '60',
+    },
+  ),
   PROVISION_LOCK_TIMEOUT: withDefault(
     integer(1, 3600, ' (seconds)'),
     '30',
-    'Seconds any statement of provision or deprovision waits for a lock (another provisioning run, or a tenant\'s open transaction on the schema being dropped) before that tenant fails, naming the holder.',
+    "Seconds any statement of provision or deprovision waits for a lock (another provisioning run, or a tenant's open transaction on the schema being dropped) before that tenant fails, naming the holder.",
     { group: 'provision', example: '30' },
   ),
-  PROVISION_STATEMENT_TIMEOUT: withDefault(integer(1, 86_400, ' (seconds)'), '120', 'Seconds any one statement of provision or deprovision may run (DROP SCHEMA of a large tenant may need more).', {
-    group: 'provision',
-    example: '120',
-  }),
+  PROVISION_STATEMENT_TIMEOUT: withDefault(
+    integer(1, 86_400, ' (seconds)'),
+    '120',
+    'Seconds any one statement of provision or deprovision may run (DROP SCHEMA of a large tenant may need more).',
+    {
+      group: 'provision',
+      example: '120',
+    },
+  ),
 });
 
 export type ProvisionEnv = v.InferOutput<typeof provisionSchema>;
@@ -63,13 +103,23 @@ export function loadProvisionConfig(raw: NodeJS.ProcessEnv): ProvisionEnv {
   const { input, problems } = readVariables(names, secrets, raw);
   registerUrlPassword(input.PROVISION_DATABASE_URL);
   const result = v.safeParse(provisionSchema, input);
-  for (const issue of result.issues ?? []) problems.push(`${issue.path?.map((p) => String(p.key)).join('.')}: ${issue.message}`);
+  for (const issue of result.issues ?? [])
+    problems.push(`${issue.path?.map((p) => String(p.key)).join('.')}: ${issue.message}`);
   if ((input.PROVISION_STORAGE_ACCESS_KEY === undefined) !== (input.PROVISION_STORAGE_SECRET_KEY === undefined)) {
-    problems.push('PROVISION_STORAGE_ACCESS_KEY: set both PROVISION_STORAGE_ACCESS_KEY and PROVISION_STORAGE_SECRET_KEY, or neither');
+    problems.push(
+      'PROVISION_STORAGE_ACCESS_KEY: set both PROVISION_STORAGE_ACCESS_KEY and PROVISION_STORAGE_SECRET_KEY, or neither',
+    );
   }
-  if (result.success) problems.push(...tlsConfigProblems(urlConnectSettings(result.output.PROVISION_DATABASE_URL, 1), 'PROVISION_DATABASE_URL'));
+  if (result.success)
+    problems.push(
+      ...tlsConfigProblems(urlConnectSettings(result.output.PROVISION_DATABASE_URL, 1), 'PROVISION_DATABASE_URL'),
+    );
   if (problems.length > 0 || !result.success) {
-    throw new ConfigError(`invalid configuration: ${problems.length} problem(s)`, problems, 'correct the variables listed above (see the README, "Provisioning")');
+    throw new ConfigError(
+      `invalid configuration: ${problems.length} problem(s)`,
+      problems,
+      'correct the variables listed above (see the README, "Provisioning")',
+    );
   }
   return result.output;
 }

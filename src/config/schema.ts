@@ -3,7 +3,19 @@
  * the README's variable table and `.env.example` (see docs.ts).
  */
 import * as v from 'valibot';
-import { boolean, email, hostname, httpUrl, integer, oneOf, optional, phoneE164, required, text, withDefault } from './fields.js';
+import {
+  boolean,
+  email,
+  hostname,
+  httpUrl,
+  integer,
+  oneOf,
+  optional,
+  phoneE164,
+  required,
+  text,
+  withDefault,
+} from './fields.js';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -35,7 +47,9 @@ export const databaseUrl = () =>
       try {
         url = new URL(dataset.value);
       } catch {
-        return fail('is not a valid URL: expected postgres://USER:PASSWORD@HOST:5432/DATABASE (percent-encode special characters in the password)');
+        return fail(
+          'is not a valid URL: expected postgres://USER:PASSWORD@HOST:5432/DATABASE (percent-encode special characters in the password)',
+        );
       }
       if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
         return fail('must start with postgres:// or postgresql://');
@@ -52,9 +66,11 @@ export const databaseUrl = () =>
         return fail('has an invalid percent-encoding in the user, password or database name');
       }
       if (!user) return fail('has no user name (postgres://USER:PASSWORD@HOST/DATABASE)');
-      if (!database || database.includes('/')) return fail('has no database name (postgres://USER:PASSWORD@HOST:5432/DATABASE)');
+      if (!database || database.includes('/'))
+        return fail('has no database name (postgres://USER:PASSWORD@HOST:5432/DATABASE)');
       for (const key of url.searchParams.keys()) {
-        if (!URL_PARAMS.has(key)) return fail(`has an unsupported parameter "${key}" (supported: ${[...URL_PARAMS].join(', ')})`);
+        if (!URL_PARAMS.has(key))
+          return fail(`has an unsupported parameter "${key}" (supported: ${[...URL_PARAMS].join(', ')})`);
       }
       const sslmode = url.searchParams.get('sslmode') ?? undefined;
       if (sslmode !== undefined && !(SSL_MODES as readonly string[]).includes(sslmode)) {
@@ -104,7 +120,21 @@ const schemaName = () =>
 /** Values that people leave in templates; refused so a published default never becomes a real password. */
 const PLACEHOLDER_FRAGMENTS = /xxxx|change[_-]?me|<[^>]*>|\$\{/i;
 /** Template words that are the whole password once digits and symbols are removed ("Password123!"). */
-const PLACEHOLDER_WORDS = new Set(['password', 'motdepasse', 'secret', 'admin', 'example', 'placeholder', 'azerty', 'qwerty', 'letmein', 'welcome', 'superfasttt', 'changeit', '']);
+const PLACEHOLDER_WORDS = new Set([
+  'password',
+  'motdepasse',
+  'secret',
+  'admin',
+  'example',
+  'placeholder',
+  'azerty',
+  'qwerty',
+  'letmein',
+  'welcome',
+  'superfasttt',
+  'changeit',
+  '',
+]);
 
 function isPlaceholder(password: string): boolean {
   return PLACEHOLDER_FRAGMENTS.test(password) || PLACEHOLDER_WORDS.has(password.toLowerCase().replace(/[^a-z]/g, ''));
@@ -115,7 +145,10 @@ const adminPassword = () =>
     v.string(),
     v.check((x) => [...x].length >= 12, 'must be at least 12 characters long'),
     v.maxLength(1024, 'must be at most 1024 characters long'),
-    v.check((x) => !isPlaceholder(x), 'looks like a placeholder (xxxx, changeme, <...>, Password123, ...): set a real password'),
+    v.check(
+      (x) => !isPlaceholder(x),
+      'looks like a placeholder (xxxx, changeme, <...>, Password123, ...): set a real password',
+    ),
     v.check((x) => new Set(x).size >= 5, 'is too repetitive: use at least 5 different characters'),
   );
 
@@ -124,8 +157,14 @@ const bucketName = () =>
   v.pipe(
     v.string(),
     v.trim(),
-    v.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a bucket name: 3 to 63 lowercase letters, digits, dots or hyphens (no _ and no uppercase)'),
-    v.check((x) => !x.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(x), 'must be a bucket name (no "..", not an IP address)'),
+    v.regex(
+      /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+      'must be a bucket name: 3 to 63 lowercase letters, digits, dots or hyphens (no _ and no uppercase)',
+    ),
+    v.check(
+      (x) => !x.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(x),
+      'must be a bucket name (no "..", not an IP address)',
+    ),
   );
 
 /** The tenant's folder in a shared bucket, normalised to end with exactly one slash. */
@@ -145,9 +184,19 @@ const API_MODULE = /^[a-z][a-z0-9_-]{0,62}$/;
 const apiList = () =>
   v.pipe(
     v.string(),
-    v.transform((x) => [...new Set(x.split(',').map((m) => m.trim()).filter(Boolean))]),
+    v.transform((x) => [
+      ...new Set(
+        x
+          .split(',')
+          .map((m) => m.trim())
+          .filter(Boolean),
+      ),
+    ]),
     v.check((xs) => xs.length > 0, 'must list at least one API module (unset it to enable all)'),
-    v.check((xs) => xs.every((m) => API_MODULE.test(m)), 'must be comma-separated module names (lowercase letters, digits, _ or -)'),
+    v.check(
+      (xs) => xs.every((m) => API_MODULE.test(m)),
+      'must be comma-separated module names (lowercase letters, digits, _ or -)',
+    ),
   );
 
 export const envSchema = v.object({
@@ -160,7 +209,11 @@ export const envSchema = v.object({
   DATABASE_URL: required(
     databaseUrl(),
     'PostgreSQL URL of the tenant role: postgres[ql]://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=...]. sslmode (disable|allow|prefer|require|verify-ca|verify-full) and sslrootcert (a CA file, or system) mean what they mean to libpq 16 (README, "PostgreSQL connection and TLS"). libpq\'s PG* variables are ignored.',
-    { group: 'database', secret: true, example: 'postgres://tenant_clienta:CHANGE_ME@postgres:5432/superfasttt?sslmode=verify-full' },
+    {
+      group: 'database',
+      secret: true,
+      example: 'postgres://tenant_clienta:CHANGE_ME@postgres:5432/superfasttt?sslmode=verify-full',
+    },
   ),
   DATABASE_SCHEMA: required(
     schemaName(),
@@ -198,24 +251,32 @@ export const envSchema = v.object({
   DATABASE_STATEMENT_TIMEOUT: withDefault(
     integer(1, 86_400, ' (seconds)'),
     '300',
-    'Seconds any one statement may run (statement_timeout, lock waits included; a migration on a large table may need more), whatever the role\'s own defaults say.',
+    "Seconds any one statement may run (statement_timeout, lock waits included; a migration on a large table may need more), whatever the role's own defaults say.",
     { group: 'database', example: '300' },
   ),
 
-  STORAGE_PROVIDER: optional(oneOf(['s3']), 's3 to verify S3 storage before the instance is marked ready; unset: storage is not checked (logged).', {
-    group: 'storage',
-    example: 's3',
-  }),
+  STORAGE_PROVIDER: optional(
+    oneOf(['s3']),
+    's3 to verify S3 storage before the instance is marked ready; unset: storage is not checked (logged).',
+    {
+      group: 'storage',
+      example: 's3',
+    },
+  ),
   STORAGE_ENDPOINT: optional(
     httpUrl({ httpsOnly: false, path: false }),
     'S3 endpoint of an S3-compatible provider (Scaleway, MinIO, ...); unset: AWS S3 for STORAGE_REGION.',
     { group: 'storage', example: 'https://s3.fr-par.scw.cloud' },
   ),
-  STORAGE_BUCKET: optional(bucketName(), 'Bucket of the instance: a dedicated one, or a shared one with STORAGE_PREFIX.', {
-    group: 'storage',
-    example: 'superfasttt-central',
-    requiredWhen: ['STORAGE_PROVIDER', 's3'],
-  }),
+  STORAGE_BUCKET: optional(
+    bucketName(),
+    'Bucket of the instance: a dedicated one, or a shared one with STORAGE_PREFIX.',
+    {
+      group: 'storage',
+      example: 'superfasttt-central',
+      requiredWhen: ['STORAGE_PROVIDER', 's3'],
+    },
+  ),
   STORAGE_REGION: withDefault(
     v.pipe(v.string(), v.trim(), v.regex(/^[a-z0-9-]{2,32}$/, 'must be a region name such as fr-par or eu-west-3')),
     'us-east-1',
@@ -234,20 +295,29 @@ export const envSchema = v.object({
     example: 'CHANGE_ME',
     requiredWhen: ['STORAGE_PROVIDER', 's3'],
   }),
-  STORAGE_SECURE: withDefault(boolean(), 'true', 'true: STORAGE_ENDPOINT must be https (an http endpoint is a configuration error).', {
-    group: 'storage',
-    example: 'true',
-  }),
+  STORAGE_SECURE: withDefault(
+    boolean(),
+    'true',
+    'true: STORAGE_ENDPOINT must be https (an http endpoint is a configuration error).',
+    {
+      group: 'storage',
+      example: 'true',
+    },
+  ),
   STORAGE_PREFIX: optional(
     storagePrefix(),
     'Folder of the tenant in a shared bucket (tenant_clienta/); a trailing / is added. The probe runs inside it, and a folder marker is created if missing.',
     { group: 'storage', example: 'tenant_clienta/' },
   ),
-  STORAGE_FORCE_PATH_STYLE: optional(boolean(), 'Path-style addressing (https://endpoint/bucket/key), which S3-compatible providers need.', {
-    group: 'storage',
-    example: 'true',
-    defaultText: 'true when STORAGE_ENDPOINT is set, else false',
-  }),
+  STORAGE_FORCE_PATH_STYLE: optional(
+    boolean(),
+    'Path-style addressing (https://endpoint/bucket/key), which S3-compatible providers need.',
+    {
+      group: 'storage',
+      example: 'true',
+      defaultText: 'true when STORAGE_ENDPOINT is set, else false',
+    },
+  ),
   STORAGE_TIMEOUT: withDefault(
     integer(1, 300, ' (seconds)'),
     '10',
@@ -255,24 +325,41 @@ export const envSchema = v.object({
     { group: 'storage', example: '10' },
   ),
 
-  EMAIL_PROVIDER: optional(oneOf(['smtp', 'sendgrid']), 'smtp or sendgrid to verify the email provider before the instance is marked ready; unset: email is not checked (logged).', {
-    group: 'email',
-    example: 'smtp',
-  }),
+  EMAIL_PROVIDER: optional(
+    oneOf(['smtp', 'sendgrid']),
+    'smtp or sendgrid to verify the email provider before the instance is marked ready; unset: email is not checked (logged).',
+    {
+      group: 'email',
+      example: 'smtp',
+    },
+  ),
   EMAIL_FROM: optional(email(), 'Sender address of the instance emails.', {
     group: 'email',
     example: 'superfasttt@client.example',
     requiredWhen: ['EMAIL_PROVIDER', '*'],
   }),
   EMAIL_FROM_NAME: optional(text(100), 'Sender name.', { group: 'email', example: 'superfasttt' }),
-  SMTP_HOST: optional(hostname(), 'SMTP server.', { group: 'email', example: 'smtp.client.example', requiredWhen: ['EMAIL_PROVIDER', 'smtp'] }),
-  SMTP_PORT: optional(integer(1, 65535), 'SMTP port.', { group: 'email', example: '587', defaultText: '587, or 465 with SMTP_SECURE=tls' }),
+  SMTP_HOST: optional(hostname(), 'SMTP server.', {
+    group: 'email',
+    example: 'smtp.client.example',
+    requiredWhen: ['EMAIL_PROVIDER', 'smtp'],
+  }),
+  SMTP_PORT: optional(integer(1, 65535), 'SMTP port.', {
+    group: 'email',
+    example: '587',
+    defaultText: '587, or 465 with SMTP_SECURE=tls',
+  }),
   SMTP_USERNAME: optional(text(256), 'SMTP user; the verification authenticates, a plain connect is not enough.', {
     group: 'email',
     example: 'superfasttt@client.example',
     requiredWhen: ['EMAIL_PROVIDER', 'smtp'],
   }),
-  SMTP_PASSWORD: optional(text(1024), 'SMTP password.', { group: 'email', secret: true, example: 'CHANGE_ME', requiredWhen: ['EMAIL_PROVIDER', 'smtp'] }),
+  SMTP_PASSWORD: optional(text(1024), 'SMTP password.', {
+    group: 'email',
+    secret: true,
+    example: 'CHANGE_ME',
+    requiredWhen: ['EMAIL_PROVIDER', 'smtp'],
+  }),
   SMTP_SECURE: withDefault(
     oneOf(['starttls', 'tls', 'none']),
     'starttls',
@@ -302,8 +389,14 @@ export const envSchema = v.object({
     'Email of the super admin; compared case-insensitively and stored lowercase.',
     { group: 'superadmin', example: 'admin@client.example' },
   ),
-  AUTO_SUPERADMIN_FIRSTNAME: required(text(100), 'First name of the super admin.', { group: 'superadmin', example: 'Alice' }),
-  AUTO_SUPERADMIN_LASTNAME: required(text(100), 'Last name of the super admin.', { group: 'superadmin', example: 'Martin' }),
+  AUTO_SUPERADMIN_FIRSTNAME: required(text(100), 'First name of the super admin.', {
+    group: 'superadmin',
+    example: 'Alice',
+  }),
+  AUTO_SUPERADMIN_LASTNAME: required(text(100), 'Last name of the super admin.', {
+    group: 'superadmin',
+    example: 'Martin',
+  }),
   AUTO_SUPERADMIN_PASSWORD: required(
     adminPassword(),
     'Initial password of the super admin: at least 12 characters, no placeholder, no control character (tab, newline, ...); spaces are kept. From AUTO_SUPERADMIN_PASSWORD_FILE, one final newline (\\n or \\r\\n) is removed, nothing else. Hashed with argon2id; never changed on an existing account unless AUTO_SUPERADMIN_RESET_PASSWORD=true.',
@@ -326,22 +419,34 @@ export const envSchema = v.object({
     'true: send the super admin one welcome email with the login link (never the password) when the account is created; needs EMAIL_PROVIDER and APP_URL.',
     { group: 'superadmin', example: 'false' },
   ),
-  APP_URL: optional(httpUrl({ httpsOnly: false, path: true }), 'Public URL of the instance, for the login link of the welcome email.', {
-    group: 'superadmin',
-    example: 'https://clienta.superfasttt.example',
-    requiredWhen: ['AUTO_SUPERADMIN_WELCOME_EMAIL', 'true'],
-  }),
+  APP_URL: optional(
+    httpUrl({ httpsOnly: false, path: true }),
+    'Public URL of the instance, for the login link of the welcome email.',
+    {
+      group: 'superadmin',
+      example: 'https://clienta.superfasttt.example',
+      requiredWhen: ['AUTO_SUPERADMIN_WELCOME_EMAIL', 'true'],
+    },
+  ),
   ENABLED_APIS: optional(
     apiList(),
     'Comma-separated API modules to enable; unset: all API modules are enabled from the first boot. Recorded in instance_settings (key apis).',
     { group: 'setup', example: 'auth,users,files' },
   ),
 
-  LOG_FORMAT: withDefault(oneOf(['text', 'json']), 'text', 'text, or json for one JSON object per line on stdout and stderr.', {
+  LOG_FORMAT: withDefault(
+    oneOf(['text', 'json']),
+    'text',
+    'text, or json for one JSON object per line on stdout and stderr.',
+    {
+      group: 'logging',
+      example: 'text',
+    },
+  ),
+  NO_COLOR: optional(v.string(), 'Set (to anything) to disable colours in text logs.', {
     group: 'logging',
-    example: 'text',
+    example: '',
   }),
-  NO_COLOR: optional(v.string(), 'Set (to anything) to disable colours in text logs.', { group: 'logging', example: '' }),
   TERMINATION_LOG: optional(
     text(4096),
     'Where the failure message is also written (default /dev/termination-log, when it exists: Kubernetes shows it in kubectl describe pod).',

@@ -14,7 +14,10 @@ import { fallsBack, TlsNotOffered, tlsPlan } from './tls.js';
 export type Sql = postgres.Sql;
 
 /** What a connection needs from the environment (the instance's, or the deployer's). */
-export type ConnectSettings = Pick<Env, 'DATABASE_URL' | 'DATABASE_SSL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE' | 'DATABASE_CONNECT_TIMEOUT'>;
+export type ConnectSettings = Pick<
+  Env,
+  'DATABASE_URL' | 'DATABASE_SSL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE' | 'DATABASE_CONNECT_TIMEOUT'
+>;
 
 /** Error codes worth waiting for: the server (or its DNS name) is not there yet, or still starting. */
 const RETRYABLE = new Set([
@@ -133,7 +136,7 @@ export async function connect(
     // and again by the first query: PgBouncer refuses unknown startup parameters unless told to
     // ignore them (ignore_startup_parameters), and then only that query applies them.
     connection: { application_name: 'superfasttt-bootstrap', ...settings },
-  } satisfies postgres.Options<{}>;
+  } satisfies postgres.Options<Record<string, never>>;
   // libpq's attempts in its order (allow: plaintext then TLS; prefer: TLS then plaintext), each with its own client.
   const open = async (): Promise<Connection> => {
     let first: unknown;
@@ -141,12 +144,17 @@ export async function connect(
       const timeout = attemptTimeout();
       // Sockets (and TLS) from guard.ts: every answer bounded in time and size, client-side.
       const socket = guardedSocket({
-        host, port, leg, connectTimeoutMs: timeout * 1000,
+        host,
+        port,
+        leg,
+        connectTimeoutMs: timeout * 1000,
         statementTimeoutSec: opts.bounds.statementTimeoutSec,
         statementVariable: opts.bounds.statementVariable ?? 'DATABASE_STATEMENT_TIMEOUT',
         onFatal: () => void sql.end({ timeout: 0 }),
       });
-      const sql = postgres({ ...options, ssl: false, socket, connect_timeout: timeout } as postgres.Options<{}>);
+      const sql = postgres({ ...options, ssl: false, socket, connect_timeout: timeout } as postgres.Options<
+        Record<string, never>
+      >);
       try {
         return await session(sql);
       } catch (error) {
@@ -172,7 +180,12 @@ export async function connect(
     if (row.num < 140000) {
       throw new DatabaseError(`PostgreSQL ${row.version} is too old: 14 or newer is required`, 'upgrade the server');
     }
-    return { sql, serverVersion: row.version, tls: row.tls, anotherSession: async () => (await connect(env, log, signal, { ...opts, max: 1 })).sql };
+    return {
+      sql,
+      serverVersion: row.version,
+      tls: row.tls,
+      anotherSession: async () => (await connect(env, log, signal, { ...opts, max: 1 })).sql,
+    };
   };
 
   let delay = 250;
@@ -188,10 +201,13 @@ export async function connect(
       }
       if (Date.now() - lastWaitLog > 10_000) {
         lastWaitLog = Date.now();
-        log.warn(`PostgreSQL at ${host}:${port} not reachable yet (${code}); retrying for up to ${formatDuration(remaining)}`, {
-          step: 'database',
-          attempt,
-        });
+        log.warn(
+          `PostgreSQL at ${host}:${port} not reachable yet (${code}); retrying for up to ${formatDuration(remaining)}`,
+          {
+            step: 'database',
+            attempt,
+          },
+        );
       }
       const jittered = Math.min(delay, remaining) * (0.75 + Math.random() * 0.5);
       await sleep(jittered, signal);
@@ -202,7 +218,8 @@ export async function connect(
 
 /** The server went away in the middle of the run (restart, failover, terminated backend). */
 // Only used after a successful connect: a refused reconnect then means the server went away too.
-const CONNECTION_LOST = /^(CONNECTION_CLOSED|CONNECTION_ENDED|CONNECTION_DESTROYED|ECONNRESET|ECONNREFUSED|EPIPE|57P0[1-3]|08\w\w\w)$/;
+const CONNECTION_LOST =
+  /^(CONNECTION_CLOSED|CONNECTION_ENDED|CONNECTION_DESTROYED|ECONNRESET|ECONNREFUSED|EPIPE|57P0[1-3]|08\w\w\w)$/;
 
 export function connectionLost(error: unknown, during: string): DatabaseError | undefined {
   const code = errorCode(error);
@@ -230,29 +247,69 @@ export function classifyConnectError(error: unknown, env: ConnectSettings): Data
   const cause = { cause: error };
   switch (code) {
     case '28P01':
-      return new DatabaseError(`${where} refused the password of user "${user}" (DATABASE_URL)`, 'check the user and password in DATABASE_URL (percent-encode special characters such as @ : / in the password)', cause);
+      return new DatabaseError(
+        `${where} refused the password of user "${user}" (DATABASE_URL)`,
+        'check the user and password in DATABASE_URL (percent-encode special characters such as @ : / in the password)',
+        cause,
+      );
     case '28000':
-      return new DatabaseError(`${where} refused user "${user}" on database "${database}": ${detail}`, 'allow this role and client in pg_hba.conf, or enable TLS (DATABASE_SSL=true) if the server only accepts TLS connections', cause);
+      return new DatabaseError(
+        `${where} refused user "${user}" on database "${database}": ${detail}`,
+        'allow this role and client in pg_hba.conf, or enable TLS (DATABASE_SSL=true) if the server only accepts TLS connections',
+        cause,
+      );
     case '42501':
-      return new DatabaseError(`${where}: role "${user}" may not connect to database "${database}" (${detail})`, `as the database owner, run: GRANT CONNECT ON DATABASE "${database}" TO "${user}";`, cause);
+      return new DatabaseError(
+        `${where}: role "${user}" may not connect to database "${database}" (${detail})`,
+        `as the database owner, run: GRANT CONNECT ON DATABASE "${database}" TO "${user}";`,
+        cause,
+      );
     case '42704': // an unknown startup parameter: client_connection_check_interval exists from 14 on
-      return new DatabaseError(`${where} does not know a session setting this program needs (${detail}): PostgreSQL 14 or newer is required`, 'upgrade the server to PostgreSQL 14 or newer', cause);
+      return new DatabaseError(
+        `${where} does not know a session setting this program needs (${detail}): PostgreSQL 14 or newer is required`,
+        'upgrade the server to PostgreSQL 14 or newer',
+        cause,
+      );
     case '3D000':
-      return new DatabaseError(`${where}: database "${database}" does not exist`, 'check the database name at the end of DATABASE_URL', cause);
+      return new DatabaseError(
+        `${where}: database "${database}" does not exist`,
+        'check the database name at the end of DATABASE_URL',
+        cause,
+      );
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new DatabaseError(`PostgreSQL host "${host}" could not be resolved (DNS, ${code}) within DATABASE_CONNECT_TIMEOUT=${env.DATABASE_CONNECT_TIMEOUT} s`, 'check the host in DATABASE_URL and the DNS / service name', cause);
+      return new DatabaseError(
+        `PostgreSQL host "${host}" could not be resolved (DNS, ${code}) within DATABASE_CONNECT_TIMEOUT=${env.DATABASE_CONNECT_TIMEOUT} s`,
+        'check the host in DATABASE_URL and the DNS / service name',
+        cause,
+      );
   }
   if (TLS_CODES.test(code) || /certificate|TLS|SSL/i.test(detail)) {
-    return new DatabaseError(`TLS connection to ${where} failed: ${detail}`, 'give the CA that signed the server certificate in DATABASE_SSL_CA or DATABASE_SSL_CA_FILE (or NODE_EXTRA_CA_CERTS), check that the host in DATABASE_URL matches the certificate, or use sslmode=require to encrypt without verifying', cause);
+    return new DatabaseError(
+      `TLS connection to ${where} failed: ${detail}`,
+      'give the CA that signed the server certificate in DATABASE_SSL_CA or DATABASE_SSL_CA_FILE (or NODE_EXTRA_CA_CERTS), check that the host in DATABASE_URL matches the certificate, or use sslmode=require to encrypt without verifying',
+      cause,
+    );
   }
   if (code === 'CONNECT_TIMEOUT') {
-    return new DatabaseError(`no answer from ${where} within DATABASE_CONNECT_TIMEOUT=${env.DATABASE_CONNECT_TIMEOUT} s (the connection was not established, or established and never answered)`, 'check host and port in DATABASE_URL (is it PostgreSQL listening there?) and that the network lets this container reach it; raise DATABASE_CONNECT_TIMEOUT if it starts slowly', cause);
+    return new DatabaseError(
+      `no answer from ${where} within DATABASE_CONNECT_TIMEOUT=${env.DATABASE_CONNECT_TIMEOUT} s (the connection was not established, or established and never answered)`,
+      'check host and port in DATABASE_URL (is it PostgreSQL listening there?) and that the network lets this container reach it; raise DATABASE_CONNECT_TIMEOUT if it starts slowly',
+      cause,
+    );
   }
   if (RETRYABLE.has(code)) {
-    return new DatabaseError(`${where} unreachable for ${env.DATABASE_CONNECT_TIMEOUT} s (${code}: ${detail})`, 'check host and port in DATABASE_URL, that the server runs and that the network lets this container reach it; raise DATABASE_CONNECT_TIMEOUT if it starts slowly', cause);
+    return new DatabaseError(
+      `${where} unreachable for ${env.DATABASE_CONNECT_TIMEOUT} s (${code}: ${detail})`,
+      'check host and port in DATABASE_URL, that the server runs and that the network lets this container reach it; raise DATABASE_CONNECT_TIMEOUT if it starts slowly',
+      cause,
+    );
   }
-  return new DatabaseError(`cannot connect to ${where} as "${user}": ${detail}${code ? ` (${code})` : ''}`, 'check DATABASE_URL and the server log', cause);
+  return new DatabaseError(
+    `cannot connect to ${where} as "${user}": ${detail}${code ? ` (${code})` : ''}`,
+    'check DATABASE_URL and the server log',
+    cause,
+  );
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

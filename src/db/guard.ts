@@ -55,7 +55,12 @@ export function guardedSocket(opts: GuardOptions): () => Promise<net.Socket> {
   let handshakeLost = false;
   return async () => {
     if (handshakeLost) {
-      throw Object.assign(new Error(`write CONNECTION_CLOSED ${opts.host}:${opts.port} (closed by the server during the startup handshake)`), { code: 'CONNECTION_CLOSED' });
+      throw Object.assign(
+        new Error(
+          `write CONNECTION_CLOSED ${opts.host}:${opts.port} (closed by the server during the startup handshake)`,
+        ),
+        { code: 'CONNECTION_CLOSED' },
+      );
     }
     const started = Date.now();
     const socket = opts.leg.tls ? await tlsSocket(opts) : net.connect({ host: opts.host, port: opts.port });
@@ -80,7 +85,9 @@ async function tlsSocket({ host, port, leg, connectTimeoutMs }: GuardOptions): P
     };
     const timer = setTimeout(() => fail(connectTimeout(host, port)), connectTimeoutMs);
     raw.once('error', fail);
-    raw.once('close', () => fail(Object.assign(new Error(`write CONNECTION_CLOSED ${host}:${port}`), { code: 'CONNECTION_CLOSED' })));
+    raw.once('close', () =>
+      fail(Object.assign(new Error(`write CONNECTION_CLOSED ${host}:${port}`), { code: 'CONNECTION_CLOSED' })),
+    );
     raw.once('connect', () => raw.write(SSL_REQUEST));
     raw.once('data', (data) => {
       if (data[0] !== 0x53) return fail(tlsNotOffered(host, port));
@@ -99,7 +106,12 @@ async function tlsSocket({ host, port, leg, connectTimeoutMs }: GuardOptions): P
 
 /** The error postgres.js gives when its connect_timeout fires (connect() retries it). */
 function connectTimeout(host: string, port: number): Error {
-  return Object.assign(new Error(`write CONNECT_TIMEOUT ${host}:${port}`), { code: 'CONNECT_TIMEOUT', errno: 'CONNECT_TIMEOUT', address: host, port });
+  return Object.assign(new Error(`write CONNECT_TIMEOUT ${host}:${port}`), {
+    code: 'CONNECT_TIMEOUT',
+    errno: 'CONNECT_TIMEOUT',
+    address: host,
+    port,
+  });
 }
 
 /** A request that is owed an answer: up to a ReadyForQuery (sync), or a description (flush). */
@@ -110,7 +122,12 @@ interface Owed {
 }
 
 /** `handshakeLost(true)`: the server closed during the startup without a word; `(false)`: a startup completed. */
-function watch(socket: net.Socket, opts: GuardOptions, handshakeMs: number | undefined, handshakeLost: (lost: boolean) => void): void {
+function watch(
+  socket: net.Socket,
+  opts: GuardOptions,
+  handshakeMs: number | undefined,
+  handshakeLost: (lost: boolean) => void,
+): void {
   const where = `PostgreSQL at ${opts.host}:${opts.port}`;
   const deadlineSec = opts.statementTimeoutSec + DEADLINE_SLACK_SEC;
   const owed: Owed[] = [];
@@ -120,7 +137,14 @@ function watch(socket: net.Socket, opts: GuardOptions, handshakeMs: number | und
   let explained = false;
   let read = 0;
   let timer: NodeJS.Timeout | undefined;
-  const handshake = handshakeMs === undefined ? undefined : setTimeout(() => ready || ((explained = true), socket.destroy(connectTimeout(opts.host, opts.port))), handshakeMs);
+  const handshake =
+    handshakeMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          if (ready) return;
+          explained = true;
+          socket.destroy(connectTimeout(opts.host, opts.port));
+        }, handshakeMs);
 
   const fail = (message: string, fix: string) => {
     clearTimeout(timer);
@@ -131,15 +155,28 @@ function watch(socket: net.Socket, opts: GuardOptions, handshakeMs: number | und
   };
   const restart = () => {
     clearTimeout(timer);
-    timer = owed.length === 0 ? undefined : setTimeout(() => fail(
-      `${where} did not complete an answer within ${deadlineSec} s (${opts.statementVariable} + ${DEADLINE_SLACK_SEC} s): the connection was closed; nothing of an unfinished transaction is kept`,
-      `check that the URL points at PostgreSQL itself (or a pooler in session mode) and that the network to it is sound; raise ${opts.statementVariable} if a statement legitimately runs longer`,
-    ), deadlineSec * 1000);
+    timer =
+      owed.length === 0
+        ? undefined
+        : setTimeout(
+            () =>
+              fail(
+                `${where} did not complete an answer within ${deadlineSec} s (${opts.statementVariable} + ${DEADLINE_SLACK_SEC} s): the connection was closed; nothing of an unfinished transaction is kept`,
+                `check that the URL points at PostgreSQL itself (or a pooler in session mode) and that the network to it is sound; raise ${opts.statementVariable} if a statement legitimately runs longer`,
+              ),
+            deadlineSec * 1000,
+          );
   };
 
   const incoming = framing(5, (type) => {
     if (type === 0x5a /* Z */) {
-      if (!ready) return void ((ready = true), (read = 0), clearTimeout(handshake), handshakeLost(false));
+      if (!ready) {
+        ready = true;
+        read = 0;
+        clearTimeout(handshake);
+        handshakeLost(false);
+        return;
+      }
       const sync = owed.findIndex((o) => o.kind === 'sync');
       if (sync < 0) return;
       owed.splice(0, sync + 1);
@@ -168,17 +205,21 @@ function watch(socket: net.Socket, opts: GuardOptions, handshakeMs: number | und
 
   // What the driver writes: the startup message (no type byte), then typed messages.
   let semicolons = 0;
-  const outgoing = framing(4, (type) => {
-    if (!ready) return;
-    const wasIdle = owed.length === 0;
-    if (type === 0x53 /* S */) owed.push({ kind: 'sync', restarts: 0 });
-    else if (type === 0x51 /* Q */) owed.push({ kind: 'sync', restarts: semicolons });
-    else if (type === 0x48 /* H */) owed.push({ kind: 'flush', restarts: 0 });
-    semicolons = 0;
-    if (wasIdle && owed.length > 0) restart();
-  }, (type, body) => {
-    if (type === 0x51) for (const byte of body) if (byte === 0x3b) semicolons++;
-  });
+  const outgoing = framing(
+    4,
+    (type) => {
+      if (!ready) return;
+      const wasIdle = owed.length === 0;
+      if (type === 0x53 /* S */) owed.push({ kind: 'sync', restarts: 0 });
+      else if (type === 0x51 /* Q */) owed.push({ kind: 'sync', restarts: semicolons });
+      else if (type === 0x48 /* H */) owed.push({ kind: 'flush', restarts: 0 });
+      semicolons = 0;
+      if (wasIdle && owed.length > 0) restart();
+    },
+    (type, body) => {
+      if (type === 0x51) for (const byte of body) if (byte === 0x3b) semicolons++;
+    },
+  );
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
   socket.write = ((chunk: unknown, ...rest: unknown[]) => {
     if (Buffer.isBuffer(chunk)) outgoing.feed(chunk);

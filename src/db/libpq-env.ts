@@ -8,12 +8,48 @@
 
 /** libpq's documented variables and postgres.js' own: named in the warning as libpq's when they are. */
 export const LIBPQ_VARIABLES = [
-  'PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGDATABASE', 'PGUSER', 'PGPASSWORD', 'PGPASSFILE', 'PGREQUIREAUTH', 'PGCHANNELBINDING',
-  'PGSERVICE', 'PGSERVICEFILE', 'PGOPTIONS', 'PGAPPNAME', 'PGSSLMODE', 'PGREQUIRESSL', 'PGSSLNEGOTIATION', 'PGSSLCOMPRESSION',
-  'PGSSLCERT', 'PGSSLKEY', 'PGSSLCERTMODE', 'PGSSLROOTCERT', 'PGSSLCRL', 'PGSSLCRLDIR', 'PGSSLSNI', 'PGREQUIREPEER',
-  'PGSSLMINPROTOCOLVERSION', 'PGSSLMAXPROTOCOLVERSION', 'PGMINPROTOCOLVERSION', 'PGMAXPROTOCOLVERSION', 'PGGSSENCMODE',
-  'PGKRBSRVNAME', 'PGGSSLIB', 'PGGSSDELEGATION', 'PGCONNECT_TIMEOUT', 'PGCLIENTENCODING', 'PGTARGETSESSIONATTRS',
-  'PGLOADBALANCEHOSTS', 'PGDATESTYLE', 'PGTZ', 'PGGEQO', 'PGSYSCONFDIR', 'PGLOCALEDIR',
+  'PGHOST',
+  'PGHOSTADDR',
+  'PGPORT',
+  'PGDATABASE',
+  'PGUSER',
+  'PGPASSWORD',
+  'PGPASSFILE',
+  'PGREQUIREAUTH',
+  'PGCHANNELBINDING',
+  'PGSERVICE',
+  'PGSERVICEFILE',
+  'PGOPTIONS',
+  'PGAPPNAME',
+  'PGSSLMODE',
+  'PGREQUIRESSL',
+  'PGSSLNEGOTIATION',
+  'PGSSLCOMPRESSION',
+  'PGSSLCERT',
+  'PGSSLKEY',
+  'PGSSLCERTMODE',
+  'PGSSLROOTCERT',
+  'PGSSLCRL',
+  'PGSSLCRLDIR',
+  'PGSSLSNI',
+  'PGREQUIREPEER',
+  'PGSSLMINPROTOCOLVERSION',
+  'PGSSLMAXPROTOCOLVERSION',
+  'PGMINPROTOCOLVERSION',
+  'PGMAXPROTOCOLVERSION',
+  'PGGSSENCMODE',
+  'PGKRBSRVNAME',
+  'PGGSSLIB',
+  'PGGSSDELEGATION',
+  'PGCONNECT_TIMEOUT',
+  'PGCLIENTENCODING',
+  'PGTARGETSESSIONATTRS',
+  'PGLOADBALANCEHOSTS',
+  'PGDATESTYLE',
+  'PGTZ',
+  'PGGEQO',
+  'PGSYSCONFDIR',
+  'PGLOCALEDIR',
 ] as const;
 
 /** Any PG-prefixed name postgres.js may read (PG + an option name in upper case), libpq's included. */
@@ -21,7 +57,9 @@ const PG_VARIABLE = /^PG[A-Z0-9_]*$/;
 
 /** Removes every PG* variable from `env` (process.env) and returns their names, sorted (never their values). */
 export function neutraliseLibpqEnvironment(env: NodeJS.ProcessEnv): string[] {
-  const names = Object.keys(env).filter((name) => PG_VARIABLE.test(name)).sort();
+  const names = Object.keys(env)
+    .filter((name) => PG_VARIABLE.test(name))
+    .sort();
   for (const name of names) delete env[name];
   return names;
 }

@@ -51,7 +51,11 @@ export async function lockHolders(
 
 function describe(h: Holder): string {
   // Another role's session shows neither its start nor its state to us: say only what we know.
-  const who = [h.role && `role ${h.role}`, h.application_name, h.state && `${h.state}${h.since ? ` since ${h.since.toISOString()}` : ''}`].filter(Boolean);
+  const who = [
+    h.role && `role ${h.role}`,
+    h.application_name,
+    h.state && `${h.state}${h.since ? ` since ${h.since.toISOString()}` : ''}`,
+  ].filter(Boolean);
   return `table ${h.relname}: ${h.mode} held by PostgreSQL backend pid ${h.pid}${who.length > 0 ? ` (${who.join(', ')})` : ''}`;
 }
 
@@ -76,7 +80,15 @@ async function lockTimeoutMessage(
 }
 
 /** The failure of a statement that gave up waiting: exit 4 (SchemaError), naming who holds the lock. */
-export async function lockTimeoutError(sql: Sql, schemas: readonly string[], during: string, variable: string, seconds: number, cause: unknown, opts: { exclude?: string } = {}): Promise<SchemaError> {
+export async function lockTimeoutError(
+  sql: Sql,
+  schemas: readonly string[],
+  during: string,
+  variable: string,
+  seconds: number,
+  cause: unknown,
+  opts: { exclude?: string } = {},
+): Promise<SchemaError> {
   const { message, fix } = await lockTimeoutMessage(sql, schemas, during, variable, seconds, opts);
   return new SchemaError(message, fix, { cause });
 }

@@ -1,7 +1,12 @@
 // The supported range of PostgreSQL majors, as a pure function (test/versions.test.ts runs the servers).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { POSTGRES_MAX_SUPPORTED, POSTGRES_MIN_SUPPORTED, serverMajor, unsupportedServerWarning } from './server-version.js';
+import {
+  POSTGRES_MAX_SUPPORTED,
+  POSTGRES_MIN_SUPPORTED,
+  serverMajor,
+  unsupportedServerWarning,
+} from './server-version.js';
 
 describe('supported PostgreSQL versions', () => {
   it('the range is 14 to 18', () => {
@@ -18,12 +23,19 @@ describe('supported PostgreSQL versions', () => {
   });
 
   it('no warning from 14 to 18', () => {
-    for (const version of ['14.0', '14.23', '15.18', '16.14', '17.10', '18.4', '18beta1']) assert.equal(unsupportedServerWarning(version), undefined, version);
+    for (const version of ['14.0', '14.23', '15.18', '16.14', '17.10', '18.4', '18beta1'])
+      assert.equal(unsupportedServerWarning(version), undefined, version);
   });
 
   it('warns below and above, naming the version and the range', () => {
-    assert.match(unsupportedServerWarning('13.23')!, /^PostgreSQL 13\.23 is older than the supported versions \(PostgreSQL 14 to 18\)/);
-    assert.match(unsupportedServerWarning('19.0')!, /^PostgreSQL 19\.0 is newer than the supported versions \(PostgreSQL 14 to 18\)/);
+    assert.match(
+      unsupportedServerWarning('13.23')!,
+      /^PostgreSQL 13\.23 is older than the supported versions \(PostgreSQL 14 to 18\)/,
+    );
+    assert.match(
+      unsupportedServerWarning('19.0')!,
+      /^PostgreSQL 19\.0 is newer than the supported versions \(PostgreSQL 14 to 18\)/,
+    );
     assert.match(unsupportedServerWarning('20devel')!, /PostgreSQL 20devel is newer/);
     assert.match(unsupportedServerWarning('mystery')!, /cannot tell its major version; supported: PostgreSQL 14 to 18/);
   });

@@ -42,7 +42,9 @@ export interface TlsPlan {
   attempts: TlsAttempt[];
 }
 
-export function rootKind(env: Pick<ConnectSettings, 'DATABASE_URL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE'>): RootKind {
+export function rootKind(
+  env: Pick<ConnectSettings, 'DATABASE_URL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE'>,
+): RootKind {
   if (env.DATABASE_SSL_CA || env.DATABASE_SSL_CA_FILE) return 'file';
   const root = env.DATABASE_URL.sslrootcert;
   return root === undefined ? 'none' : root === 'system' ? 'system' : 'file';
@@ -57,18 +59,27 @@ export function effectiveSslMode(sslmode: SslMode | undefined, root: RootKind, r
  * The combinations libpq refuses, and ours (DATABASE_SSL=true with a weaker sslmode), each naming the
  * variable: `urlVariable` is DATABASE_URL or PROVISION_DATABASE_URL.
  */
-export function tlsConfigProblems(env: Pick<ConnectSettings, 'DATABASE_URL' | 'DATABASE_SSL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE'>, urlVariable: string): string[] {
+export function tlsConfigProblems(
+  env: Pick<ConnectSettings, 'DATABASE_URL' | 'DATABASE_SSL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE'>,
+  urlVariable: string,
+): string[] {
   const { sslmode } = env.DATABASE_URL;
   const root = rootKind(env);
   const problems: string[] = [];
   if (env.DATABASE_SSL && sslmode && ['disable', 'allow', 'prefer'].includes(sslmode)) {
-    problems.push(`${urlVariable}: sslmode=${sslmode} contradicts DATABASE_SSL=true; use sslmode=require, verify-ca or verify-full`);
+    problems.push(
+      `${urlVariable}: sslmode=${sslmode} contradicts DATABASE_SSL=true; use sslmode=require, verify-ca or verify-full`,
+    );
   }
   if (root === 'system' && sslmode && sslmode !== 'verify-full') {
-    problems.push(`${urlVariable}: sslmode=${sslmode} may not be used with sslrootcert=system (as in libpq 16: any certificate a public CA signed would pass); use sslmode=verify-full, or give the CA file in sslrootcert`);
+    problems.push(
+      `${urlVariable}: sslmode=${sslmode} may not be used with sslrootcert=system (as in libpq 16: any certificate a public CA signed would pass); use sslmode=verify-full, or give the CA file in sslrootcert`,
+    );
   }
   if (sslmode === 'verify-ca' && root === 'none') {
-    problems.push(`${urlVariable}: sslmode=verify-ca needs a root certificate to verify against (libpq refuses it without one); set sslrootcert=/path/ca.pem${urlVariable === 'DATABASE_URL' ? ', DATABASE_SSL_CA_FILE or DATABASE_SSL_CA' : ''}, or use verify-full (with sslrootcert=system for a public CA)`);
+    problems.push(
+      `${urlVariable}: sslmode=verify-ca needs a root certificate to verify against (libpq refuses it without one); set sslrootcert=/path/ca.pem${urlVariable === 'DATABASE_URL' ? ', DATABASE_SSL_CA_FILE or DATABASE_SSL_CA' : ''}, or use verify-full (with sslrootcert=system for a public CA)`,
+    );
   }
   return problems;
 }
@@ -77,7 +88,8 @@ export function tlsPlan(env: ConnectSettings): TlsPlan {
   const url = env.DATABASE_URL;
   const root = rootKind(env);
   const problems = tlsConfigProblems(env, 'DATABASE_URL');
-  if (problems.length > 0) throw new ConfigError('invalid TLS configuration', problems, 'see the README, "PostgreSQL connection and TLS"');
+  if (problems.length > 0)
+    throw new ConfigError('invalid TLS configuration', problems, 'see the README, "PostgreSQL connection and TLS"');
   const mode = effectiveSslMode(url.sslmode, root, env.DATABASE_SSL);
   const plain: TlsAttempt = { tls: false, ssl: false };
   if (mode === 'disable') return { mode, required: false, attempts: [plain] };
@@ -99,7 +111,8 @@ function tlsOptions(url: DatabaseUrl, mode: SslMode, ca: string | undefined, roo
     return { ...(ca && { ca }), rejectUnauthorized: true, host: url.host };
   }
   // A root certificate verifies the chain in every mode that uses TLS; without one, nothing is verified.
-  if (ca !== undefined || root === 'system') return { ...(ca && { ca }), rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  if (ca !== undefined || root === 'system')
+    return { ...(ca && { ca }), rejectUnauthorized: true, checkServerIdentity: () => undefined };
   return { rejectUnauthorized: false };
 }
 
@@ -111,11 +124,19 @@ function readCa(env: ConnectSettings): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError(`${variable}: cannot read the CA file ${file} (${(error as NodeJS.ErrnoException).code})`, [], 'mount the CA certificate there or fix the path');
+    throw new ConfigError(
+      `${variable}: cannot read the CA file ${file} (${(error as NodeJS.ErrnoException).code})`,
+      [],
+      'mount the CA certificate there or fix the path',
+    );
   }
   // An empty file (an unfilled secret mount) would otherwise mean Node's public CAs: refused, as libpq does.
   if (!text.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError(`${variable}: the CA file ${file} holds no PEM certificate${text.trim() === '' ? ' (it is empty)' : ''}`, [], 'mount the PEM certificate(s) of the CA that signed the server certificate there');
+    throw new ConfigError(
+      `${variable}: the CA file ${file} holds no PEM certificate${text.trim() === '' ? ' (it is empty)' : ''}`,
+      [],
+      'mount the PEM certificate(s) of the CA that signed the server certificate there',
+    );
   }
   return text;
 }

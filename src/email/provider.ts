@@ -26,9 +26,11 @@ let sendgridModule: Promise<typeof import('./sendgrid.js')> | undefined;
 export function loadEmailLibrary(env: Env): Promise<unknown> | undefined {
   switch (env.EMAIL_PROVIDER) {
     case 'smtp':
-      return (smtpModule ??= import('./smtp.js'));
+      smtpModule ??= import('./smtp.js');
+      return smtpModule;
     case 'sendgrid':
-      return (sendgridModule ??= import('./sendgrid.js'));
+      sendgridModule ??= import('./sendgrid.js');
+      return sendgridModule;
     case undefined:
       return undefined;
   }

@@ -31,7 +31,11 @@ export function sendgridProvider(env: Env, s: SendgridSettings): EmailProvider {
   // Passed on to axios (not in the types). timeout is an idle timeout (the socket's): the signal set
   // for each operation bounds it in all. maxContentLength cuts an answer (decompressed) past it, a
   // redirect is an error rather than a request to somewhere else.
-  client.setDefaultRequest({ timeout: env.EMAIL_TIMEOUT * 1000, maxContentLength: MAX_SENDGRID_RESPONSE_BYTES, maxRedirects: 0 } as never);
+  client.setDefaultRequest({
+    timeout: env.EMAIL_TIMEOUT * 1000,
+    maxContentLength: MAX_SENDGRID_RESPONSE_BYTES,
+    maxRedirects: 0,
+  } as never);
   const mailer = new MailService();
   mailer.setClient(client);
   const where = `SendGrid ${s.api_url}`;
@@ -53,7 +57,7 @@ export function sendgridProvider(env: Env, s: SendgridSettings): EmailProvider {
       const list = (body as { scopes?: unknown } | null)?.scopes;
       if (!Array.isArray(list) || !list.every((scope) => typeof scope === 'string')) {
         throw new EmailError(
-          `email: ${where}: GET /v3/scopes answered ${typeof body === 'string' ? 'something that is not JSON' : 'JSON without a list of scopes'} (${said(typeof body === 'string' ? body : JSON.stringify(body) ?? '')})`,
+          `email: ${where}: GET /v3/scopes answered ${typeof body === 'string' ? 'something that is not JSON' : 'JSON without a list of scopes'} (${said(typeof body === 'string' ? body : (JSON.stringify(body) ?? ''))})`,
           'check SENDGRID_API_URL: it is not the SendGrid v3 API (a proxy or captive portal answering in its place?)',
         );
       }
@@ -67,7 +71,15 @@ export function sendgridProvider(env: Env, s: SendgridSettings): EmailProvider {
       return `${where}: API key valid with the mail.send scope (no email sent)`;
     },
     async send(mail: Mail, signal: AbortSignal) {
-      await bounded(signal, () => mailer.send({ from: { email: s.from, ...(s.from_name && { name: s.from_name }) }, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html }));
+      await bounded(signal, () =>
+        mailer.send({
+          from: { email: s.from, ...(s.from_name && { name: s.from_name }) },
+          to: mail.to,
+          subject: mail.subject,
+          text: mail.text,
+          html: mail.html,
+        }),
+      );
     },
     close() {},
   };
@@ -100,26 +112,44 @@ function sendgridFailure(error: unknown, where: string, env: Env): EmailError {
   const errno = typeof e.code === 'string' ? e.code : '';
   switch (typeof e.code === 'number' ? e.code : undefined) {
     case 401:
-      return fail('the API key is invalid or revoked (401)', 'check SENDGRID_API_KEY (and SENDGRID_API_URL: EU keys work only with https://api.eu.sendgrid.com)');
+      return fail(
+        'the API key is invalid or revoked (401)',
+        'check SENDGRID_API_KEY (and SENDGRID_API_URL: EU keys work only with https://api.eu.sendgrid.com)',
+      );
     case 403:
-      return fail('the API key is not allowed to do this (403)', 'give the key the "Mail Send" permission, and check that EMAIL_FROM is a verified sender');
+      return fail(
+        'the API key is not allowed to do this (403)',
+        'give the key the "Mail Send" permission, and check that EMAIL_FROM is a verified sender',
+      );
     case 429:
       return fail('rate limited by SendGrid (429)', 'retry later');
   }
   if (typeof e.code === 'number') {
-    return fail(`SendGrid answered HTTP ${e.code}: ${said(JSON.stringify(e.response?.body ?? '') ?? '')}`, 'check SENDGRID_API_URL and the SendGrid status page');
+    return fail(
+      `SendGrid answered HTTP ${e.code}: ${said(JSON.stringify(e.response?.body ?? '') ?? '')}`,
+      'check SENDGRID_API_URL and the SendGrid status page',
+    );
   }
   if (errno === 'ECONNABORTED' || errno === 'ETIMEDOUT' || /timeout/i.test(e.message ?? '')) {
-    return fail(`no answer within EMAIL_TIMEOUT=${env.EMAIL_TIMEOUT} s`, 'check SENDGRID_API_URL and that the network (egress policy, proxy) lets this container reach it');
+    return fail(
+      `no answer within EMAIL_TIMEOUT=${env.EMAIL_TIMEOUT} s`,
+      'check SENDGRID_API_URL and that the network (egress policy, proxy) lets this container reach it',
+    );
   }
   if (errno === 'ENOTFOUND' || errno === 'EAI_AGAIN') {
     return fail(`the host name does not resolve (${errno})`, 'check SENDGRID_API_URL');
   }
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(errno) || /certificate/i.test(e.message ?? '')) {
-    return fail(`TLS failed: ${said(e.message ?? '')}`, 'check SENDGRID_API_URL, and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a TLS-inspecting proxy)');
+    return fail(
+      `TLS failed: ${said(e.message ?? '')}`,
+      'check SENDGRID_API_URL, and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a TLS-inspecting proxy)',
+    );
   }
   if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH'].includes(errno)) {
     return fail(`unreachable (${errno})`, 'check SENDGRID_API_URL and that the network lets this container reach it');
   }
-  return fail(`${said(e.message ?? String(error))}${errno ? ` (${errno.slice(0, 40)})` : ''}`, 'check SENDGRID_API_KEY and SENDGRID_API_URL');
+  return fail(
+    `${said(e.message ?? String(error))}${errno ? ` (${errno.slice(0, 40)})` : ''}`,
+    'check SENDGRID_API_KEY and SENDGRID_API_URL',
+  );
 }

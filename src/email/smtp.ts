@@ -63,7 +63,14 @@ export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
       // nodemailer closes the connection when the signal aborts.
       const deadline = withDeadline(signal, deadlineMs);
       try {
-        await transport.sendMail({ from: fromHeader(s.from, s.from_name), to: mail.to, subject: mail.subject, text: mail.text, html: mail.html, signal: deadline } as never);
+        await transport.sendMail({
+          from: fromHeader(s.from, s.from_name),
+          to: mail.to,
+          subject: mail.subject,
+          text: mail.text,
+          html: mail.html,
+          signal: deadline,
+        } as never);
       } catch (error) {
         throw smtpFailure(deadline.aborted ? deadline.reason : error, where, env);
       }
@@ -78,7 +85,10 @@ export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
  * What nodemailer's verify() does (connect, TLS as configured, AUTH even when not advertised,
  * QUIT), on a connection this program holds, so that the signal can close it.
  */
-function verifySession(options: ConstructorParameters<typeof SMTPConnection>[0] & { auth: { user: string; pass: string } }, signal: AbortSignal): Promise<void> {
+function verifySession(
+  options: ConstructorParameters<typeof SMTPConnection>[0] & { auth: { user: string; pass: string } },
+  signal: AbortSignal,
+): Promise<void> {
   const connection = new SMTPConnection(options);
   return new Promise<void>((resolve, reject) => {
     let done = false;
@@ -99,7 +109,9 @@ function verifySession(options: ConstructorParameters<typeof SMTPConnection>[0] 
     signal.addEventListener('abort', onAbort, { once: true });
     connection.once('error', (error) => finish(error));
     // 'end' comes before the 'error' that explains it (a timeout, a reply too long): that one wins.
-    connection.once('end', () => setImmediate(() => finish(Object.assign(new Error('the server closed the connection'), { code: 'ECONNECTION' }))));
+    connection.once('end', () =>
+      setImmediate(() => finish(Object.assign(new Error('the server closed the connection'), { code: 'ECONNECTION' }))),
+    );
     connection.connect(() => connection.login(options.auth, (error) => finish(error ?? undefined)));
   }).finally(() => {
     // Errors after the outcome (a late reset) must not be unhandled.
@@ -134,28 +146,50 @@ function smtpFailure(error: unknown, where: string, env: Env): EmailError {
   const tlsMessage = /certificate|self[- ]signed|unable to verify|wrong version number|handshake|ssl|tls/i;
 
   if (e.code === 'EAUTH') {
-    if (e.responseCode && [500, 502, 503, 504].includes(e.responseCode) && !/authentication failed|credentials/i.test(detail)) {
-      return fail(`the server offers no authentication (${detail})`, 'use the SMTP submission service that authenticates users (usually port 587 with STARTTLS or 465 with TLS)');
+    if (
+      e.responseCode &&
+      [500, 502, 503, 504].includes(e.responseCode) &&
+      !/authentication failed|credentials/i.test(detail)
+    ) {
+      return fail(
+        `the server offers no authentication (${detail})`,
+        'use the SMTP submission service that authenticates users (usually port 587 with STARTTLS or 465 with TLS)',
+      );
     }
     return fail(`authentication refused for ${env.SMTP_USERNAME} (${detail})`, 'check SMTP_USERNAME and SMTP_PASSWORD');
   }
   if (e.code === 'ETLS' || (e.code === 'ESOCKET' && /STARTTLS/i.test(detail))) {
-    return fail('the server does not offer STARTTLS', 'if the server uses implicit TLS set SMTP_SECURE=tls (usually port 465); SMTP_SECURE=none only on a trusted network');
+    return fail(
+      'the server does not offer STARTTLS',
+      'if the server uses implicit TLS set SMTP_SECURE=tls (usually port 465); SMTP_SECURE=none only on a trusted network',
+    );
   }
   if (e.code === 'EDNS' || /ENOTFOUND|EAI_AGAIN/.test(detail)) {
     return fail(`the host name does not resolve (${detail})`, 'check SMTP_HOST');
   }
   if (/ECONNREFUSED|EHOSTUNREACH|ENETUNREACH/.test(detail) || /ECONNREFUSED/.test(e.message ?? '')) {
-    return fail('the server is unreachable (connection refused)', 'check SMTP_HOST and SMTP_PORT, and that the network lets this container reach it');
+    return fail(
+      'the server is unreachable (connection refused)',
+      'check SMTP_HOST and SMTP_PORT, and that the network lets this container reach it',
+    );
   }
   if (e.code === 'ETIMEDOUT' || /time(d)? ?out/i.test(detail)) {
-    return fail(`no answer within EMAIL_TIMEOUT=${env.EMAIL_TIMEOUT} s`, 'check SMTP_HOST, SMTP_PORT and SMTP_SECURE (implicit TLS on a STARTTLS port, or the reverse, looks like this too)');
+    return fail(
+      `no answer within EMAIL_TIMEOUT=${env.EMAIL_TIMEOUT} s`,
+      'check SMTP_HOST, SMTP_PORT and SMTP_SECURE (implicit TLS on a STARTTLS port, or the reverse, looks like this too)',
+    );
   }
   if (tlsMessage.test(detail)) {
-    return fail(`TLS failed: ${detail}`, 'check SMTP_SECURE against the port (tls for 465, starttls for 587), and that the server certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)');
+    return fail(
+      `TLS failed: ${detail}`,
+      'check SMTP_SECURE against the port (tls for 465, starttls for 587), and that the server certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)',
+    );
   }
   if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') {
-    return fail(`the server refused the message: ${detail}`, 'check EMAIL_FROM: the account may not send as this address');
+    return fail(
+      `the server refused the message: ${detail}`,
+      'check EMAIL_FROM: the account may not send as this address',
+    );
   }
   return fail(`${detail}${e.code ? ` (${e.code})` : ''}`, 'check the SMTP_* variables');
 }

@@ -12,7 +12,13 @@ import type { TenantSpec } from './tenants.js';
 
 /** A connection from a URL alone: TLS as the URL says (sslmode, sslrootcert), as an instance would. */
 export function urlConnectSettings(url: DatabaseUrl, connectTimeoutSec: number): ConnectSettings {
-  return { DATABASE_URL: url, DATABASE_SSL: false, DATABASE_SSL_CA: undefined, DATABASE_SSL_CA_FILE: undefined, DATABASE_CONNECT_TIMEOUT: connectTimeoutSec };
+  return {
+    DATABASE_URL: url,
+    DATABASE_SSL: false,
+    DATABASE_SSL_CA: undefined,
+    DATABASE_SSL_CA_FILE: undefined,
+    DATABASE_CONNECT_TIMEOUT: connectTimeoutSec,
+  };
 }
 
 /** The deployer's connection: its URL and connect timeout. */
@@ -21,7 +27,11 @@ export function deployerConnectSettings(env: ProvisionEnv): ConnectSettings {
 }
 
 export function deployerBounds(env: ProvisionEnv): SessionBounds {
-  return { lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT, statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT, statementVariable: 'PROVISION_STATEMENT_TIMEOUT' };
+  return {
+    lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT,
+    statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT,
+    statementVariable: 'PROVISION_STATEMENT_TIMEOUT',
+  };
 }
 
 export function storageSettingsOf(env: ProvisionEnv, bucket: string, prefix: string | null): StorageSettings {
@@ -37,15 +47,22 @@ export function storageSettingsOf(env: ProvisionEnv, bucket: string, prefix: str
 
 export function openProvisionStorage(env: ProvisionEnv, signal: AbortSignal): Promise<S3Session> {
   const keys = { accessKeyId: env.PROVISION_STORAGE_ACCESS_KEY!, secretAccessKey: env.PROVISION_STORAGE_SECRET_KEY! };
-  return openS3(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET ?? 'superfasttt', null), keys, 10, signal, 'PROVISION_STORAGE');
+  return openS3(
+    storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET ?? 'superfasttt', null),
+    keys,
+    10,
+    signal,
+    'PROVISION_STORAGE',
+  );
 }
 
 export function storageLocation(env: ProvisionEnv, spec: TenantSpec, mode: 'prefix' | 'bucket'): StorageLocation {
-  return mode === 'bucket' ? { mode, bucket: spec.bucket, prefix: '' } : { mode, bucket: env.PROVISION_STORAGE_BUCKET!, prefix: `${spec.schema}/` };
+  return mode === 'bucket'
+    ? { mode, bucket: spec.bucket, prefix: '' }
+    : { mode, bucket: env.PROVISION_STORAGE_BUCKET!, prefix: `${spec.schema}/` };
 }
 
 /** The session, with failures naming the tenant's bucket or folder. */
 export function locationSession(session: S3Session, env: ProvisionEnv, loc: StorageLocation): S3Session {
   return { ...session, send: session.sendFor(storageSettingsOf(env, loc.bucket, loc.prefix || null)) };
 }
-

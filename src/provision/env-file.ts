@@ -14,7 +14,22 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 
@@ -43,15 +58,19 @@ export const MAX_ENV_VALUE_BYTES = 32 * 1024;
  */
 export function envValueProblem(value: string): string | undefined {
   // With the u flag, a surrogate pair is one code point: only a lone half matches.
-  if (/[\uD800-\uDFFF]/u.test(value)) return 'holds an invalid character (a lone UTF-16 surrogate), which cannot be written as UTF-8';
+  if (/[\uD800-\uDFFF]/u.test(value))
+    return 'holds an invalid character (a lone UTF-16 surrogate), which cannot be written as UTF-8';
   if (/[\n\r\u2028\u2029]/.test(value)) return 'holds a line break: a .env value is one line';
   if (/\p{Cc}/u.test(value)) return 'holds a control character (tab, NUL, escape, delete...)';
   if (value.includes('#')) return 'holds a #: node --env-file (and check --env-file) would read the rest as a comment';
   if (value.includes('$')) return 'holds a $: Compose env_file would read $NAME or ${NAME} as another variable';
   if (value.includes('\\')) return 'holds a backslash: Compose and other .env readers take it as an escape character';
-  if (/^['"`]/.test(value)) return 'starts with a quote (\' " `): node --env-file and Compose would take it for a quoted value';
-  if (/^\s|\s$/u.test(value)) return 'starts or ends with a space: node --env-file and Compose would trim it, docker --env-file keeps it';
-  if (Buffer.byteLength(value, 'utf8') > MAX_ENV_VALUE_BYTES) return `is longer than ${MAX_ENV_VALUE_BYTES} bytes: docker --env-file reads lines of at most 64 KiB`;
+  if (/^['"`]/.test(value))
+    return 'starts with a quote (\' " `): node --env-file and Compose would take it for a quoted value';
+  if (/^\s|\s$/u.test(value))
+    return 'starts or ends with a space: node --env-file and Compose would trim it, docker --env-file keeps it';
+  if (Buffer.byteLength(value, 'utf8') > MAX_ENV_VALUE_BYTES)
+    return `is longer than ${MAX_ENV_VALUE_BYTES} bytes: docker --env-file reads lines of at most 64 KiB`;
   return undefined;
 }
 
@@ -70,7 +89,11 @@ export function assertEnvValues(values: Record<string, string | undefined>, sour
     return problem ? [`${key}: ${problem}`] : [];
   });
   if (problems.length > 0) {
-    throw new ConfigError(`${source}: ${problems.length} value(s) cannot be written to a .env file and read back unchanged`, problems, ENV_VALUE_FIX);
+    throw new ConfigError(
+      `${source}: ${problems.length} value(s) cannot be written to a .env file and read back unchanged`,
+      problems,
+      ENV_VALUE_FIX,
+    );
   }
 }
 
@@ -80,7 +103,8 @@ export function assertEnvValues(values: Record<string, string | undefined>, sour
  * of provision; this is the last guard).
  */
 export function renderEnv(values: Record<string, string | undefined>, header: string[]): string {
-  for (const h of header) if (/[\n\r\u2028\u2029]/.test(h)) throw new Error('a .env header line cannot hold a line break');
+  for (const h of header)
+    if (/[\n\r\u2028\u2029]/.test(h)) throw new Error('a .env header line cannot hold a line break');
   const lines = header.map((h) => `# ${h}`);
   for (const [key, value] of Object.entries(values)) {
     if (value === undefined) continue;
@@ -118,7 +142,12 @@ export function assertSafeOutDir(dir: string, files: readonly string[] = []): vo
       'give the real directory, after checking it is yours: --out-dir "$(readlink -f ' + dir + ')"',
     );
   }
-  if (!st.isDirectory()) throw new ConfigError(`--out-dir ${dir} exists and is not a directory`, [], 'give the path of a directory (it is created, mode 0700, when missing)');
+  if (!st.isDirectory())
+    throw new ConfigError(
+      `--out-dir ${dir} exists and is not a directory`,
+      [],
+      'give the path of a directory (it is created, mode 0700, when missing)',
+    );
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) {
     throw new ConfigError(
@@ -184,7 +213,8 @@ export function writeEnvFile(path: string, content: string, overwrite: boolean):
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // Called once PostgreSQL holds the new password: say how not to lose it.
-    const again = 'then run provision again, with --rotate-password if the role was just created or rotated (its new password is saved nowhere else)';
+    const again =
+      'then run provision again, with --rotate-password if the role was just created or rotated (its new password is saved nowhere else)';
     throw new ConfigError(error.message, error.problems, error.fix ? `${error.fix}; ${again}` : again);
   }
 }
@@ -281,20 +311,38 @@ function fileSystemError(error: unknown, path: string, action: string, linking =
   const code = errnoCode(error);
   if (!code) return error as Error;
   const known: Record<string, [why: string, fix: string]> = {
-    EACCES: ['permission denied', `run provision as the owner of ${dirname(path)}, or give it write permission (chmod u+w)`],
+    EACCES: [
+      'permission denied',
+      `run provision as the owner of ${dirname(path)}, or give it write permission (chmod u+w)`,
+    ],
     EPERM: linking
-      ? ['the file system refuses hard links (needed to never replace an existing .env)', 'choose an --out-dir on a local file system (ext4, xfs, btrfs, tmpfs, apfs...)']
+      ? [
+          'the file system refuses hard links (needed to never replace an existing .env)',
+          'choose an --out-dir on a local file system (ext4, xfs, btrfs, tmpfs, apfs...)',
+        ]
       : ['operation not permitted', `check the permissions and attributes of ${dirname(path)} (lsattr, mount options)`],
-    ENOSPC: ['no space left on the device', `free space on the file system of ${dirname(path)}, or choose another --out-dir`],
+    ENOSPC: [
+      'no space left on the device',
+      `free space on the file system of ${dirname(path)}, or choose another --out-dir`,
+    ],
     EDQUOT: ['disk quota exceeded', `free space within your quota, or choose another --out-dir`],
     EROFS: ['the file system is read-only', 'choose an --out-dir on a writable file system'],
     ENOTDIR: ['a component of the path is not a directory', 'give the path of a directory for --out-dir'],
     EISDIR: ['it is a directory', `remove or rename that directory (${path})`],
-    ENOENT: ['a directory of the path does not exist (removed during the run?)', 'check the --out-dir path and run again'],
+    ENOENT: [
+      'a directory of the path does not exist (removed during the run?)',
+      'check the --out-dir path and run again',
+    ],
     ELOOP: ['too many symbolic links, or a symbolic link where none is allowed', 'give a path without symbolic links'],
     EMLINK: ['too many links', 'choose another --out-dir'],
-    ENOTSUP: ['the file system does not support this operation (hard links)', 'choose an --out-dir on a local file system (ext4, xfs, btrfs, tmpfs, apfs...)'],
-    EOPNOTSUPP: ['the file system does not support this operation (hard links)', 'choose an --out-dir on a local file system (ext4, xfs, btrfs, tmpfs, apfs...)'],
+    ENOTSUP: [
+      'the file system does not support this operation (hard links)',
+      'choose an --out-dir on a local file system (ext4, xfs, btrfs, tmpfs, apfs...)',
+    ],
+    EOPNOTSUPP: [
+      'the file system does not support this operation (hard links)',
+      'choose an --out-dir on a local file system (ext4, xfs, btrfs, tmpfs, apfs...)',
+    ],
     EIO: ['input/output error', `check the device holding ${dirname(path)}`],
   };
   const [why, fix] = known[code] ?? [code, `check ${dirname(path)} and run again`];

@@ -60,7 +60,10 @@ export async function inspectLocation(session: S3Session, loc: StorageLocation):
   // The proof by its key (a listing shows it only if it sorts among the first keys), then a few keys
   // to tell an empty location from one that holds data.
   const marker = await readMarker(session, loc);
-  const page = await send<{ Contents?: Array<{ Key?: string }> }>('ListObjectsV2', new s3.ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix || undefined, MaxKeys: 12 }));
+  const page = await send<{ Contents?: Array<{ Key?: string }> }>(
+    'ListObjectsV2',
+    new s3.ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix || undefined, MaxKeys: 12 }),
+  );
   const keys = (page.Contents ?? []).map((o) => o.Key ?? '');
   const data = keys.filter((k) => k !== loc.prefix + MARKER_NAME && k !== loc.prefix).length;
   const exists = loc.mode === 'bucket' || keys.length > 0;
@@ -74,7 +77,11 @@ export async function readMarker(session: S3Session, loc: StorageLocation): Prom
   try {
     const object = await send<{ Body?: { transformToString(): Promise<string> }; ContentLength?: number }>(
       'GetObject',
-      new s3.GetObjectCommand({ Bucket: loc.bucket, Key: loc.prefix + MARKER_NAME, Range: `bytes=0-${MAX_MARKER_BYTES - 1}` }),
+      new s3.GetObjectCommand({
+        Bucket: loc.bucket,
+        Key: loc.prefix + MARKER_NAME,
+        Range: `bytes=0-${MAX_MARKER_BYTES - 1}`,
+      }),
     );
     body = (await object.Body?.transformToString()) ?? '';
   } catch (error) {
@@ -90,7 +97,14 @@ const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 export function parseMarker(text: string): Ownership | undefined {
   try {
     const o = JSON.parse(text) as Record<string, unknown>;
-    if (typeof o.tenant_id === 'string' && UUID.test(o.tenant_id) && typeof o.schema === 'string' && IDENT.test(o.schema) && typeof o.database === 'string' && o.database.length <= 63) {
+    if (
+      typeof o.tenant_id === 'string' &&
+      UUID.test(o.tenant_id) &&
+      typeof o.schema === 'string' &&
+      IDENT.test(o.schema) &&
+      typeof o.database === 'string' &&
+      o.database.length <= 63
+    ) {
       return { tenant_id: o.tenant_id, schema: o.schema, database: o.database };
     }
   } catch {
@@ -106,10 +120,23 @@ export function parseMarker(text: string): Ownership | undefined {
  */
 export async function writeMarker(session: S3Session, loc: StorageLocation, owner: Ownership): Promise<void> {
   const body = new TextEncoder().encode(JSON.stringify(owner) + '\n');
-  await session.send('PutObject', new session.s3.PutObjectCommand({ Bucket: loc.bucket, Key: loc.prefix + MARKER_NAME, Body: body, ContentLength: body.length, ContentType: 'application/json' }));
+  await session.send(
+    'PutObject',
+    new session.s3.PutObjectCommand({
+      Bucket: loc.bucket,
+      Key: loc.prefix + MARKER_NAME,
+      Body: body,
+      ContentLength: body.length,
+      ContentType: 'application/json',
+    }),
+  );
   const found = await readMarker(session, loc);
   if (found === undefined || found === 'invalid' || found.tenant_id !== owner.tenant_id) {
-    throw new ConfigError(`${where(loc)} was claimed by ${found === undefined || found === 'invalid' ? 'someone else' : describe(found)} while this tenant was being provisioned: it is not this tenant's storage`, [], 'choose another tenant name, or find out which deployment provisions the same name into this storage');
+    throw new ConfigError(
+      `${where(loc)} was claimed by ${found === undefined || found === 'invalid' ? 'someone else' : describe(found)} while this tenant was being provisioned: it is not this tenant's storage`,
+      [],
+      'choose another tenant name, or find out which deployment provisions the same name into this storage',
+    );
   }
 }
 
@@ -122,20 +149,29 @@ function describe(owner: Ownership): string {
  * `tenantId` is the id on the tenant's schema, when the schema exists and carries one.
  * Returns undefined when it may; throws a ConfigError (exit 2) naming what was found otherwise.
  */
-export function assertMayUse(state: LocationState, loc: StorageLocation, tenantId: string | undefined, legacyTenant: boolean): void {
+export function assertMayUse(
+  state: LocationState,
+  loc: StorageLocation,
+  tenantId: string | undefined,
+  legacyTenant: boolean,
+): void {
   const refuse = (found: string) =>
     new ConfigError(
       `${where(loc)} ${found}: it is not this tenant's storage, and nothing was created`,
       [],
       'choose another tenant name; if it is what a deprovisioned tenant of this name left behind, delete it first (deprovision --purge-storage before removing a tenant, or by hand after checking whose it is)',
     );
-  if (state.marker === 'invalid') throw refuse(`holds a marker object ${loc.prefix}${MARKER_NAME} that superfasttt did not write`);
+  if (state.marker === 'invalid')
+    throw refuse(`holds a marker object ${loc.prefix}${MARKER_NAME} that superfasttt did not write`);
   if (state.marker) {
     if (state.marker.tenant_id !== tenantId) throw refuse(`belongs to ${describe(state.marker)}`);
     return;
   }
   // Unmarked data: only a tenant that existed before proofs were written may claim it.
-  if (state.data > 0 && !legacyTenant) throw refuse(`already holds ${state.data >= 10 ? '10 or more' : state.data} object(s) and no proof of whose they are`);
+  if (state.data > 0 && !legacyTenant)
+    throw refuse(
+      `already holds ${state.data >= 10 ? '10 or more' : state.data} object(s) and no proof of whose they are`,
+    );
 }
 
 /**
@@ -146,7 +182,7 @@ export async function assertSharedBucket(session: S3Session, bucket: string, var
   const owner = await readMarker(session, { mode: 'bucket', bucket, prefix: '' });
   if (owner !== undefined) {
     throw new ConfigError(
-      `${variable}=${bucket} is ${owner === 'invalid' ? 'marked as a tenant\'s own bucket' : `the own bucket of ${describe(owner)}`}: tenants' folders must not live in another tenant's bucket`,
+      `${variable}=${bucket} is ${owner === 'invalid' ? "marked as a tenant's own bucket" : `the own bucket of ${describe(owner)}`}: tenants' folders must not live in another tenant's bucket`,
       [],
       `give ${variable} a bucket of its own, whose name does not start with superfasttt- (the names of --storage-mode bucket)`,
     );
@@ -157,11 +193,16 @@ export async function assertSharedBucket(session: S3Session, bucket: string, var
  * Deprovision, before deleting: the location must carry this tenant's proof. 'match', 'gone' when
  * there is nothing there (already purged), or why it may not be deleted.
  */
-export function proofMatches(state: LocationState, loc: StorageLocation, tenantId: string | undefined): 'match' | 'gone' | string {
+export function proofMatches(
+  state: LocationState,
+  loc: StorageLocation,
+  tenantId: string | undefined,
+): 'match' | 'gone' | string {
   if (!state.exists || (state.data === 0 && !state.marker)) return 'gone';
   if (!tenantId) return `the tenant's schema carries no tenant id, so ${where(loc)} cannot be proven to be its storage`;
   if (state.marker === 'invalid') return `${where(loc)} holds a marker object that superfasttt did not write`;
   if (!state.marker) return `${where(loc)} holds ${state.data} or more object(s) but no proof of whose they are`;
-  if (state.marker.tenant_id !== tenantId) return `${where(loc)} belongs to ${describe(state.marker)}, not to this tenant (tenant id ${tenantId})`;
+  if (state.marker.tenant_id !== tenantId)
+    return `${where(loc)} belongs to ${describe(state.marker)}, not to this tenant (tenant id ${tenantId})`;
   return 'match';
 }

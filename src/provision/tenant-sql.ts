@@ -39,7 +39,9 @@ export async function prepareProvisionLock(sql: Sql): Promise<void> {
       }
     }
   }
-  const [state] = await sql<{ me: string; schema_owner: string | null; table_owner: string | null; others: string | null }[]>`
+  const [state] = await sql<
+    { me: string; schema_owner: string | null; table_owner: string | null; others: string | null }[]
+  >`
     select current_user as me, pg_get_userbyid(n.nspowner) as schema_owner,
            (select pg_get_userbyid(relowner) from pg_class where relnamespace = n.oid and relname = ${PROVISION_LOCK_TABLE}) as table_owner,
            (select string_agg(distinct coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC'), ', ')
@@ -76,10 +78,20 @@ export async function hardenDatabase(sql: Sql | TransactionSql, database: string
            has_database_privilege('public', current_database(), 'TEMPORARY') as temp,
            has_schema_privilege('public', 'public', 'CREATE') as public_create`;
   const statements: DatabaseStatement[] = [];
-  if (acl?.connect || acl?.temp) statements.push({ sql: `REVOKE ALL ON DATABASE ${db} FROM PUBLIC`, why: 'every role may connect to (and create temporary tables in) a new database by default; tenants get CONNECT one by one' });
-  if (acl?.public_create) statements.push({ sql: 'REVOKE CREATE ON SCHEMA public FROM PUBLIC', why: 'before PostgreSQL 15 (and in upgraded databases) every role may create objects in public, where all tenants would meet' });
+  if (acl?.connect || acl?.temp)
+    statements.push({
+      sql: `REVOKE ALL ON DATABASE ${db} FROM PUBLIC`,
+      why: 'every role may connect to (and create temporary tables in) a new database by default; tenants get CONNECT one by one',
+    });
+  if (acl?.public_create)
+    statements.push({
+      sql: 'REVOKE CREATE ON SCHEMA public FROM PUBLIC',
+      why: 'before PostgreSQL 15 (and in upgraded databases) every role may create objects in public, where all tenants would meet',
+    });
   for (const statement of statements) await sql.unsafe(statement.sql);
-  const [after] = await sql<{ connect: boolean; create: boolean; me: string; db_owner: string; public_owner: string | null }[]>`
+  const [after] = await sql<
+    { connect: boolean; create: boolean; me: string; db_owner: string; public_owner: string | null }[]
+  >`
     select has_database_privilege('public', current_database(), 'CONNECT') as connect,
            has_schema_privilege('public', 'public', 'CREATE') as create, current_user as me,
            (select pg_get_userbyid(datdba) from pg_database where datname = current_database()) as db_owner,
@@ -88,8 +100,10 @@ export async function hardenDatabase(sql: Sql | TransactionSql, database: string
     // Each right is revoked by the owner of its object; on PostgreSQL 14 schema public belongs to the
     // bootstrap superuser even when the deployer owns the database.
     const fixes = [
-      after.connect && `as ${after.db_owner} (owner of the database) or a superuser: REVOKE ALL ON DATABASE ${db} FROM PUBLIC; or ALTER DATABASE ${db} OWNER TO ${quoteIdent(after.me)}`,
-      after.create && `as ${after.public_owner} (owner of schema public) or a superuser: REVOKE CREATE ON SCHEMA public FROM PUBLIC; or ALTER SCHEMA public OWNER TO ${quoteIdent(after.me)}`,
+      after.connect &&
+        `as ${after.db_owner} (owner of the database) or a superuser: REVOKE ALL ON DATABASE ${db} FROM PUBLIC; or ALTER DATABASE ${db} OWNER TO ${quoteIdent(after.me)}`,
+      after.create &&
+        `as ${after.public_owner} (owner of schema public) or a superuser: REVOKE CREATE ON SCHEMA public FROM PUBLIC; or ALTER SCHEMA public OWNER TO ${quoteIdent(after.me)}`,
     ].filter(Boolean);
     throw new SchemaError(
       `the deployer ${after.me} could not take PUBLIC's default rights away on database ${database}: ${[after.connect && 'PUBLIC may still connect', after.create && 'PUBLIC may still create in schema public'].filter(Boolean).join(', ')}`,
@@ -121,17 +135,28 @@ export interface TenantState {
  */
 export function roleProblem(state: TenantState, spec: TenantSpec, database: string): string | undefined {
   if (!state.roleExists) return undefined;
-  if (!state.roleIsTenantLike) return `role ${spec.role} has other attributes than a tenant's (superuser, createrole, createdb or no login): provision did not make it`;
+  if (!state.roleIsTenantLike)
+    return `role ${spec.role} has other attributes than a tenant's (superuser, createrole, createdb or no login): provision did not make it`;
   if (state.roleTenantId && state.roleTenantId !== state.tenantId) {
     return `role ${spec.role} belongs to tenant id ${state.roleTenantId}, ${state.schemaExists ? `not to schema ${spec.schema} of database ${database} (tenant id ${state.tenantId ?? 'none'})` : `which has no schema in database ${database} (a tenant of another database of this cluster)`}`;
   }
-  if (!state.roleTenantId && !state.tenantId) return `role ${spec.role} exists but provision did not make it (no tenant id on it, nor a schema ${spec.schema} of ours in database ${database})`;
+  if (!state.roleTenantId && !state.tenantId)
+    return `role ${spec.role} exists but provision did not make it (no tenant id on it, nor a schema ${spec.schema} of ours in database ${database})`;
   return undefined;
 }
 
 /** Read-only: what exists of the tenant, before anything is decided. */
 export async function tenantState(sql: Sql, spec: TenantSpec): Promise<TenantState> {
-  const [row] = await sql<{ role: boolean; tenant_like: boolean | null; role_comment: string | null; schema: boolean; owner: string | null; comment: string | null }[]>`
+  const [row] = await sql<
+    {
+      role: boolean;
+      tenant_like: boolean | null;
+      role_comment: string | null;
+      schema: boolean;
+      owner: string | null;
+      comment: string | null;
+    }[]
+  >`
     select exists (select 1 from pg_roles where rolname = ${spec.role}) as role,
            (select rolcanlogin and not (rolsuper or rolcreaterole or rolcreatedb) from pg_roles where rolname = ${spec.role}) as tenant_like,
            (select shobj_description(oid, 'pg_authid') from pg_roles where rolname = ${spec.role}) as role_comment,
@@ -168,15 +193,26 @@ export async function provisionTenant(
   return sql.begin(async (tx) => {
     await lockProvisioning(tx);
     const [me] = await tx<{ user: string }[]>`select current_user as user`;
-    const [existingRole] = await tx<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolcanlogin: boolean }[]>`
+    const [existingRole] = await tx<
+      { rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolcanlogin: boolean }[]
+    >`
       select rolsuper, rolcreaterole, rolcreatedb, rolcanlogin from pg_roles where rolname = ${spec.role}`;
     const [existingSchema] = await tx<{ owner: string; comment: string | null }[]>`
       select pg_get_userbyid(nspowner) as owner, obj_description(oid, 'pg_namespace') as comment from pg_namespace where nspname = ${spec.schema}`;
     if (existingSchema && existingSchema.owner !== me!.user) {
-      throw new SchemaError(`schema ${spec.schema} exists and belongs to ${existingSchema.owner}, not to the deployer ${me!.user}: it is someone else's`, `choose another tenant name, or remove that schema if it is not used`);
+      throw new SchemaError(
+        `schema ${spec.schema} exists and belongs to ${existingSchema.owner}, not to the deployer ${me!.user}: it is someone else's`,
+        `choose another tenant name, or remove that schema if it is not used`,
+      );
     }
-    if (existingRole && (existingRole.rolsuper || existingRole.rolcreaterole || existingRole.rolcreatedb || !existingRole.rolcanlogin)) {
-      throw new SchemaError(`role ${spec.role} exists with other attributes than a tenant's (superuser, createrole, createdb or no login)`, 'choose another tenant name, or fix that role by hand');
+    if (
+      existingRole &&
+      (existingRole.rolsuper || existingRole.rolcreaterole || existingRole.rolcreatedb || !existingRole.rolcanlogin)
+    ) {
+      throw new SchemaError(
+        `role ${spec.role} exists with other attributes than a tenant's (superuser, createrole, createdb or no login)`,
+        'choose another tenant name, or fix that role by hand',
+      );
     }
 
     const statements: string[] = [];
@@ -189,7 +225,10 @@ export async function provisionTenant(
       password = generatePassword();
       const verb = existingRole ? 'ALTER' : 'CREATE';
       const login = existingRole ? '' : ' LOGIN';
-      await run(`${verb} ROLE ${role}${login} PASSWORD ${literal(scramVerifier(password))}`, `${verb} ROLE ${role}${login} PASSWORD 'SCRAM-SHA-256$4096:<salt>$<stored key>:<server key>'`);
+      await run(
+        `${verb} ROLE ${role}${login} PASSWORD ${literal(scramVerifier(password))}`,
+        `${verb} ROLE ${role}${login} PASSWORD 'SCRAM-SHA-256$4096:<salt>$<stored key>:<server key>'`,
+      );
     }
     await run(`ALTER ROLE ${role} CONNECTION LIMIT ${opts.connectionLimit}`);
     await run(`ALTER ROLE ${role} SET search_path = ${schema}`);
@@ -199,12 +238,18 @@ export async function provisionTenant(
       // Decided by the caller from the state read before (and the storage's proof); a schema that
       // got another id in between was provisioned concurrently by someone else: refuse.
       const other = TENANT_ID_COMMENT.exec(existingSchema?.comment ?? '')?.[1];
-      if (other) throw new SchemaError(`schema ${spec.schema} changed while it was being provisioned (tenant id ${other})`, 'run provision again');
+      if (other)
+        throw new SchemaError(
+          `schema ${spec.schema} changed while it was being provisioned (tenant id ${other})`,
+          'run provision again',
+        );
       await run(`COMMENT ON SCHEMA ${schema} IS ${literal(comment)}`);
     }
     // The same id on the role: roles are cluster-wide, and a role of another database's tenant (or
     // one made by hand) must never be adopted, nor dropped by a deprovision of this database.
-    const [roleComment] = await tx<{ comment: string | null }[]>`select shobj_description(oid, 'pg_authid') as comment from pg_roles where rolname = ${spec.role}`;
+    const [roleComment] = await tx<
+      { comment: string | null }[]
+    >`select shobj_description(oid, 'pg_authid') as comment from pg_roles where rolname = ${spec.role}`;
     if (roleComment?.comment !== comment) await run(`COMMENT ON ROLE ${role} IS ${literal(comment)}`);
     await run(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}`);
     await run(`GRANT CONNECT ON DATABASE ${quoteIdent(opts.database)} TO ${role}`);
@@ -215,7 +260,16 @@ export async function provisionTenant(
 
 /** The state after the statements, checked: PostgreSQL lets several of them fail silently. */
 async function verifyTenant(sql: Sql, spec: TenantSpec, deployer: string): Promise<void> {
-  const [state] = await sql<{ owner: string | null; usage: boolean; create: boolean; connect: boolean; others: string | null; foreign: string | null }[]>`
+  const [state] = await sql<
+    {
+      owner: string | null;
+      usage: boolean;
+      create: boolean;
+      connect: boolean;
+      others: string | null;
+      foreign: string | null;
+    }[]
+  >`
     select pg_get_userbyid(n.nspowner) as owner,
            has_schema_privilege(${spec.role}, n.oid, 'USAGE') as usage,
            has_schema_privilege(${spec.role}, n.oid, 'CREATE') as create,
@@ -242,7 +296,9 @@ async function verifyTenant(sql: Sql, spec: TenantSpec, deployer: string): Promi
   if (problem) {
     throw new SchemaError(
       `tenant ${spec.name}: ${problem}`,
-      problem.includes('CONNECT') ? `as the database owner, run: GRANT CONNECT ON DATABASE <database> TO ${quoteIdent(deployer)} WITH GRANT OPTION; or make the deployer the owner of the database` : 'choose another tenant name, or fix the schema by hand',
+      problem.includes('CONNECT')
+        ? `as the database owner, run: GRANT CONNECT ON DATABASE <database> TO ${quoteIdent(deployer)} WITH GRANT OPTION; or make the deployer the owner of the database`
+        : 'choose another tenant name, or fix the schema by hand',
     );
   }
 }

@@ -76,7 +76,7 @@ describe('tenant names to buckets', () => {
     assert.ok(!(specsOrRefusal(['bk1', 'bk1_'], {}) instanceof ConfigError));
   });
 
-  it('a plain name shaped like an opaque identifier is refused: it could be another tenant\'s hash', () => {
+  it("a plain name shaped like an opaque identifier is refused: it could be another tenant's hash", () => {
     const opaque = tenantIdentifier('some_customer', true).slice('tenant_'.length);
     const result = specsOrRefusal([opaque], {});
     assert.ok(result instanceof ConfigError);

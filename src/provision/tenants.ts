@@ -67,39 +67,58 @@ export function bucketOf(identifier: string): string {
 
 /** Why a name cannot have a bucket of its own, or undefined. */
 export function bucketProblem(name: string): string | undefined {
-  if (name.length > MAX_BUCKET_NAME) return `is longer than ${MAX_BUCKET_NAME} characters: its bucket ${BUCKET_PREFIX}<name> would not fit S3's 63 (use --opaque-names, or a shorter name)`;
-  if (name.endsWith('_')) return 'ends with _: bucket names must end with a letter or digit, and trimming it would give another tenant\'s bucket';
+  if (name.length > MAX_BUCKET_NAME)
+    return `is longer than ${MAX_BUCKET_NAME} characters: its bucket ${BUCKET_PREFIX}<name> would not fit S3's 63 (use --opaque-names, or a shorter name)`;
+  if (name.endsWith('_'))
+    return "ends with _: bucket names must end with a letter or digit, and trimming it would give another tenant's bucket";
   if (name.includes('__')) return 'holds __: its bucket name would hold --, which S3 reserves';
-  if (bucketOf(PREFIX + name).endsWith('-s3alias')) return 'ends with s3alias: S3 reserves bucket names ending with -s3alias';
+  if (bucketOf(PREFIX + name).endsWith('-s3alias'))
+    return 'ends with s3alias: S3 reserves bucket names ending with -s3alias';
   return undefined;
 }
 
-export function tenantSpecs(names: string[], file: string | undefined, opts: { opaque?: boolean; buckets?: boolean } = {}): TenantSpec[] {
+export function tenantSpecs(
+  names: string[],
+  file: string | undefined,
+  opts: { opaque?: boolean; buckets?: boolean } = {},
+): TenantSpec[] {
   const rows: Array<Record<string, unknown>> = names.map((name) => ({ name }));
   if (file !== undefined) rows.push(...readRows(file));
   const problems: string[] = [];
   const specs: TenantSpec[] = [];
   const seen = new Set<string>();
-  rows.forEach((row, i) => {
+  for (const [i, row] of rows.entries()) {
     const where = `tenant ${typeof row.name === 'string' ? JSON.stringify(row.name) : `#${i + 1}`}`;
     const parsed = v.safeParse(rowSchema, row);
     const name = v.safeParse(nameSchema, row.name);
     for (const issue of [...(parsed.issues ?? []), ...(name.issues ?? [])]) {
       problems.push(`${where}: ${issue.path?.map((p) => String(p.key)).join('.') ?? 'name'} ${issue.message}`);
     }
-    if (!parsed.success || !name.success) return;
-    if (seen.has(name.output)) return problems.push(`${where}: listed twice`);
+    if (!parsed.success || !name.success) continue;
+    if (seen.has(name.output)) {
+      problems.push(`${where}: listed twice`);
+      continue;
+    }
     seen.add(name.output);
-    if (!opts.opaque && OPAQUE_SHAPE.test(name.output)) return problems.push(`${where}: name looks like an --opaque-names identifier (20 hexadecimal digits), which could be another tenant's: choose another name`);
+    if (!opts.opaque && OPAQUE_SHAPE.test(name.output)) {
+      problems.push(
+        `${where}: name looks like an --opaque-names identifier (20 hexadecimal digits), which could be another tenant's: choose another name`,
+      );
+      continue;
+    }
     const bucketIssue = opts.buckets && !opts.opaque ? bucketProblem(name.output) : undefined;
-    if (bucketIssue) return problems.push(`${where}: with --storage-mode bucket, the name ${bucketIssue}`);
+    if (bucketIssue) {
+      problems.push(`${where}: with --storage-mode bucket, the name ${bucketIssue}`);
+      continue;
+    }
     const r = parsed.output;
     // Copied into the tenant's .env: refused now if a .env reader would not read it back unchanged.
     for (const [key, value] of Object.entries(r)) {
       const problem = typeof value === 'string' ? envValueProblem(value) : undefined;
       if (problem) problems.push(`${where}: ${key} ${problem}`);
     }
-    if ((r.s3_access_key === undefined) !== (r.s3_secret_key === undefined)) problems.push(`${where}: give both s3_access_key and s3_secret_key, or neither`);
+    if ((r.s3_access_key === undefined) !== (r.s3_secret_key === undefined))
+      problems.push(`${where}: give both s3_access_key and s3_secret_key, or neither`);
     specs.push({
       name: name.output,
       schema: tenantIdentifier(name.output, opts.opaque ?? false),
@@ -108,9 +127,15 @@ export function tenantSpecs(names: string[], file: string | undefined, opts: { o
       admin: { email: r.email, firstName: r.first_name, lastName: r.last_name, phone: r.phone },
       ...(r.s3_access_key && r.s3_secret_key && { s3: { accessKey: r.s3_access_key, secretKey: r.s3_secret_key } }),
     });
-  });
-  if (specs.length === 0 && problems.length === 0) problems.push('no tenant given: use --tenant NAME (repeatable) or --tenants FILE');
-  if (problems.length > 0) throw new ConfigError(`invalid tenants: ${problems.length} problem(s)`, problems, 'tenant names: lowercase letters, digits and _, starting with a letter');
+  }
+  if (specs.length === 0 && problems.length === 0)
+    problems.push('no tenant given: use --tenant NAME (repeatable) or --tenants FILE');
+  if (problems.length > 0)
+    throw new ConfigError(
+      `invalid tenants: ${problems.length} problem(s)`,
+      problems,
+      'tenant names: lowercase letters, digits and _, starting with a letter',
+    );
   return specs;
 }
 
@@ -120,7 +145,11 @@ function readRows(file: string): Array<Record<string, unknown>> {
   try {
     content = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError(`--tenants: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`, [], 'give the path of a CSV or JSON-lines file');
+    throw new ConfigError(
+      `--tenants: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`,
+      [],
+      'give the path of a CSV or JSON-lines file',
+    );
   }
   const lines = content.split(/\r?\n/).filter((line) => line.trim() !== '' && !line.startsWith('#'));
   if (lines[0]?.trimStart().startsWith('{')) {
@@ -133,6 +162,13 @@ function readRows(file: string): Array<Record<string, unknown>> {
     });
   }
   const [header, ...data] = lines.map((line) => line.split(',').map((cell) => cell.trim()));
-  if (!header?.includes('name')) throw new ConfigError(`--tenants: ${file} has no header line with a name column`, [], 'first line: name,email,first_name,last_name,phone');
-  return data.map((cells) => Object.fromEntries(header.map((key, i) => [key, cells[i] || undefined]).filter(([, value]) => value !== undefined)));
+  if (!header?.includes('name'))
+    throw new ConfigError(
+      `--tenants: ${file} has no header line with a name column`,
+      [],
+      'first line: name,email,first_name,last_name,phone',
+    );
+  return data.map((cells) =>
+    Object.fromEntries(header.map((key, i) => [key, cells[i] || undefined]).filter(([, value]) => value !== undefined)),
+  );
 }

@@ -7,7 +7,7 @@
 import { parseEnv } from 'node:util';
 import * as v from 'valibot';
 import { databaseUrl } from '../config/schema.js';
-import { connect, type SessionBounds } from '../db/connect.js';
+import { type Connection, connect, type SessionBounds } from '../db/connect.js';
 import { BootstrapError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { urlConnectSettings } from './deployer.js';
@@ -23,11 +23,12 @@ export interface LoginSettings {
 /** undefined when the tenant can boot from `envText` (a .env file's content); otherwise why not. */
 export async function loginProblem(envText: string, spec: TenantSpec, s: LoginSettings): Promise<string | undefined> {
   const values = parseEnv(envText);
-  if (values.DATABASE_SCHEMA !== spec.schema) return `its DATABASE_SCHEMA is ${JSON.stringify(values.DATABASE_SCHEMA ?? null)}, not ${spec.schema}`;
+  if (values.DATABASE_SCHEMA !== spec.schema)
+    return `its DATABASE_SCHEMA is ${JSON.stringify(values.DATABASE_SCHEMA ?? null)}, not ${spec.schema}`;
   const url = v.safeParse(databaseUrl(), values.DATABASE_URL ?? '');
   if (!url.success) return 'its DATABASE_URL is missing or invalid';
   if (url.output.user !== spec.role) return `its DATABASE_URL logs in as ${url.output.user}, not ${spec.role}`;
-  let db;
+  let db: Connection | undefined;
   try {
     db = await connect(urlConnectSettings(url.output, s.connectTimeoutSec), s.log, s.signal, { bounds: s.bounds });
   } catch (error) {
@@ -40,7 +41,8 @@ export async function loginProblem(envText: string, spec: TenantSpec, s: LoginSe
              coalesce(has_schema_privilege(${spec.schema}, 'USAGE'), false) as usage,
              coalesce(has_schema_privilege(${spec.schema}, 'CREATE'), false) as create`;
     if (row?.user !== spec.role) return `its DATABASE_URL logs in as ${row?.user}, not ${spec.role}`;
-    if (!row.usage || !row.create) return `role ${spec.role} lacks ${[!row.usage && 'USAGE', !row.create && 'CREATE'].filter(Boolean).join(' and ')} on schema ${spec.schema}`;
+    if (!row.usage || !row.create)
+      return `role ${spec.role} lacks ${[!row.usage && 'USAGE', !row.create && 'CREATE'].filter(Boolean).join(' and ')} on schema ${spec.schema}`;
     return undefined;
   } finally {
     await db.sql.end({ timeout: 1 });

@@ -10,14 +10,19 @@ export const databaseStep: Step = {
   async run(ctx) {
     ctx.db = await connect(ctx.env, ctx.log, ctx.signal, {
       readOnly: ctx.mode === 'check',
-      bounds: { lockTimeoutSec: ctx.env.DATABASE_LOCK_TIMEOUT, statementTimeoutSec: ctx.env.DATABASE_STATEMENT_TIMEOUT },
+      bounds: {
+        lockTimeoutSec: ctx.env.DATABASE_LOCK_TIMEOUT,
+        statementTimeoutSec: ctx.env.DATABASE_STATEMENT_TIMEOUT,
+      },
     });
     const { host, port, user, database } = ctx.env.DATABASE_URL;
     const session = ctx.mode === 'check' ? ', read-only session' : '';
     const unsupported = unsupportedServerWarning(ctx.db.serverVersion);
     if (unsupported) ctx.log.warn(unsupported, { step: 'database' });
     // Also in the result line, so that check's table and JSON report show it.
-    const support = unsupported ? `, not a supported version (${POSTGRES_MIN_SUPPORTED} to ${POSTGRES_MAX_SUPPORTED})` : '';
+    const support = unsupported
+      ? `, not a supported version (${POSTGRES_MIN_SUPPORTED} to ${POSTGRES_MAX_SUPPORTED})`
+      : '';
     return `connected to ${host}:${port}/${database} as ${user} (PostgreSQL ${ctx.db.serverVersion}${support}, TLS ${ctx.db.tls ? 'on' : 'off'}${session})`;
   },
 };

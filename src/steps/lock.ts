@@ -47,7 +47,9 @@ export const lockStep: Step = {
     // Checked again under the lock: a role with CREATE on the schema could have added something
     // between the schema step and now, and migrations and the super admin come next.
     await assertSchemaIsOurs(sql, schema, ourObjects(migrations));
-    return waited ? `acquired the bootstrap lock of schema ${schema} after waiting ${Date.now() - started} ms` : `acquired the bootstrap lock of schema ${schema}`;
+    return waited
+      ? `acquired the bootstrap lock of schema ${schema} after waiting ${Date.now() - started} ms`
+      : `acquired the bootstrap lock of schema ${schema}`;
   },
 };
 
@@ -65,13 +67,24 @@ async function waitLikeBootstrap(ctx: RunContext): Promise<string> {
   if (!holder) return `no bootstrap of schema ${schema} is running`;
   const started = Date.now();
   const deadline = started + ctx.env.DATABASE_LOCK_TIMEOUT * 1000;
-  ctx.log.info(`another bootstrap of schema ${schema} is running (${holder}); watching it for up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s, as long as the bootstrap would wait`, { step: 'lock' });
+  ctx.log.info(
+    `another bootstrap of schema ${schema} is running (${holder}); watching it for up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s, as long as the bootstrap would wait`,
+    { step: 'lock' },
+  );
   while (Date.now() < deadline) {
     await sleep(Math.min(250, deadline - Date.now()), ctx.signal);
     throwIfAborted(ctx.signal);
-    if ((await holders()).length === 0) return `a bootstrap of schema ${schema} was running (${holder}); it ended after ${Date.now() - started} ms, within DATABASE_LOCK_TIMEOUT`;
+    if ((await holders()).length === 0)
+      return `a bootstrap of schema ${schema} was running (${holder}); it ended after ${Date.now() - started} ms, within DATABASE_LOCK_TIMEOUT`;
   }
-  throw await lockTimeoutError(sql, [schema], 'the lock step (another bootstrap of this schema)', 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, undefined);
+  throw await lockTimeoutError(
+    sql,
+    [schema],
+    'the lock step (another bootstrap of this schema)',
+    'DATABASE_LOCK_TIMEOUT',
+    ctx.env.DATABASE_LOCK_TIMEOUT,
+    undefined,
+  );
 }
 
 /** Idempotent; two replicas creating it at the same instant collide on the catalog (23505): retried. */
@@ -104,7 +117,8 @@ async function takeLock(ctx: RunContext): Promise<boolean> {
       void session.end({ timeout: 0 });
     },
   };
-  const lock = (wait: boolean) => session`lock table ${session(schema)}.${session(BOOTSTRAP_LOCK_TABLE)} in exclusive mode ${wait ? session`` : session`nowait`}`;
+  const lock = (wait: boolean) =>
+    session`lock table ${session(schema)}.${session(BOOTSTRAP_LOCK_TABLE)} in exclusive mode ${wait ? session`` : session`nowait`}`;
   let waited = false;
   try {
     await session`begin`;
@@ -115,7 +129,10 @@ async function takeLock(ctx: RunContext): Promise<boolean> {
       waited = true;
       await session`rollback`;
       const [holder] = await lockHolders(session, schema, { relation: BOOTSTRAP_LOCK_TABLE });
-      ctx.log.info(`another bootstrap of schema ${schema} is running (${holder ?? 'holder not visible'}); waiting up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s`, { step: 'lock' });
+      ctx.log.info(
+        `another bootstrap of schema ${schema} is running (${holder ?? 'holder not visible'}); waiting up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s`,
+        { step: 'lock' },
+      );
       await session`begin`;
       await lock(true); // bounded by the session's lock_timeout
     }
@@ -123,7 +140,14 @@ async function takeLock(ctx: RunContext): Promise<boolean> {
     ctx.heldLock = undefined;
     await session.end({ timeout: 0 });
     if (!isLockTimeout(error)) throw error;
-    throw await lockTimeoutError(dbOf(ctx).sql, [schema], 'the lock step (another bootstrap of this schema)', 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, error);
+    throw await lockTimeoutError(
+      dbOf(ctx).sql,
+      [schema],
+      'the lock step (another bootstrap of this schema)',
+      'DATABASE_LOCK_TIMEOUT',
+      ctx.env.DATABASE_LOCK_TIMEOUT,
+      error,
+    );
   }
   return waited;
 }

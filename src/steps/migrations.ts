@@ -12,7 +12,6 @@ import { HISTORY_TABLE } from './tables.js';
 import { statements } from './schema-owner.js';
 import { dbOf, throwIfAborted, type Step } from './step.js';
 
-
 export interface Migration {
   /** File name without .sql, e.g. 0001_initial; applied in this order. */
   name: string;

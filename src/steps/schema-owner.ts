@@ -100,9 +100,13 @@ export function statements(sql: string): Token[][] {
       let depth = 1;
       i += 2;
       while (i < n && depth > 0) {
-        if (sql.startsWith('/*', i)) (depth++, (i += 2));
-        else if (sql.startsWith('*/', i)) (depth--, (i += 2));
-        else i++;
+        if (sql.startsWith('/*', i)) {
+          depth++;
+          i += 2;
+        } else if (sql.startsWith('*/', i)) {
+          depth--;
+          i += 2;
+        } else i++;
       }
     } else if (c === "'" || ((c === 'E' || c === 'e') && sql[i + 1] === "'")) {
       const escapes = c !== "'";
@@ -125,8 +129,10 @@ export function statements(sql: string): Token[][] {
       let value = '';
       i++;
       while (i < n) {
-        if (sql[i] === '"' && sql[i + 1] === '"') (value += '"', (i += 2));
-        else if (sql[i] === '"') {
+        if (sql[i] === '"' && sql[i + 1] === '"') {
+          value += '"';
+          i += 2;
+        } else if (sql[i] === '"') {
           i++;
           break;
         } else value += sql[i++];
@@ -162,7 +168,11 @@ function nameAt(tokens: Token[], i: number): { name: string; next: number } | un
   if (!first || (first.kind !== 'word' && first.kind !== 'quoted')) return undefined;
   let name = first.value;
   let next = i + 1;
-  while (tokens[next]?.value === '.' && tokens[next]?.kind === 'punct' && (tokens[next + 1]?.kind === 'word' || tokens[next + 1]?.kind === 'quoted')) {
+  while (
+    tokens[next]?.value === '.' &&
+    tokens[next]?.kind === 'punct' &&
+    (tokens[next + 1]?.kind === 'word' || tokens[next + 1]?.kind === 'quoted')
+  ) {
     name = tokens[next + 1]!.value;
     next += 2;
   }
@@ -175,7 +185,10 @@ const key = (table: string, name: string) => `${table}\u0000${name}`;
  * The tables, triggers, rules, policies and RLS settings the migrations leave behind, applied in
  * order. Pure: the same SQL always gives the same answer.
  */
-export function ourObjects(migrations: readonly Pick<Migration, 'sql'>[], programTables: readonly string[] = PROGRAM_TABLES): OurObjects {
+export function ourObjects(
+  migrations: readonly Pick<Migration, 'sql'>[],
+  programTables: readonly string[] = PROGRAM_TABLES,
+): OurObjects {
   const tables = new Set<string>();
   const triggers = new Map<string, { table: string; name: string; function: string }>();
   const rules = new Map<string, { table: string; name: string }>();
@@ -208,7 +221,10 @@ export function ourObjects(migrations: readonly Pick<Migration, 'sql'>[], progra
       }
     }
     const setting = rls.get(from);
-    if (setting) (rls.delete(from), rls.set(to, setting));
+    if (setting) {
+      rls.delete(from);
+      rls.set(to, setting);
+    }
   };
   const dropTable = (table: string) => {
     tables.delete(table);
@@ -237,9 +253,12 @@ export function ourObjects(migrations: readonly Pick<Migration, 'sql'>[], progra
           const name = nameAt(t, i);
           const on = name ? find(t, name.next, 'on') : -1;
           const table = on >= 0 ? nameAt(t, on + 1) : undefined;
-          const execute = table ? Math.max(find(t, table.next, 'execute', 'function'), find(t, table.next, 'execute', 'procedure')) : -1;
+          const execute = table
+            ? Math.max(find(t, table.next, 'execute', 'function'), find(t, table.next, 'execute', 'procedure'))
+            : -1;
           const fn = execute >= 0 ? nameAt(t, execute + 2) : undefined;
-          if (name && table && fn) triggers.set(key(table.name, name.name), { table: table.name, name: name.name, function: fn.name });
+          if (name && table && fn)
+            triggers.set(key(table.name, name.name), { table: table.name, name: name.name, function: fn.name });
         } else if (what === 'function') {
           const fn = nameAt(t, i);
           if (!fn || t[fn.next]?.value !== '(' || t[fn.next + 1]?.value !== ')') continue;
@@ -258,7 +277,8 @@ export function ourObjects(migrations: readonly Pick<Migration, 'sql'>[], progra
         const what = word(t, i++);
         if (what === 'table') {
           if (word(t, i) === 'if' && word(t, i + 1) === 'exists') i += 2;
-          for (let name = nameAt(t, i); name; name = t[name.next]?.value === ',' ? nameAt(t, name.next + 1) : undefined) dropTable(name.name);
+          for (let name = nameAt(t, i); name; name = t[name.next]?.value === ',' ? nameAt(t, name.next + 1) : undefined)
+            dropTable(name.name);
         } else if (what === 'trigger' || what === 'rule' || what === 'policy') {
           const found = onTable(t, i);
           if (found) byKind[what].delete(key(found.table, found.name));
@@ -287,10 +307,16 @@ export function ourObjects(migrations: readonly Pick<Migration, 'sql'>[], progra
           }
         } else if (what === 'trigger' || what === 'rule' || what === 'policy') {
           const found = onTable(t, i);
-          const to = found && word(t, found.next) === 'rename' && word(t, found.next + 1) === 'to' ? nameAt(t, found.next + 2) : undefined;
+          const to =
+            found && word(t, found.next) === 'rename' && word(t, found.next + 1) === 'to'
+              ? nameAt(t, found.next + 2)
+              : undefined;
           const map: Map<string, { table: string; name: string }> = byKind[what];
           const old = found && map.get(key(found.table, found.name));
-          if (found && to && old) (map.delete(key(found.table, found.name)), map.set(key(found.table, to.name), { ...old, name: to.name }));
+          if (found && to && old) {
+            map.delete(key(found.table, found.name));
+            map.set(key(found.table, to.name), { ...old, name: to.name });
+          }
         }
       }
     }
@@ -298,7 +324,10 @@ export function ourObjects(migrations: readonly Pick<Migration, 'sql'>[], progra
   for (const table of programTables) tables.add(table);
   return {
     tables: [...tables].sort(),
-    triggers: [...triggers.values()].map((t) => ({ ...t, body: functions.has(t.function) ? functions.get(t.function)! : null })),
+    triggers: [...triggers.values()].map((t) => ({
+      ...t,
+      body: functions.has(t.function) ? functions.get(t.function)! : null,
+    })),
     rules: [...rules.values()],
     policies: [...policies.values()],
     rls: [...rls].map(([table, s]) => ({ table, ...s })),

@@ -19,7 +19,9 @@ export const schemaStep: Step = {
   async run(ctx) {
     const { sql } = dbOf(ctx);
     const schema = ctx.env.DATABASE_SCHEMA;
-    const [info] = await sql<{ role: string; exists: boolean; usage: boolean; create: boolean; owner: string | null; similar: string | null }[]>`
+    const [info] = await sql<
+      { role: string; exists: boolean; usage: boolean; create: boolean; owner: string | null; similar: string | null }[]
+    >`
       select current_user as role,
              n.oid is not null as exists,
              coalesce(has_schema_privilege(n.oid, 'USAGE'), false) as usage,
@@ -33,7 +35,9 @@ export const schemaStep: Step = {
     const target = quoteIdent(schema);
 
     if (!info.exists) {
-      const similar = info.similar ? ` (a schema with other letter case exists: ${info.similar}; schema names are case-sensitive when quoted)` : '';
+      const similar = info.similar
+        ? ` (a schema with other letter case exists: ${info.similar}; schema names are case-sensitive when quoted)`
+        : '';
       throw new SchemaError(
         `schema ${schema} does not exist in database ${ctx.env.DATABASE_URL.database}${similar}; the instance never creates its schema`,
         `as the deployment role, run: CREATE SCHEMA ${target}; GRANT USAGE, CREATE ON SCHEMA ${target} TO ${role};`,
@@ -58,7 +62,10 @@ export const schemaStep: Step = {
     if (acl?.others) {
       throw new SchemaError(
         `schema ${schema} lets ${acl.others} create objects in it besides ${info.role}: another role could add a trigger or a table next to the instance's after any check; nothing was written`,
-        `as the schema owner (${info.owner}), run: REVOKE CREATE ON SCHEMA ${target} FROM ${acl.others.split(', ').map((r) => (r === 'PUBLIC' ? r : quoteIdent(r))).join(', ')};`,
+        `as the schema owner (${info.owner}), run: REVOKE CREATE ON SCHEMA ${target} FROM ${acl.others
+          .split(', ')
+          .map((r) => (r === 'PUBLIC' ? r : quoteIdent(r)))
+          .join(', ')};`,
       );
     }
 

@@ -78,10 +78,13 @@ async function runSequence(pipeline: Pipeline, ctx: RunContext): Promise<void> {
       continue;
     }
     const results = await Promise.allSettled(entry.concurrent.map((branch) => runSequence(branch, ctx)));
-    const [first, ...others] = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    const [first, ...others] = results
+      .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+      .map((r) => r.reason as unknown);
     // The operator sees every failure; the first (in branch order) decides the exit code.
     for (const error of others) {
-      if (error instanceof BootstrapError) ctx.log.error(error.message, { ...(error.fix && { fix: error.fix }), exit_code: error.exitCode });
+      if (error instanceof BootstrapError)
+        ctx.log.error(error.message, { ...(error.fix && { fix: error.fix }), exit_code: error.exitCode });
     }
     if (first !== undefined) throw first;
   }
@@ -124,7 +127,15 @@ export function classify(error: unknown, step: Step): unknown {
 export async function classifyFailure(error: unknown, step: Step, ctx: RunContext): Promise<unknown> {
   if (error instanceof BootstrapError) return error;
   if (ctx.db && isLockTimeout(error)) {
-    return await lockTimeoutError(ctx.db.sql, [ctx.env.DATABASE_SCHEMA], `the ${step.name} step`, 'DATABASE_LOCK_TIMEOUT', ctx.env.DATABASE_LOCK_TIMEOUT, error, { exclude: BOOTSTRAP_LOCK_TABLE });
+    return await lockTimeoutError(
+      ctx.db.sql,
+      [ctx.env.DATABASE_SCHEMA],
+      `the ${step.name} step`,
+      'DATABASE_LOCK_TIMEOUT',
+      ctx.env.DATABASE_LOCK_TIMEOUT,
+      error,
+      { exclude: BOOTSTRAP_LOCK_TABLE },
+    );
   }
   if (errorCode(error) === STATEMENT_TIMEOUT) {
     return new step.errorClass(

@@ -29,7 +29,12 @@ export const storageStep: Step = {
     const s = storageSettings(ctx.env);
     if (!s) return 'STORAGE_PROVIDER is not set: storage not checked';
     const env = ctx.env;
-    const { s3, client, send, deadline } = await openS3(s, { accessKeyId: env.STORAGE_ACCESS_KEY!, secretAccessKey: env.STORAGE_SECRET_KEY! }, env.STORAGE_TIMEOUT, ctx.signal);
+    const { s3, client, send, deadline } = await openS3(
+      s,
+      { accessKeyId: env.STORAGE_ACCESS_KEY!, secretAccessKey: env.STORAGE_SECRET_KEY! },
+      env.STORAGE_TIMEOUT,
+      ctx.signal,
+    );
 
     try {
       const notes: string[] = [];
@@ -37,7 +42,8 @@ export const storageStep: Step = {
       try {
         await client.send(new s3.HeadBucketCommand({ Bucket: s.bucket }), { abortSignal: headSignal });
       } catch (error) {
-        if (httpStatus(error) !== 403) throw s3Failure(whyAborted(headSignal, error), 'HeadBucket', s, env.STORAGE_TIMEOUT);
+        if (httpStatus(error) !== 403)
+          throw s3Failure(whyAborted(headSignal, error), 'HeadBucket', s, env.STORAGE_TIMEOUT);
         notes.push('HeadBucket denied (key limited to the prefix?), the probe decided');
       }
 
@@ -48,9 +54,20 @@ export const storageStep: Step = {
       }
       const probeKey = `${prefix}.superfasttt-bootstrap-probe-${randomBytes(8).toString('hex')}`;
       const body = randomBytes(PROBE_BYTES);
-      await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: probeKey, Body: body, ContentType: 'application/octet-stream' }));
+      await send(
+        'PutObject',
+        new s3.PutObjectCommand({
+          Bucket: s.bucket,
+          Key: probeKey,
+          Body: body,
+          ContentType: 'application/octet-stream',
+        }),
+      );
       try {
-        const got = await send<{ Body?: AsyncIterable<Uint8Array> & { destroy?(): void } }>('GetObject', new s3.GetObjectCommand({ Bucket: s.bucket, Key: probeKey }));
+        const got = await send<{ Body?: AsyncIterable<Uint8Array> & { destroy?(): void } }>(
+          'GetObject',
+          new s3.GetObjectCommand({ Bucket: s.bucket, Key: probeKey }),
+        );
         // At most one byte more than was written is read: a longer body is cut, whatever it says.
         let read: Buffer;
         try {
@@ -90,7 +107,10 @@ export const storageStep: Step = {
 };
 
 /** Reads a body until its end or `max` bytes, then stops reading (the rest is never received). */
-async function readAtMost(body: (AsyncIterable<Uint8Array> & { destroy?(): void }) | undefined, max: number): Promise<Buffer> {
+async function readAtMost(
+  body: (AsyncIterable<Uint8Array> & { destroy?(): void }) | undefined,
+  max: number,
+): Promise<Buffer> {
   if (!body) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
   let length = 0;
@@ -109,4 +129,3 @@ async function readAtMost(body: (AsyncIterable<Uint8Array> & { destroy?(): void 
 function place(s: StorageSettings): string {
   return `${s.bucket}${s.prefix ? `/${s.prefix}` : ''} at ${s.endpoint ?? `AWS S3 ${s.region}`}`;
 }
-

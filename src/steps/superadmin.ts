@@ -50,13 +50,21 @@ export const superAdminStep: Step = {
 /** What the hash of a new (or reset) password must be: undefined when the existing one stays. */
 async function newHashFor(ctx: RunContext, existing: ExistingUser | undefined): Promise<string | undefined> {
   const env = ctx.env;
-  return !existing || (env.AUTO_SUPERADMIN_RESET_PASSWORD && !(await verifyPassword(existing.password_hash, env.AUTO_SUPERADMIN_PASSWORD)))
+  return !existing ||
+    (env.AUTO_SUPERADMIN_RESET_PASSWORD &&
+      !(await verifyPassword(existing.password_hash, env.AUTO_SUPERADMIN_PASSWORD)))
     ? await hashPassword(env.AUTO_SUPERADMIN_PASSWORD)
     : undefined;
 }
 
 /** The super admin, the settings and the marker: the body of the one transaction. */
-async function writeAdmin(tx: TransactionSql, ctx: RunContext, existing: ExistingUser | undefined, newHash: string | undefined, rehearsal = false): Promise<{ actions: string[]; marked: boolean }> {
+async function writeAdmin(
+  tx: TransactionSql,
+  ctx: RunContext,
+  existing: ExistingUser | undefined,
+  newHash: string | undefined,
+  rehearsal = false,
+): Promise<{ actions: string[]; marked: boolean }> {
   const env = ctx.env;
   const email = env.AUTO_SUPERADMIN_EMAIL;
   const actions: string[] = [];
@@ -73,7 +81,10 @@ async function writeAdmin(tx: TransactionSql, ctx: RunContext, existing: Existin
     if (existing.role !== 'super_admin') {
       await tx`update users set role = 'super_admin', updated_at = now() where id = ${existing.id}`;
       actions.push(`existing user ${email} promoted from ${existing.role} to super_admin`);
-      if (!rehearsal) ctx.log.warn(`user ${email} existed with role ${existing.role}: promoted to super_admin`, { step: 'superadmin' });
+      if (!rehearsal)
+        ctx.log.warn(`user ${email} existed with role ${existing.role}: promoted to super_admin`, {
+          step: 'superadmin',
+        });
     }
     if (newHash) {
       await tx`update users set password_hash = ${newHash}, updated_at = now() where id = ${existing.id}`;
@@ -108,7 +119,9 @@ class Rehearsed extends Error {}
  */
 async function rehearse(ctx: RunContext): Promise<void> {
   const { sql } = dbOf(ctx);
-  const [existing] = await sql<ExistingUser[]>`select id, role, password_hash from users where email = ${ctx.env.AUTO_SUPERADMIN_EMAIL}`;
+  const [existing] = await sql<
+    ExistingUser[]
+  >`select id, role, password_hash from users where email = ${ctx.env.AUTO_SUPERADMIN_EMAIL}`;
   const newHash = await newHashFor(ctx, existing);
   await sql
     .begin('read write', async (tx) => {
@@ -126,10 +139,18 @@ async function rehearse(ctx: RunContext): Promise<void> {
 async function report(ctx: RunContext): Promise<{ ready: boolean; summary: string }> {
   const { sql } = dbOf(ctx);
   const email = ctx.env.AUTO_SUPERADMIN_EMAIL;
-  const [tables] = await sql<{ ready: boolean }[]>`select to_regclass('users') is not null and to_regclass('setup_state') is not null as ready`;
-  if (!tables?.ready) return { ready: false, summary: `super admin ${email} missing, setup not completed (tables not created yet: the bootstrap creates them)` };
+  const [tables] = await sql<
+    { ready: boolean }[]
+  >`select to_regclass('users') is not null and to_regclass('setup_state') is not null as ready`;
+  if (!tables?.ready)
+    return {
+      ready: false,
+      summary: `super admin ${email} missing, setup not completed (tables not created yet: the bootstrap creates them)`,
+    };
   const [user] = await sql<{ role: string }[]>`select role from users where email = ${email}`;
-  const [state] = await sql<{ completed: boolean; completed_by: string | null; completed_at: Date | null }[]>`select completed, completed_by, completed_at from setup_state`;
+  const [state] = await sql<
+    { completed: boolean; completed_by: string | null; completed_at: Date | null }[]
+  >`select completed, completed_by, completed_at from setup_state`;
   const admin = !user
     ? `super admin ${email} missing (the bootstrap creates it)`
     : user.role === 'super_admin'

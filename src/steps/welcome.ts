@@ -21,10 +21,16 @@ export const welcomeStep: Step = {
     const { sql } = dbOf(ctx);
     if (ctx.mode === 'check') {
       const [table] = await sql<{ ready: boolean }[]>`select to_regclass('instance_settings') is not null as ready`;
-      const [pending] = table?.ready ? await sql<{ value: { status?: string } }[]>`select value from instance_settings where key = ${WELCOME_KEY}` : [];
-      return pending ? `welcome email ${pending.value.status}` : 'no welcome email recorded (sent when the bootstrap creates the account)';
+      const [pending] = table?.ready
+        ? await sql<{ value: { status?: string } }[]>`select value from instance_settings where key = ${WELCOME_KEY}`
+        : [];
+      return pending
+        ? `welcome email ${pending.value.status}`
+        : 'no welcome email recorded (sent when the bootstrap creates the account)';
     }
-    const [row] = await sql<{ value: { status?: string; to?: string } }[]>`select value from instance_settings where key = ${WELCOME_KEY}`;
+    const [row] = await sql<
+      { value: { status?: string; to?: string } }[]
+    >`select value from instance_settings where key = ${WELCOME_KEY}`;
     if (row?.value.status === 'sent') return `welcome email already sent to ${row.value.to}`;
     if (row?.value.status !== 'pending') return 'the super admin account existed before: no welcome email';
     if (!ctx.email) throw new Error('internal: welcome email pending without an email provider');
@@ -52,13 +58,13 @@ function welcomeMail(to: string, firstName: string, appUrl: string): Mail {
     '',
     'Your password was set by whoever deployed the instance; it is not sent by email.',
   ].join('\n');
-  const html = `<p>Hello ${escapeHtml(firstName)},</p><p>Your superfasttt instance is ready and your super admin account has been created.</p>`
-    + `<p><a href="${escapeHtml(link)}">Sign in</a> with this email address (${escapeHtml(to)}).</p>`
-    + '<p>Your password was set by whoever deployed the instance; it is not sent by email.</p>';
+  const html =
+    `<p>Hello ${escapeHtml(firstName)},</p><p>Your superfasttt instance is ready and your super admin account has been created.</p>` +
+    `<p><a href="${escapeHtml(link)}">Sign in</a> with this email address (${escapeHtml(to)}).</p>` +
+    '<p>Your password was set by whoever deployed the instance; it is not sent by email.</p>';
   return { to, subject: 'Your superfasttt instance is ready', text, html };
 }
 
 function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
-

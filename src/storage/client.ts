@@ -120,7 +120,12 @@ export async function openS3(
     maxAttempts: MAX_ATTEMPTS,
     // socketTimeout: no byte for that long; requestTimeout: the whole request. Without
     // throwOnRequestTimeout the SDK only prints a warning and waits on.
-    requestHandler: { connectionTimeout: timeoutMs, socketTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
+    requestHandler: {
+      connectionTimeout: timeoutMs,
+      socketTimeout: timeoutMs,
+      requestTimeout: timeoutMs,
+      throwOnRequestTimeout: true,
+    },
   });
   // Every answer's body is bounded in size and by the operation's deadline.
   const handler = client.config.requestHandler as unknown as {
@@ -130,7 +135,8 @@ export async function openS3(
   handler.handle = async (request, options) => {
     const out = await handle(request, options);
     const body = out.response.body as Readable | undefined;
-    if (body && typeof body.pipe === 'function') out.response.body = boundedBody(body, MAX_RESPONSE_BYTES, options?.abortSignal);
+    if (body && typeof body.pipe === 'function')
+      out.response.body = boundedBody(body, MAX_RESPONSE_BYTES, options?.abortSignal);
     return out;
   };
   // The whole of one operation (all its attempts, and reading its answer) has a deadline of its
@@ -143,14 +149,16 @@ export async function openS3(
     return AbortSignal.any([signal, timer.signal]);
   };
   // The SDK's per-command generics add nothing here.
-  const sendFor = (target: StorageSettings): Send => async <T>(operation: string, command: object): Promise<T> => {
-    const abortSignal = deadline();
-    try {
-      return (await client.send(command as never, { abortSignal })) as T;
-    } catch (error) {
-      throw s3Failure(whyAborted(abortSignal, error), operation, target, timeoutSec, vars);
-    }
-  };
+  const sendFor =
+    (target: StorageSettings): Send =>
+    async <T>(operation: string, command: object): Promise<T> => {
+      const abortSignal = deadline();
+      try {
+        return (await client.send(command as never, { abortSignal })) as T;
+      } catch (error) {
+        throw s3Failure(whyAborted(abortSignal, error), operation, target, timeoutSec, vars);
+      }
+    };
   return { s3, client, send: sendFor(s), sendFor, deadline };
 }
 
@@ -165,6 +173,9 @@ export async function folderMarker(s: StorageSettings, send: Send, s3: S3Module,
   }
   if (!create) return `folder ${key} missing (the bootstrap creates it)`;
   // An explicit empty body and length: the SDK warns about "a stream of unknown length" otherwise.
-  await send('PutObject', new s3.PutObjectCommand({ Bucket: s.bucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }));
+  await send(
+    'PutObject',
+    new s3.PutObjectCommand({ Bucket: s.bucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }),
+  );
   return `folder ${key} created`;
 }

@@ -29,7 +29,11 @@ const TLS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_
 
 /** The first error in the chain of causes with this name (the SDK wraps what it was given). */
 function causeNamed(error: unknown, name: string): (Error & { limit?: number; ms?: number }) | undefined {
-  for (let e = error as { name?: string; cause?: unknown } | undefined, depth = 0; e && depth < 8; e = e.cause as typeof e, depth++) {
+  for (
+    let e = error as { name?: string; cause?: unknown } | undefined, depth = 0;
+    e && depth < 8;
+    e = e.cause as typeof e, depth++
+  ) {
     if (e.name === name) return e as Error;
   }
   return undefined;
@@ -40,7 +44,13 @@ export function httpStatus(error: unknown): number | undefined {
 }
 
 /** `vars`: the prefix of the variables to name in fixes (the instance's STORAGE_, or the deployer's PROVISION_STORAGE_). */
-export function s3Failure(error: unknown, operation: string, s: StorageSettings, timeoutSec: number, vars = 'STORAGE'): StorageError {
+export function s3Failure(
+  error: unknown,
+  operation: string,
+  s: StorageSettings,
+  timeoutSec: number,
+  vars = 'STORAGE',
+): StorageError {
   const e = (error ?? {}) as SdkError;
   // HEAD answers have no body: the SDK then names the error 'Unknown', which says nothing.
   const code = [e.Code, e.name].find((c) => c && c !== 'Unknown') ?? '';
@@ -48,7 +58,8 @@ export function s3Failure(error: unknown, operation: string, s: StorageSettings,
   const status = httpStatus(error);
   const where = s.endpoint ?? `AWS S3 (${s.region})`;
   const target = `${s.bucket}${s.prefix ? `/${s.prefix}` : ''}`;
-  const fail = (message: string, fix: string) => new StorageError(`storage: ${operation} on ${target} at ${where}: ${message}`, fix, { cause: error });
+  const fail = (message: string, fix: string) =>
+    new StorageError(`storage: ${operation} on ${target} at ${where}: ${message}`, fix, { cause: error });
 
   const deadline = causeNamed(error, 'OperationDeadline');
   if (deadline) {
@@ -65,49 +76,100 @@ export function s3Failure(error: unknown, operation: string, s: StorageSettings,
     );
   }
   if (errno.startsWith('HPE_')) {
-    return fail(`the endpoint's answer is not valid HTTP (${errno}: ${(e.message ?? '').slice(0, 100)})`, `check ${vars}_ENDPOINT: it is not an S3 service, or not a well-behaved one`);
+    return fail(
+      `the endpoint's answer is not valid HTTP (${errno}: ${(e.message ?? '').slice(0, 100)})`,
+      `check ${vars}_ENDPOINT: it is not an S3 service, or not a well-behaved one`,
+    );
   }
   switch (code) {
     case 'InvalidAccessKeyId':
-      return fail('the access key id is unknown to the provider', `check ${vars}_ACCESS_KEY (and that ${vars}_ENDPOINT is the provider that issued it)`);
+      return fail(
+        'the access key id is unknown to the provider',
+        `check ${vars}_ACCESS_KEY (and that ${vars}_ENDPOINT is the provider that issued it)`,
+      );
     case 'SignatureDoesNotMatch':
-      return fail('the request signature does not match: the secret key is wrong for this access key', `check ${vars}_SECRET_KEY (copied whole, no extra spaces or newline)`);
+      return fail(
+        'the request signature does not match: the secret key is wrong for this access key',
+        `check ${vars}_SECRET_KEY (copied whole, no extra spaces or newline)`,
+      );
     case 'RequestTimeTooSkewed':
-      return fail("this machine's clock differs too much from the provider's", 'synchronise the clock of the node (NTP)');
+      return fail(
+        "this machine's clock differs too much from the provider's",
+        'synchronise the clock of the node (NTP)',
+      );
     case 'NoSuchBucket':
-      return fail(`bucket ${s.bucket} does not exist`, `create the bucket (deployment machine) or correct ${vars}_BUCKET`);
+      return fail(
+        `bucket ${s.bucket} does not exist`,
+        `create the bucket (deployment machine) or correct ${vars}_BUCKET`,
+      );
     case 'AccessDenied':
-      return fail(`access denied: the key lacks ${PERMISSION[operation] ?? operation}`, `grant ${PERMISSION[operation] ?? operation} on arn:aws:s3:::${s.bucket}/${s.prefix ?? ''}* to this key (per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on ${s.bucket}/${s.prefix ?? ''}*, s3:ListBucket with the prefix condition)`);
+      return fail(
+        `access denied: the key lacks ${PERMISSION[operation] ?? operation}`,
+        `grant ${PERMISSION[operation] ?? operation} on arn:aws:s3:::${s.bucket}/${s.prefix ?? ''}* to this key (per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on ${s.bucket}/${s.prefix ?? ''}*, s3:ListBucket with the prefix condition)`,
+      );
     case 'PermanentRedirect':
     case 'AuthorizationHeaderMalformed':
     case 'IllegalLocationConstraintException':
-      return fail(`the bucket is in another region than ${s.region} (${code})`, `set ${vars}_REGION to the region of the bucket (and ${vars}_ENDPOINT to that region's endpoint)`);
+      return fail(
+        `the bucket is in another region than ${s.region} (${code})`,
+        `set ${vars}_REGION to the region of the bucket (and ${vars}_ENDPOINT to that region's endpoint)`,
+      );
   }
   if (status === 404 && operation === 'HeadBucket') {
-    return fail(`bucket ${s.bucket} does not exist`, `create the bucket (deployment machine) or correct ${vars}_BUCKET`);
+    return fail(
+      `bucket ${s.bucket} does not exist`,
+      `create the bucket (deployment machine) or correct ${vars}_BUCKET`,
+    );
   }
   if (status === 403) {
-    return fail(`access denied (HTTP 403${code ? `, ${code}` : ''})`, `check ${vars}_ACCESS_KEY and ${vars}_SECRET_KEY, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`);
+    return fail(
+      `access denied (HTTP 403${code ? `, ${code}` : ''})`,
+      `check ${vars}_ACCESS_KEY and ${vars}_SECRET_KEY, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`,
+    );
   }
   if (status === 301) {
-    return fail('the provider redirects: the bucket is in another region', `set ${vars}_REGION (and ${vars}_ENDPOINT) to the region of the bucket`);
+    return fail(
+      'the provider redirects: the bucket is in another region',
+      `set ${vars}_REGION (and ${vars}_ENDPOINT) to the region of the bucket`,
+    );
   }
   if (status !== undefined && status >= 500) {
-    return fail(`the provider answered HTTP ${status} (${code || 'server error'}) after ${e.$metadata?.attempts ?? 'several'} attempt(s)`, `the provider has an outage or ${vars}_ENDPOINT points at the wrong service; retry later`);
+    return fail(
+      `the provider answered HTTP ${status} (${code || 'server error'}) after ${e.$metadata?.attempts ?? 'several'} attempt(s)`,
+      `the provider has an outage or ${vars}_ENDPOINT points at the wrong service; retry later`,
+    );
   }
   if (errno === 'ENOTFOUND' || errno === 'EAI_AGAIN') {
     return fail(`the endpoint host name does not resolve (DNS, ${errno})`, `check ${vars}_ENDPOINT`);
   }
   if (TLS.test(errno) || /certificate/i.test(e.message ?? '')) {
-    return fail(`TLS failed: ${(e.message ?? '').slice(0, 300)}`, `check ${vars}_ENDPOINT (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)`);
+    return fail(
+      `TLS failed: ${(e.message ?? '').slice(0, 300)}`,
+      `check ${vars}_ENDPOINT (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)`,
+    );
   }
-  if (code === 'TimeoutError' || code === 'AbortError' || code === 'RequestTimeout' || errno === 'ETIMEDOUT' || /timed? ?out/i.test(e.message ?? '')) {
-    return fail(`no answer within ${vars}_TIMEOUT=${timeoutSec} s`, `check ${vars}_ENDPOINT and that the network lets this container reach it`);
+  if (
+    code === 'TimeoutError' ||
+    code === 'AbortError' ||
+    code === 'RequestTimeout' ||
+    errno === 'ETIMEDOUT' ||
+    /timed? ?out/i.test(e.message ?? '')
+  ) {
+    return fail(
+      `no answer within ${vars}_TIMEOUT=${timeoutSec} s`,
+      `check ${vars}_ENDPOINT and that the network lets this container reach it`,
+    );
   }
   if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE'].includes(errno)) {
-    return fail(`the endpoint is unreachable (${errno})`, `check ${vars}_ENDPOINT (scheme, host, port) and that the network lets this container reach it`);
+    return fail(
+      `the endpoint is unreachable (${errno})`,
+      `check ${vars}_ENDPOINT (scheme, host, port) and that the network lets this container reach it`,
+    );
   }
   // What the endpoint said is cut: a hostile one could make it as long as it likes.
   const said = (e.message ?? String(error)).slice(0, 300);
-  return fail(`${code.slice(0, 100) || errno || 'error'}: ${said}${status ? ` (HTTP ${status})` : ''}`, `check the ${vars}_* variables`);
+  return fail(
+    `${code.slice(0, 100) || errno || 'error'}: ${said}${status ? ` (HTTP ${status})` : ''}`,
+    `check the ${vars}_* variables`,
+  );
 }

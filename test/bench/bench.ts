@@ -16,7 +16,9 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const SCALE_TENANTS = Number(process.env.BENCH_SCALE_TENANTS ?? 1000);
 /** The Node that runs the measured processes: this one, or BENCH_NODE (e.g. node_modules/node/bin/node, the image's). */
 const NODE = process.env.BENCH_NODE ?? process.execPath;
-const NODE_VERSION = execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim() + (process.env.BENCH_NODE_OPTIONS ? ` ${process.env.BENCH_NODE_OPTIONS}` : '');
+const NODE_VERSION =
+  execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim() +
+  (process.env.BENCH_NODE_OPTIONS ? ` ${process.env.BENCH_NODE_OPTIONS}` : '');
 const probe = fileURLToPath(new URL('./rss-probe.mjs', import.meta.url));
 const rssDir = tempDir('sf-bench-');
 let measured = 0;
@@ -36,7 +38,13 @@ async function measure(args: string[], env: Record<string, string | undefined> =
   // A file per process: concurrent measurements must not share one.
   const rssFile = join(rssDir, `${process.pid}-${++measured}`);
   const child = spawn(NODE, ['--import', probe, ...args], {
-    env: { PATH: process.env.PATH, NO_COLOR: '1', BENCH_RSS_FILE: rssFile, NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS, ...env },
+    env: {
+      PATH: process.env.PATH,
+      NO_COLOR: '1',
+      BENCH_RSS_FILE: rssFile,
+      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -49,7 +57,8 @@ async function measure(args: string[], env: Record<string, string | undefined> =
 }
 
 /** The q-quantile (nearest rank) of the samples. */
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)]!;
+const quantile = (xs: number[], q: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)]!;
 const median = (xs: number[]) => quantile(xs, 0.5);
 
 async function series(make: () => Promise<Sample>): Promise<{ ms: number; rssMiB: number }> {
@@ -68,8 +77,7 @@ const smtp = await startSmtp('starttls');
 try {
   await s3.createBucket('superfasttt-bench');
   // Storage (S3 over HTTPS, shared bucket with a prefix) and email (SMTP, STARTTLS + AUTH) on.
-  const verified = (tenant: Tenant) =>
-    instanceEnv(tenant, verifiedServices(tenant, s3, smtp, 'superfasttt-bench'));
+  const verified = (tenant: Tenant) => instanceEnv(tenant, verifiedServices(tenant, s3, smtp, 'superfasttt-bench'));
   const tenants = async (n: number) => Promise.all(Array.from({ length: n }, () => createTenant(pg)));
   const [fresh, freshVerified] = [await tenants(RUNS), await tenants(RUNS)];
   const [done, doneVerified] = await tenants(2);
@@ -82,7 +90,10 @@ try {
     ['--version (cold start)', await series(() => measure([BUNDLE, '--version']))],
     ['first bootstrap of a fresh tenant', await series(() => measure([BUNDLE], instanceEnv(fresh.pop()!)))],
     ['re-run on a bootstrapped tenant', await series(() => measure([BUNDLE], instanceEnv(done!)))],
-    ['first bootstrap, storage + email verified', await series(() => measure([BUNDLE], verified(freshVerified.pop()!)))],
+    [
+      'first bootstrap, storage + email verified',
+      await series(() => measure([BUNDLE], verified(freshVerified.pop()!))),
+    ],
     ['re-run, storage + email verified', await series(() => measure([BUNDLE], verified(doneVerified!)))],
   ];
 
@@ -102,10 +113,24 @@ try {
   await pg.admin.unsafe("create role bench_deployer login createrole password 'Bench-Deployer-42'");
   await pg.admin.unsafe('create database bench_tenants owner bench_deployer');
   const tenantsFile = join(tempDir('sf-bench-'), 'tenants.csv');
-  writeFileSync(tenantsFile, ['name,email', ...Array.from({ length: 200 }, (_, i) => `bench_${i},admin@bench-${i}.example`)].join('\n'));
-  const provisionEnv = { PROVISION_DATABASE_URL: pg.url('bench_deployer', 'Bench-Deployer-42', { database: 'bench_tenants', sslmode: 'require' }) };
-  const provisionFirst = await measure([BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'], provisionEnv);
-  const provisionAgain = await measure([BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'], provisionEnv);
+  writeFileSync(
+    tenantsFile,
+    ['name,email', ...Array.from({ length: 200 }, (_, i) => `bench_${i},admin@bench-${i}.example`)].join('\n'),
+  );
+  const provisionEnv = {
+    PROVISION_DATABASE_URL: pg.url('bench_deployer', 'Bench-Deployer-42', {
+      database: 'bench_tenants',
+      sslmode: 'require',
+    }),
+  };
+  const provisionFirst = await measure(
+    [BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'],
+    provisionEnv,
+  );
+  const provisionAgain = await measure(
+    [BUNDLE, 'provision', '--tenants', tenantsFile, '--format', 'json'],
+    provisionEnv,
+  );
 
   // BENCH_SCALE_TENANTS=0 skips the scale run (minutes), e.g. when only the image's Node is compared.
   const scale = SCALE_TENANTS > 0 ? await scaleRun() : [];
@@ -114,27 +139,47 @@ try {
   const js = readdirSync(dist).filter((f) => f.endsWith('.mjs'));
   const jsBytes = js.reduce((sum, f) => sum + statSync(join(dist, f)).size, 0);
   const fmt = (n: number, d = 0) => n.toFixed(d);
-  console.log(`\nsuperfasttt-bootstrap benchmark: Node ${NODE_VERSION}, ${RUNS} runs each (median), PostgreSQL 16 with TLS, s3rver over HTTPS, smtp-server with STARTTLS, all on loopback`);
+  console.log(
+    `\nsuperfasttt-bootstrap benchmark: Node ${NODE_VERSION}, ${RUNS} runs each (median), PostgreSQL 16 with TLS, s3rver over HTTPS, smtp-server with STARTTLS, all on loopback`,
+  );
   console.log('| What | Wall time (ms) | × node -e 0 | Peak RSS (MiB) | × node -e 0 |');
   console.log('| --- | ---: | ---: | ---: | ---: |');
   for (const [what, m] of rows) {
-    console.log(`| ${what} | ${fmt(m.ms)} | ${fmt(m.ms / baseline.ms, 2)} | ${fmt(m.rssMiB, 1)} | ${fmt(m.rssMiB / baseline.rssMiB, 2)} |`);
+    console.log(
+      `| ${what} | ${fmt(m.ms)} | ${fmt(m.ms / baseline.ms, 2)} | ${fmt(m.rssMiB, 1)} | ${fmt(m.rssMiB / baseline.rssMiB, 2)} |`,
+    );
   }
   const byName = Object.fromEntries(rows);
   const added = (a: string, b: string) => fmt(byName[a]!.ms - byName[b]!.ms);
-  console.log(`| 20 concurrent bootstraps of one fresh schema: slowest run (median of 3) | ${fmt(median(concurrent))} | ${fmt(median(concurrent) / baseline.ms, 2)} | | |`);
-  console.log(`| 100 fresh tenants one after another: per-tenant median | ${fmt(median(many))} | ${fmt(median(many) / baseline.ms, 2)} | | |`);
-  console.log(`| 100 fresh tenants one after another: per-tenant p95 | ${fmt(quantile(many, 0.95))} | ${fmt(quantile(many, 0.95) / baseline.ms, 2)} | | |`);
-  console.log(`| provision 200 tenants (one run, --concurrency 4) | ${fmt(provisionFirst.ms)} | ${fmt(provisionFirst.ms / baseline.ms, 2)} | ${fmt(provisionFirst.rssMiB, 1)} | ${fmt(provisionFirst.rssMiB / baseline.rssMiB, 2)} |`);
-  console.log(`| provision the same 200 again (nothing to do) | ${fmt(provisionAgain.ms)} | ${fmt(provisionAgain.ms / baseline.ms, 2)} | ${fmt(provisionAgain.rssMiB, 1)} | ${fmt(provisionAgain.rssMiB / baseline.rssMiB, 2)} |`);
+  console.log(
+    `| 20 concurrent bootstraps of one fresh schema: slowest run (median of 3) | ${fmt(median(concurrent))} | ${fmt(median(concurrent) / baseline.ms, 2)} | | |`,
+  );
+  console.log(
+    `| 100 fresh tenants one after another: per-tenant median | ${fmt(median(many))} | ${fmt(median(many) / baseline.ms, 2)} | | |`,
+  );
+  console.log(
+    `| 100 fresh tenants one after another: per-tenant p95 | ${fmt(quantile(many, 0.95))} | ${fmt(quantile(many, 0.95) / baseline.ms, 2)} | | |`,
+  );
+  console.log(
+    `| provision 200 tenants (one run, --concurrency 4) | ${fmt(provisionFirst.ms)} | ${fmt(provisionFirst.ms / baseline.ms, 2)} | ${fmt(provisionFirst.rssMiB, 1)} | ${fmt(provisionFirst.rssMiB / baseline.rssMiB, 2)} |`,
+  );
+  console.log(
+    `| provision the same 200 again (nothing to do) | ${fmt(provisionAgain.ms)} | ${fmt(provisionAgain.ms / baseline.ms, 2)} | ${fmt(provisionAgain.rssMiB, 1)} | ${fmt(provisionAgain.rssMiB / baseline.rssMiB, 2)} |`,
+  );
   if (scale.length > 0) {
-    console.log(`\nScale (Node ${NODE_VERSION}, one PostgreSQL 16 with TLS, storage and email off; ${SCALE_TENANTS} tenants):`);
+    console.log(
+      `\nScale (Node ${NODE_VERSION}, one PostgreSQL 16 with TLS, storage and email off; ${SCALE_TENANTS} tenants):`,
+    );
     console.log('| What | Figure |');
     console.log('| --- | ---: |');
     for (const [what, value] of scale) console.log(`| ${what} | ${value} |`);
   }
-  console.log(`\nStorage + email verification add ${added('first bootstrap, storage + email verified', 'first bootstrap of a fresh tenant')} ms to a first bootstrap and ${added('re-run, storage + email verified', 're-run on a bootstrapped tenant')} ms to a re-run (medians).`);
-  console.log(`Bundle on disk: dist/ ${fmt(dirSize(dist) / 1024)} KiB in all; JavaScript ${fmt(jsBytes / 1024)} KiB in ${js.length} files (entry ${fmt(statSync(BUNDLE).size / 1024)} KiB, the rest loaded only when used); the native argon2 binding ${fmt(statSync(join(dist, 'argon2.linux-x64-gnu.node')).size / 1024)} KiB.`);
+  console.log(
+    `\nStorage + email verification add ${added('first bootstrap, storage + email verified', 'first bootstrap of a fresh tenant')} ms to a first bootstrap and ${added('re-run, storage + email verified', 're-run on a bootstrapped tenant')} ms to a re-run (medians).`,
+  );
+  console.log(
+    `Bundle on disk: dist/ ${fmt(dirSize(dist) / 1024)} KiB in all; JavaScript ${fmt(jsBytes / 1024)} KiB in ${js.length} files (entry ${fmt(statSync(BUNDLE).size / 1024)} KiB, the rest loaded only when used); the native argon2 binding ${fmt(statSync(join(dist, 'argon2.linux-x64-gnu.node')).size / 1024)} KiB.`,
+  );
 } finally {
   await Promise.all([pg.stop(), s3.stop(), smtp.stop()]);
 }
@@ -148,9 +193,23 @@ async function scaleRun(): Promise<Array<[string, string]>> {
   await pg.admin.unsafe('create database scale_tenants owner scale_deployer');
   const dir = tempDir('sf-scale-');
   const file = join(dir, 'tenants.csv');
-  writeFileSync(file, ['name,email,first_name,last_name', ...Array.from({ length: SCALE_TENANTS }, (_, i) => `scale_${i},admin@scale-${i}.example,Ada,Lovelace`)].join('\n'));
-  const deployer = { PROVISION_DATABASE_URL: pg.url('scale_deployer', 'Scale-Deployer-42', { database: 'scale_tenants', sslmode: 'require' }) };
-  const provisioned = await measure([BUNDLE, 'provision', '--tenants', file, '--out-dir', join(dir, 'envs'), '--concurrency', '4'], deployer);
+  writeFileSync(
+    file,
+    [
+      'name,email,first_name,last_name',
+      ...Array.from({ length: SCALE_TENANTS }, (_, i) => `scale_${i},admin@scale-${i}.example,Ada,Lovelace`),
+    ].join('\n'),
+  );
+  const deployer = {
+    PROVISION_DATABASE_URL: pg.url('scale_deployer', 'Scale-Deployer-42', {
+      database: 'scale_tenants',
+      sslmode: 'require',
+    }),
+  };
+  const provisioned = await measure(
+    [BUNDLE, 'provision', '--tenants', file, '--out-dir', join(dir, 'envs'), '--concurrency', '4'],
+    deployer,
+  );
 
   // Connections of the tenants' roles, sampled while they bootstrap: total, and per role.
   let peakTotal = 0;
@@ -173,7 +232,12 @@ async function scaleRun(): Promise<Array<[string, string]>> {
     Array.from({ length: 4 }, async () => {
       while (next < SCALE_TENANTS) {
         const i = next++;
-        const env = Object.fromEntries(readFileSync(join(dir, 'envs', `scale_${i}.env`), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+        const env = Object.fromEntries(
+          readFileSync(join(dir, 'envs', `scale_${i}.env`), 'utf8')
+            .split('\n')
+            .filter((l) => l && !l.startsWith('#'))
+            .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+        );
         times[i] = (await measure([BUNDLE], env)).ms;
       }
     }),
@@ -184,7 +248,9 @@ async function scaleRun(): Promise<Array<[string, string]>> {
 
   // 50 copies at the same instant on one fresh schema.
   const one = await createTenant(pg);
-  const copies = await Promise.all(Array.from({ length: 50 }, () => measure([BUNDLE], instanceEnv(one, { DATABASE_LOCK_TIMEOUT: '600' }))));
+  const copies = await Promise.all(
+    Array.from({ length: 50 }, () => measure([BUNDLE], instanceEnv(one, { DATABASE_LOCK_TIMEOUT: '600' }))),
+  );
   const lockWaits = copies.map((c) => Number(/after waiting (\d+) ms/.exec(c.output)?.[1] ?? 0));
 
   const first = times.slice(0, 100);
@@ -198,6 +264,9 @@ async function scaleRun(): Promise<Array<[string, string]>> {
     ['last 100 tenants: median / p95', `${f(median(last))} / ${f(quantile(last, 0.95))}`],
     ['peak server connections of the tenants (total / per bootstrap)', `${peakTotal} / ${peakPerRole}`],
     ['50 copies at once on one schema: exit 0', `${copies.length} of 50`],
-    ['50 copies at once: slowest run / longest lock wait', `${f(Math.max(...copies.map((c) => c.ms)))} / ${f(Math.max(...lockWaits))}`],
+    [
+      '50 copies at once: slowest run / longest lock wait',
+      `${f(Math.max(...copies.map((c) => c.ms)))} / ${f(Math.max(...lockWaits))}`,
+    ],
   ];
 }

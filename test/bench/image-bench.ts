@@ -16,7 +16,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 
 async function timed(command: string, args: string[], env: Record<string, string | undefined> = {}): Promise<number> {
   const started = performance.now();
-  const child = spawn(command, args, { env: { PATH: process.env.PATH, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    env: { PATH: process.env.PATH, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d));
   child.stderr.on('data', (d: Buffer) => (output += d));
@@ -38,7 +41,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const pg = await startPostgres({ tls: true });
 try {
   const rows: Array<[string, number]> = [];
-  for (const [where, run] of [['outside (node_modules/node/bin/node)', outside], ['inside the image (podman run --rm --read-only)', inside]] as const) {
+  for (const [where, run] of [
+    ['outside (node_modules/node/bin/node)', outside],
+    ['inside the image (podman run --rm --read-only)', inside],
+  ] as const) {
     const fresh: number[] = [];
     const again: number[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -49,9 +55,12 @@ try {
     rows.push([`first bootstrap, ${where}`, median(fresh)], [`re-run, ${where}`, median(again)]);
   }
   const starts: number[] = [];
-  for (let i = 0; i < RUNS; i++) starts.push(await timed('podman', ['--runtime', 'runc', 'run', '--rm', '--read-only', IMAGE, '--version']));
+  for (let i = 0; i < RUNS; i++)
+    starts.push(await timed('podman', ['--runtime', 'runc', 'run', '--rm', '--read-only', IMAGE, '--version']));
   const containerStart = median(starts);
-  console.log(`\nsuperfasttt-bootstrap in its image (${IMAGE}) and outside it, ${RUNS} runs each (median), PostgreSQL 16 with TLS on loopback, storage and email off`);
+  console.log(
+    `\nsuperfasttt-bootstrap in its image (${IMAGE}) and outside it, ${RUNS} runs each (median), PostgreSQL 16 with TLS on loopback, storage and email off`,
+  );
   console.log('| What | Wall time (ms) |');
   console.log('| --- | ---: |');
   for (const [what, ms] of rows) console.log(`| ${what} | ${ms.toFixed(0)} |`);

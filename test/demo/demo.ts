@@ -13,13 +13,18 @@ import { startSmtp } from '../harness/smtp.js';
 const say = (text: string) => console.log(`\n\x1b[1m== ${text}\x1b[0m`);
 
 async function runBootstrap(env: Record<string, string | undefined>): Promise<number | null> {
-  const child = spawn(process.execPath, [BUNDLE], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [BUNDLE], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   const [code] = (await once(child, 'close')) as [number | null];
   console.log(`(exit code ${code})`);
   return code;
 }
 
-say('starting local servers: PostgreSQL 16 (TLS, scram-sha-256), S3 (s3rver behind a SigV4 front, HTTPS), SMTP (STARTTLS + AUTH)');
+say(
+  'starting local servers: PostgreSQL 16 (TLS, scram-sha-256), S3 (s3rver behind a SigV4 front, HTTPS), SMTP (STARTTLS + AUTH)',
+);
 const [pg, s3, smtp] = await Promise.all([startPostgres({ tls: true }), startS3(), startSmtp('starttls')]);
 try {
   say('provisioning, as the deployment machine: a tenant role and its schema (USAGE + CREATE only), a shared bucket');
@@ -38,11 +43,15 @@ try {
   if ((await runBootstrap(env)) !== 0) process.exitCode = 1;
 
   say('resulting state');
-  for (const u of await users(pg, tenant.schema)) console.log(`user      ${u.email}  role=${u.role}  hash=${u.password_hash.slice(0, 30)}...`);
+  for (const u of await users(pg, tenant.schema))
+    console.log(`user      ${u.email}  role=${u.role}  hash=${u.password_hash.slice(0, 30)}...`);
   const state = await setupState(pg, tenant.schema);
   console.log(`marker    completed=${state?.completed} by=${state?.completed_by} version=${state?.bootstrap_version}`);
-  console.log(`storage   ${[...(await s3.listObjects('superfasttt-central')).keys()].join(', ')} (folder marker; the probe was deleted)`);
-  for (const mail of smtp.mails) console.log(`email     to ${mail.to.join(', ')}: "${mail.subject}" (login link, no password)`);
+  console.log(
+    `storage   ${[...(await s3.listObjects('superfasttt-central')).keys()].join(', ')} (folder marker; the probe was deleted)`,
+  );
+  for (const mail of smtp.mails)
+    console.log(`email     to ${mail.to.join(', ')}: "${mail.subject}" (login link, no password)`);
 
   say('second run: nothing to do, nothing changed');
   if ((await runBootstrap(env)) !== 0) process.exitCode = 1;

@@ -42,12 +42,16 @@ function childEnv(env: Env): NodeJS.ProcessEnv {
 
 export function spawnCli(env: Env, opts: RunOptions = {}): { child: ChildProcess; result: Promise<RunResult> } {
   // `--` as in the image's ENTRYPOINT: Node would otherwise read an `--env-file` meant for `check` itself.
-  const child = spawn(opts.node ?? process.execPath, [...(opts.nodeArgs ?? []), '--', opts.bundle ?? BUNDLE, ...(opts.args ?? [])], {
-    env: childEnv(env),
-    cwd: opts.cwd,
-    ...(opts.uid !== undefined && { uid: opts.uid, gid: opts.gid ?? opts.uid }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    opts.node ?? process.execPath,
+    [...(opts.nodeArgs ?? []), '--', opts.bundle ?? BUNDLE, ...(opts.args ?? [])],
+    {
+      env: childEnv(env),
+      cwd: opts.cwd,
+      ...(opts.uid !== undefined && { uid: opts.uid, gid: opts.gid ?? opts.uid }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   let output = '';
@@ -70,10 +74,15 @@ export function runCli(env: Env, opts: RunOptions = {}): Promise<RunResult> {
 
 /** Exit code as expected, with the output in the failure message to make failures readable. */
 export function assertExit(result: RunResult, code: number, ...patterns: RegExp[]): void {
-  assert.equal(result.code, code, `expected exit ${code}, got ${result.code} (signal ${result.signal}); output:\n${result.output}`);
+  assert.equal(
+    result.code,
+    code,
+    `expected exit ${code}, got ${result.code} (signal ${result.signal}); output:\n${result.output}`,
+  );
   for (const pattern of patterns) assert.match(result.output, pattern);
   // An operational failure never prints a stack trace (only exit 1, a bug, does).
-  if (code !== 1) assert.doesNotMatch(result.output, /\n\s+at .+\(.+:\d+:\d+\)/, `stack trace in output:\n${result.output}`);
+  if (code !== 1)
+    assert.doesNotMatch(result.output, /\n\s+at .+\(.+:\d+:\d+\)/, `stack trace in output:\n${result.output}`);
 }
 
 /** No secret, in any encoding a library might use, appears in what the process printed. */

@@ -15,10 +15,14 @@ const PLAUSIBLE: Record<string, string> = {
 };
 
 /** `secretOf(path)`: the example's own content for a secret file, when it has one. */
-export function assertDeployableEnvironment(env: Record<string, string>, secretOf: (path: string) => string | undefined = () => undefined): void {
+export function assertDeployableEnvironment(
+  env: Record<string, string>,
+  secretOf: (path: string) => string | undefined = () => undefined,
+): void {
   const known = new Set<string>([...VARIABLES, ...SECRET_VARIABLES.map((n) => `${n}_FILE`)]);
   for (const name of Object.keys(env)) assert.ok(known.has(name), `unknown variable ${name}`);
-  for (const name of SECRET_VARIABLES) assert.equal(env[name], undefined, `${name} must come from ${name}_FILE, not a plain value`);
+  for (const name of SECRET_VARIABLES)
+    assert.equal(env[name], undefined, `${name} must come from ${name}_FILE, not a plain value`);
   const dir = mkdtempSync(join(tmpdir(), 'sf-env-'));
   try {
     const raw: Record<string, string> = {};

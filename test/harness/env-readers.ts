@@ -28,8 +28,13 @@ export const IMAGE_NODE = fileURLToPath(new URL('../../node_modules/.bin/node', 
 
 export function imageNodeEnvs(contents: string[]): EnvMap[] | undefined {
   if (!existsSync(IMAGE_NODE)) return undefined;
-  const script = 'let s="";process.stdin.setEncoding("utf8").on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify(JSON.parse(s).map(c=>require("node:util").parseEnv(c)))))';
-  const r = spawnSync(IMAGE_NODE, ['-e', script], { input: JSON.stringify(contents), encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  const script =
+    'let s="";process.stdin.setEncoding("utf8").on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify(JSON.parse(s).map(c=>require("node:util").parseEnv(c)))))';
+  const r = spawnSync(IMAGE_NODE, ['-e', script], {
+    input: JSON.stringify(contents),
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
   if (r.status !== 0) throw new Error(`image node failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as EnvMap[];
 }
@@ -82,7 +87,8 @@ export function dockerEnv(content: string | Buffer, opts: { trimQuotes: boolean 
     if (/[ \t]/.test(key)) throw new Error(`variable '${key}' contains whitespaces`);
     if (eq < 0) continue; // looked up in the environment of the docker CLI: none here
     let value = text.slice(eq + 1);
-    if (opts.trimQuotes && value.length >= 2 && (value[0] === "'" || value[0] === '"') && value.at(-1) === value[0]) value = value.slice(1, -1);
+    if (opts.trimQuotes && value.length >= 2 && (value[0] === "'" || value[0] === '"') && value.at(-1) === value[0])
+      value = value.slice(1, -1);
     out[key] = value;
   }
   return out;
@@ -134,7 +140,8 @@ export function composeEnv(content: string, environment: EnvMap = {}): EnvMap {
         end = i;
         break;
       }
-      if (!/[\p{L}\p{N}_.\-[\]]/u.test(ch)) throw new Error(`unexpected character ${JSON.stringify(ch)} in variable name`);
+      if (!/[\p{L}\p{N}_.\-[\]]/u.test(ch))
+        throw new Error(`unexpected character ${JSON.stringify(ch)} in variable name`);
     }
     const key = (end < 0 ? '' : src.slice(0, end)).replace(GO_TRAILING_SPACE, '');
     if (key.includes(' ')) throw new Error('key cannot contain a space');
@@ -186,12 +193,24 @@ export function composeEnv(content: string, environment: EnvMap = {}): EnvMap {
 }
 
 function unescapeDoubleQuoted(value: string): string {
-  const simple: Record<string, string> = { a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\', '"': '"', $: '$$' };
+  const simple: Record<string, string> = {
+    a: '\x07',
+    b: '\b',
+    f: '\f',
+    n: '\n',
+    r: '\r',
+    t: '\t',
+    v: '\v',
+    '\\': '\\',
+    '"': '"',
+    $: '$$',
+  };
   return value.replace(/\\(?:[abcfnrtv$"\\]|0\d{0,3})/g, (match) => {
     const c = match.slice(1);
     if (c in simple) return simple[c]!;
     // \0NNN: three octal digits after the 0, a byte value; anything else stays as written.
-    if (/^0[0-7]{3}$/.test(c) && Number.parseInt(c.slice(1), 8) <= 0xff) return String.fromCharCode(Number.parseInt(c.slice(1), 8));
+    if (/^0[0-7]{3}$/.test(c) && Number.parseInt(c.slice(1), 8) <= 0xff)
+      return String.fromCharCode(Number.parseInt(c.slice(1), 8));
     return match;
   });
 }
@@ -288,8 +307,11 @@ export async function dockerCliEnv(content: string | Buffer): Promise<EnvMap> {
         res.writeHead(200, { 'API-Version': '1.41', 'Content-Type': 'text/plain' }).end('OK');
         return;
       }
-      if (req.method === 'POST' && /\/containers\/create/.test(req.url ?? '')) env = (JSON.parse(body) as { Env?: string[] }).Env ?? [];
-      res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ message: 'stand-in engine: recorded, not created' }));
+      if (req.method === 'POST' && /\/containers\/create/.test(req.url ?? ''))
+        env = (JSON.parse(body) as { Env?: string[] }).Env ?? [];
+      res
+        .writeHead(400, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ message: 'stand-in engine: recorded, not created' }));
     });
   });
   await new Promise<void>((resolve) => engine.listen(socket, resolve));

@@ -49,8 +49,21 @@ const noData = message('n');
 const parameters = (n: number) => message('t', int16(n), ...Array.from({ length: n }, () => int32(25)));
 /** RowDescription of text-format columns: [name, type oid]. */
 const rowDescription = (columns: Array<[string, number]>) =>
-  message('T', int16(columns.length), ...columns.flatMap(([name, oid]) => [cstr(name), int32(0), int16(0), int32(oid), int16(-1 & 0xffff), int32(-1), int16(0)]));
-const dataRow = (values: string[]) => message('D', int16(values.length), ...values.flatMap((v) => [int32(Buffer.byteLength(v)), Buffer.from(v)]));
+  message(
+    'T',
+    int16(columns.length),
+    ...columns.flatMap(([name, oid]) => [
+      cstr(name),
+      int32(0),
+      int16(0),
+      int32(oid),
+      int16(-1 & 0xffff),
+      int32(-1),
+      int16(0),
+    ]),
+  );
+const dataRow = (values: string[]) =>
+  message('D', int16(values.length), ...values.flatMap((v) => [int32(Buffer.byteLength(v)), Buffer.from(v)]));
 const complete = (tag: string) => message('C', cstr(tag));
 
 const STARTUP_ANSWER = Buffer.concat([
@@ -66,14 +79,21 @@ const STARTUP_ANSWER = Buffer.concat([
 ]);
 
 /** connect()'s query: applied (int8), version (text), num (int4), tls (bool). */
-const SETTINGS_COLUMNS: Array<[string, number]> = [['applied', 20], ['version', 25], ['num', 23], ['tls', 16]];
+const SETTINGS_COLUMNS: Array<[string, number]> = [
+  ['applied', 20],
+  ['version', 25],
+  ['num', 23],
+  ['tls', 16],
+];
 const SETTINGS_ROW = dataRow(['19', '16.0', '160000', 'f']);
 
 /** A valid answer without end: a description of one text column, then rows. */
 const ROWS_HEAD = Buffer.concat([parseComplete, parameters(0), rowDescription([['x', 25]]), bindComplete]);
 const ROW = dataRow(['a']);
-const ROWS = Buffer.concat(Array.from({ length: 64 * 1024 / ROW.length }, () => ROW));
-const HTTP_ANSWER = Buffer.from('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nconnection: keep-alive\r\n\r\nbad request');
+const ROWS = Buffer.concat(Array.from({ length: (64 * 1024) / ROW.length }, () => ROW));
+const HTTP_ANSWER = Buffer.from(
+  'HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nconnection: keep-alive\r\n\r\nbad request',
+);
 
 function misbehave(socket: net.Socket, behaviour: PgBehaviour, phase: PgPhase): void {
   const startup = phase === 'startup';
@@ -82,7 +102,9 @@ function misbehave(socket: net.Socket, behaviour: PgBehaviour, phase: PgPhase): 
       return startup ? drip(socket, '', STARTUP_ANSWER) : drip(socket, '', Buffer.concat([ROWS_HEAD, ROWS]));
     case 'flood':
       // At startup: one ParameterStatus that never ends (the driver keeps a message until it is whole).
-      return startup ? flood(socket, Buffer.concat([authOk, Buffer.from('S\x7f\xff\xff\xf0')])) : flood(socket, ROWS_HEAD, ROWS);
+      return startup
+        ? flood(socket, Buffer.concat([authOk, Buffer.from('S\x7f\xff\xff\xf0')]))
+        : flood(socket, ROWS_HEAD, ROWS);
     case 'garbage':
       return lie(socket, HTTP_ANSWER, true);
     case 'close':
@@ -149,7 +171,10 @@ export async function startFakePostgres(opts: { phase: PgPhase; behaviour: PgBeh
           }
           case 'D':
             if (!described) {
-              out.push(parameters((socket as net.Socket & { params?: number }).params ?? 0), first ? rowDescription(SETTINGS_COLUMNS) : noData);
+              out.push(
+                parameters((socket as net.Socket & { params?: number }).params ?? 0),
+                first ? rowDescription(SETTINGS_COLUMNS) : noData,
+              );
               described = true;
             }
             break;
@@ -165,7 +190,8 @@ export async function startFakePostgres(opts: { phase: PgPhase; behaviour: PgBeh
             queries++;
             state.queries++;
             described = false;
-            const misbehaveNow = (opts.phase === 'connect-query' && queries === 1) || (opts.phase === 'next-query' && queries === 2);
+            const misbehaveNow =
+              (opts.phase === 'connect-query' && queries === 1) || (opts.phase === 'next-query' && queries === 2);
             if (misbehaveNow) {
               gone = true;
               out = [];
@@ -176,7 +202,8 @@ export async function startFakePostgres(opts: { phase: PgPhase; behaviour: PgBeh
             break;
           }
           case 'H': {
-            const misbehaveNow = (opts.phase === 'connect-query' && queries === 0) || (opts.phase === 'next-query' && queries === 1);
+            const misbehaveNow =
+              (opts.phase === 'connect-query' && queries === 0) || (opts.phase === 'next-query' && queries === 1);
             if (misbehaveNow) {
               gone = true;
               out = [];

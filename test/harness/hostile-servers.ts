@@ -83,7 +83,11 @@ export interface HostileServer {
   stop(): Promise<void>;
 }
 
-async function listen(server: net.Server, sockets: Set<net.Socket>, state: { connections: number }): Promise<HostileServer> {
+async function listen(
+  server: net.Server,
+  sockets: Set<net.Socket>,
+  state: { connections: number },
+): Promise<HostileServer> {
   server.on('connection', (socket) => {
     state.connections++;
     sockets.add(socket);
@@ -142,9 +146,19 @@ export async function startRawHttp(opts: { tls: boolean; respond: Respond }): Pr
 }
 
 /** A complete, well-formed answer (and the connection is ready for the next request). */
-export function answer(socket: net.Socket, status: number, headers: Record<string, string>, body: Buffer | string = ''): void {
+export function answer(
+  socket: net.Socket,
+  status: number,
+  headers: Record<string, string>,
+  body: Buffer | string = '',
+): void {
   const b = Buffer.from(body);
-  const head = [`HTTP/1.1 ${status} ${status < 300 ? 'OK' : 'Error'}`, `date: ${new Date().toUTCString()}`, `content-length: ${b.length}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  const head = [
+    `HTTP/1.1 ${status} ${status < 300 ? 'OK' : 'Error'}`,
+    `date: ${new Date().toUTCString()}`,
+    `content-length: ${b.length}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
   socket.write(`${head.join('\r\n')}\r\n\r\n`);
   socket.write(b);
   socket.emit('answered');
@@ -153,11 +167,24 @@ export function answer(socket: net.Socket, status: number, headers: Record<strin
 // ---------------------------------------------------------------------------------------------
 // How each behaviour misbehaves over HTTP: the same list for S3 and SendGrid.
 
-export const HTTP_BEHAVIOURS = ['drip-headers', 'drip-body', 'flood-body', 'flood-headers', 'flood-gzip', 'lie-length-long', 'lie-length-short', 'lie-garbage'] as const;
+export const HTTP_BEHAVIOURS = [
+  'drip-headers',
+  'drip-body',
+  'flood-body',
+  'flood-headers',
+  'flood-gzip',
+  'lie-length-long',
+  'lie-length-short',
+  'lie-garbage',
+] as const;
 export type HttpBehaviour = (typeof HTTP_BEHAVIOURS)[number];
 
 /** Misbehaves in answer to a request whose good answer would be `good` (status and body). */
-export function misbehaveHttp(socket: net.Socket, behaviour: HttpBehaviour, good: { status: number; type: string; body: Buffer }): void {
+export function misbehaveHttp(
+  socket: net.Socket,
+  behaviour: HttpBehaviour,
+  good: { status: number; type: string; body: Buffer },
+): void {
   const status = `HTTP/1.1 ${good.status} OK\r\ncontent-type: ${good.type}\r\n`;
   switch (behaviour) {
     case 'drip-headers':
@@ -165,19 +192,39 @@ export function misbehaveHttp(socket: net.Socket, behaviour: HttpBehaviour, good
     case 'drip-body':
       return drip(socket, `${status}content-length: ${good.body.length + 100000}\r\n\r\n`, good.body);
     case 'flood-body':
-      return flood(socket, `${status}transfer-encoding: chunked\r\n\r\n`, Buffer.from(`10000\r\n${'a'.repeat(0x10000)}\r\n`));
+      return flood(
+        socket,
+        `${status}transfer-encoding: chunked\r\n\r\n`,
+        Buffer.from(`10000\r\n${'a'.repeat(0x10000)}\r\n`),
+      );
     case 'flood-headers':
       return flood(socket, status, Buffer.from(`x-flood-${randomBytes(4).toString('hex')}: ${'h'.repeat(1000)}\r\n`));
     case 'flood-gzip': {
       const bomb = gzipBomb();
-      return lie(socket, Buffer.concat([Buffer.from(`${status}content-encoding: gzip\r\ncontent-length: ${bomb.length}\r\n\r\n`), bomb]), true);
+      return lie(
+        socket,
+        Buffer.concat([Buffer.from(`${status}content-encoding: gzip\r\ncontent-length: ${bomb.length}\r\n\r\n`), bomb]),
+        true,
+      );
     }
     case 'lie-length-long':
       // Claims more than it sends, then stays silent: the client waits for bytes that never come.
-      return lie(socket, Buffer.concat([Buffer.from(`${status}content-length: ${good.body.length + 1000}\r\n\r\n`), good.body]), true);
+      return lie(
+        socket,
+        Buffer.concat([Buffer.from(`${status}content-length: ${good.body.length + 1000}\r\n\r\n`), good.body]),
+        true,
+      );
     case 'lie-length-short':
       // Claims less than it sends: the rest is garbage in front of the next answer.
-      return lie(socket, Buffer.concat([Buffer.from(`${status}content-length: ${Math.max(good.body.length >> 1, 1)}\r\n\r\n`), good.body, garbage(512)]), true);
+      return lie(
+        socket,
+        Buffer.concat([
+          Buffer.from(`${status}content-length: ${Math.max(good.body.length >> 1, 1)}\r\n\r\n`),
+          good.body,
+          garbage(512),
+        ]),
+        true,
+      );
     case 'lie-garbage':
       return lie(socket, Buffer.concat([Buffer.from(`${status}content-length: 4096\r\n\r\n`), garbage(4096)]), true);
   }
@@ -196,7 +243,11 @@ function s3PhaseOf(req: RawRequest): string {
   return { PUT: 'PutObject', GET: 'GetObject', DELETE: 'DeleteObject', HEAD: 'HeadObject' }[req.method] ?? req.method;
 }
 
-export async function startHostileS3(opts: { tls: boolean; phase: S3Phase; behaviour: HttpBehaviour }): Promise<HostileServer> {
+export async function startHostileS3(opts: {
+  tls: boolean;
+  phase: S3Phase;
+  behaviour: HttpBehaviour;
+}): Promise<HostileServer> {
   const objects = new Map<string, Buffer>();
   return startRawHttp({
     tls: opts.tls,
@@ -205,7 +256,11 @@ export async function startHostileS3(opts: { tls: boolean; phase: S3Phase; behav
       const key = req.path.split('?')[0]!;
       if (phase === opts.phase) {
         const stored = objects.get(key) ?? Buffer.alloc(256, 1);
-        return misbehaveHttp(socket, opts.behaviour, { status: 200, type: phase === 'GetObject' ? 'application/octet-stream' : 'application/xml', body: phase === 'GetObject' ? stored : Buffer.alloc(0) });
+        return misbehaveHttp(socket, opts.behaviour, {
+          status: 200,
+          type: phase === 'GetObject' ? 'application/octet-stream' : 'application/xml',
+          body: phase === 'GetObject' ? stored : Buffer.alloc(0),
+        });
       }
       switch (phase) {
         case 'PutObject':
@@ -214,8 +269,19 @@ export async function startHostileS3(opts: { tls: boolean; phase: S3Phase; behav
         case 'GetObject':
         case 'HeadObject': {
           const body = objects.get(key);
-          if (!body) return answer(socket, 404, { 'content-type': 'application/xml' }, req.method === 'HEAD' ? '' : '<Error><Code>NoSuchKey</Code></Error>');
-          return answer(socket, 200, { 'content-type': 'application/octet-stream', etag: '"e"' }, req.method === 'HEAD' ? '' : body);
+          if (!body)
+            return answer(
+              socket,
+              404,
+              { 'content-type': 'application/xml' },
+              req.method === 'HEAD' ? '' : '<Error><Code>NoSuchKey</Code></Error>',
+            );
+          return answer(
+            socket,
+            200,
+            { 'content-type': 'application/octet-stream', etag: '"e"' },
+            req.method === 'HEAD' ? '' : body,
+          );
         }
         case 'DeleteObject':
           objects.delete(key);
@@ -236,17 +302,33 @@ export type SendgridPhase = (typeof SENDGRID_PHASES)[number];
 export const SENDGRID_BEHAVIOURS = [...HTTP_BEHAVIOURS, 'lie-shape', 'lie-huge-json'] as const;
 export type SendgridBehaviour = (typeof SENDGRID_BEHAVIOURS)[number];
 
-export async function startHostileSendgrid(opts: { phase: SendgridPhase; behaviour: SendgridBehaviour }): Promise<HostileServer> {
+export async function startHostileSendgrid(opts: {
+  phase: SendgridPhase;
+  behaviour: SendgridBehaviour;
+}): Promise<HostileServer> {
   return startRawHttp({
     tls: true,
     respond(req, socket) {
       const phase = req.path.startsWith('/v3/scopes') ? 'scopes' : 'send';
-      const good = phase === 'scopes' ? { status: 200, type: 'application/json', body: Buffer.from(JSON.stringify({ scopes: ['mail.send'] })) } : { status: 202, type: 'application/json', body: Buffer.alloc(0) };
+      const good =
+        phase === 'scopes'
+          ? { status: 200, type: 'application/json', body: Buffer.from(JSON.stringify({ scopes: ['mail.send'] })) }
+          : { status: 202, type: 'application/json', body: Buffer.alloc(0) };
       if (phase !== opts.phase) return answer(socket, good.status, { 'content-type': good.type }, good.body);
-      if (opts.behaviour === 'lie-shape') return answer(socket, 200, { 'content-type': 'application/json' }, JSON.stringify({ scopes: 'mail.send', result: [{ scope: 'mail.send' }] }));
+      if (opts.behaviour === 'lie-shape')
+        return answer(
+          socket,
+          200,
+          { 'content-type': 'application/json' },
+          JSON.stringify({ scopes: 'mail.send', result: [{ scope: 'mail.send' }] }),
+        );
       if (opts.behaviour === 'lie-huge-json') {
         // A JSON document without end: a list of scopes that never closes.
-        return flood(socket, 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n11\r\n{"scopes":["x",  \r\n', Buffer.from(`10000\r\n${'"mail.send",'.repeat(0x10000 / 12)}${'"'.repeat(0x10000 % 12)}\r\n`));
+        return flood(
+          socket,
+          'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n11\r\n{"scopes":["x",  \r\n',
+          Buffer.from(`10000\r\n${'"mail.send",'.repeat(0x10000 / 12)}${'"'.repeat(0x10000 % 12)}\r\n`),
+        );
       }
       return misbehaveHttp(socket, opts.behaviour, good);
     },
@@ -278,7 +360,11 @@ function misbehaveSmtp(socket: net.Socket, behaviour: SmtpBehaviour, code: numbe
   }
 }
 
-export async function startHostileSmtp(opts: { starttls: boolean; phase: SmtpPhase; behaviour: SmtpBehaviour }): Promise<HostileServer> {
+export async function startHostileSmtp(opts: {
+  starttls: boolean;
+  phase: SmtpPhase;
+  behaviour: SmtpBehaviour;
+}): Promise<HostileServer> {
   const cert = selfSignedCert();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((raw) => {
@@ -314,7 +400,14 @@ export async function startHostileSmtp(opts: { starttls: boolean; phase: SmtpPha
         case 'EHLO':
         case 'HELO':
           if (hostile('ehlo', 250)) return;
-          return reply(['250-hostile.test', '250-AUTH PLAIN LOGIN', ...(opts.starttls && socket === raw ? ['250-STARTTLS'] : []), '250 8BITMIME'].join('\r\n'));
+          return reply(
+            [
+              '250-hostile.test',
+              '250-AUTH PLAIN LOGIN',
+              ...(opts.starttls && socket === raw ? ['250-STARTTLS'] : []),
+              '250 8BITMIME',
+            ].join('\r\n'),
+          );
         case 'STARTTLS': {
           reply('220 2.0.0 go ahead');
           raw.removeListener('data', onData);

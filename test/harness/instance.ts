@@ -44,13 +44,17 @@ export async function users(pg: PgServer, schema: string): Promise<UserRow[]> {
 }
 
 export async function setupState(pg: PgServer, schema: string) {
-  const [row] = await pg.admin<{ completed: boolean; completed_by: string | null; bootstrap_version: string | null; completed_at: Date | null }[]>`
+  const [row] = await pg.admin<
+    { completed: boolean; completed_by: string | null; bootstrap_version: string | null; completed_at: Date | null }[]
+  >`
     select completed, completed_by, bootstrap_version, completed_at from ${pg.admin(schema)}.setup_state`;
   return row;
 }
 
 export async function history(pg: PgServer, schema: string) {
-  return pg.admin<{ name: string; checksum: string }[]>`select name, checksum from ${pg.admin(schema)}.superfasttt_migrations order by name`;
+  return pg.admin<
+    { name: string; checksum: string }[]
+  >`select name, checksum from ${pg.admin(schema)}.superfasttt_migrations order by name`;
 }
 
 /** Names of the relations in a schema: proves what a run created or left alone. */
@@ -65,7 +69,9 @@ export async function relations(pg: PgServer, schema: string): Promise<string[]>
 export async function fingerprint(pg: PgServer, schema: string): Promise<string> {
   const parts: string[] = [];
   for (const table of await relations(pg, schema)) {
-    const [row] = await pg.admin<{ rows: string | null }[]>`select string_agg(t::text, '|' order by t::text) as rows from ${pg.admin(schema)}.${pg.admin(table)} t`;
+    const [row] = await pg.admin<
+      { rows: string | null }[]
+    >`select string_agg(t::text, '|' order by t::text) as rows from ${pg.admin(schema)}.${pg.admin(table)} t`;
     parts.push(`${table}:${row?.rows}`);
   }
   return parts.join('\n');

@@ -12,7 +12,12 @@ export interface HeldLock {
 }
 
 export async function holdBootstrapLock(tenant: Tenant, applicationName = 'stuck-bootstrap'): Promise<HeldLock> {
-  const sql = postgres(tenant.url, { max: 1, onnotice: () => {}, ssl: tenant.url.includes('sslmode=require') ? { rejectUnauthorized: false } : false, connection: { application_name: applicationName } });
+  const sql = postgres(tenant.url, {
+    max: 1,
+    onnotice: () => {},
+    ssl: tenant.url.includes('sslmode=require') ? { rejectUnauthorized: false } : false,
+    connection: { application_name: applicationName },
+  });
   await sql`create table if not exists ${sql(tenant.schema)}.superfasttt_lock ()`;
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));

@@ -25,8 +25,27 @@ export function selfSignedCert(): Cert {
   chmodSync(dir, 0o755); // the certificate is public; a non-root client (the image's user) reads it
   const keyFile = join(dir, 'server.key');
   const caFile = join(dir, 'server.crt');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', caFile], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      caFile,
+    ],
+    { stdio: 'ignore' },
+  );
   cached = { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(caFile, 'utf8'), keyFile, caFile };
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   return cached;
@@ -54,7 +73,7 @@ export async function startSilentServer(): Promise<{ port: number; stop(): Promi
   return {
     port: (server.address() as import('node:net').AddressInfo).port,
     async stop() {
-      sockets.forEach((socket) => socket.destroy());
+      for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
     },
   };
@@ -92,8 +111,31 @@ export function testCa(name: string): TestCa {
   const dir = tempDir(`sf-ca-${name.replace(/[^a-z0-9]/gi, '')}-`);
   chmodSync(dir, 0o755);
   const ca = { name, dir, certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key') };
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', ca.keyFile, '-out', ca.certFile], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-keyout',
+      ca.keyFile,
+      '-out',
+      ca.certFile,
+    ],
+    { stdio: 'ignore' },
+  );
   cas.set(name, ca);
   return ca;
 }
@@ -101,9 +143,49 @@ export function testCa(name: string): TestCa {
 /** A server certificate signed by `ca` for the given subjectAltName (e.g. "DNS:other.example" or "IP:127.0.0.1"). */
 export function issueCert(ca: TestCa, subjectAltName: string): IssuedCert {
   const base = join(ca.dir, `leaf-${randomUUID()}`);
-  execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=test-server', '-keyout', `${base}.key`, '-out', `${base}.csr`], { stdio: 'ignore' });
-  writeFileSync(`${base}.ext`, `subjectAltName=${subjectAltName}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`);
-  execFileSync('openssl', ['x509', '-req', '-in', `${base}.csr`, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-set_serial', `0x${randomUUID().replace(/-/g, '').slice(0, 16)}`,
-    '-days', '2', '-extfile', `${base}.ext`, '-out', `${base}.crt`], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      '/CN=test-server',
+      '-keyout',
+      `${base}.key`,
+      '-out',
+      `${base}.csr`,
+    ],
+    { stdio: 'ignore' },
+  );
+  writeFileSync(
+    `${base}.ext`,
+    `subjectAltName=${subjectAltName}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`,
+  );
+  execFileSync(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${base}.csr`,
+      '-CA',
+      ca.certFile,
+      '-CAkey',
+      ca.keyFile,
+      '-set_serial',
+      `0x${randomUUID().replace(/-/g, '').slice(0, 16)}`,
+      '-days',
+      '2',
+      '-extfile',
+      `${base}.ext`,
+      '-out',
+      `${base}.crt`,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert: readFileSync(`${base}.crt`, 'utf8'), key: readFileSync(`${base}.key`, 'utf8'), caFile: ca.certFile };
 }

@@ -8,7 +8,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, chownSync, constants, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  chownSync,
+  constants,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -58,7 +68,10 @@ const DATABASE = 'superfasttt';
 function postgresIds(): { uid: number; gid: number } | undefined {
   if (userInfo().uid !== 0) return undefined;
   try {
-    return { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) };
+    return {
+      uid: Number(execFileSync('id', ['-u', 'postgres']).toString()),
+      gid: Number(execFileSync('id', ['-g', 'postgres']).toString()),
+    };
   } catch {
     return undefined;
   }
@@ -107,7 +120,20 @@ export async function startPostgres(opts: { tls: boolean; version?: PgMajor; cer
   const port = await freePort();
   const superpassword = randomBytes(12).toString('hex');
   const logs: string[] = [];
-  const flags = ['-c', 'listen_addresses=127.0.0.1,127.0.0.2', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'unix_socket_directories='];
+  const flags = [
+    '-c',
+    'listen_addresses=127.0.0.1,127.0.0.2',
+    '-c',
+    'fsync=off',
+    '-c',
+    'synchronous_commit=off',
+    '-c',
+    'full_page_writes=off',
+    '-c',
+    'max_connections=200',
+    '-c',
+    'unix_socket_directories=',
+  ];
   let caFile: string | undefined;
 
   const server = new EmbeddedPostgres({
@@ -159,19 +185,43 @@ export async function startPostgres(opts: { tls: boolean; version?: PgMajor; cer
   };
 
   // The harness' own clients check the chain, not the name (a test certificate may be for another host).
-  const ssl = !opts.tls ? false : opts.cert ? { ca: readFileSync(opts.cert.caFile, 'utf8'), rejectUnauthorized: true, checkServerIdentity: () => undefined } : { ca: selfSignedCert().cert, rejectUnauthorized: true };
-  const bootstrapSql = postgres({ host: '127.0.0.1', port, user: 'postgres', pass: superpassword, database: 'postgres', ssl, max: 1, onnotice: () => {} });
+  const ssl = !opts.tls
+    ? false
+    : opts.cert
+      ? { ca: readFileSync(opts.cert.caFile, 'utf8'), rejectUnauthorized: true, checkServerIdentity: () => undefined }
+      : { ca: selfSignedCert().cert, rejectUnauthorized: true };
+  const bootstrapSql = postgres({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    pass: superpassword,
+    database: 'postgres',
+    ssl,
+    max: 1,
+    onnotice: () => {},
+  });
   const [running] = await bootstrapSql<{ num: number }[]>`select current_setting('server_version_num')::int as num`;
   if (Math.floor(running!.num / 10000) !== version) {
     // An install that resolved the wrong binaries (a platform without that major's package) must not pass as it.
     await bootstrapSql.end();
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`asked for PostgreSQL ${version}, but ${PACKAGES[version]} runs server_version_num ${running!.num}`);
+    throw new Error(
+      `asked for PostgreSQL ${version}, but ${PACKAGES[version]} runs server_version_num ${running!.num}`,
+    );
   }
   await bootstrapSql.unsafe(`create database ${DATABASE}`);
   await bootstrapSql.end();
-  const admin = postgres({ host: '127.0.0.1', port, user: 'postgres', pass: superpassword, database: DATABASE, ssl, max: 4, onnotice: () => {} });
+  const admin = postgres({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    pass: superpassword,
+    database: DATABASE,
+    ssl,
+    max: 4,
+    onnotice: () => {},
+  });
 
   let stopped = false;
   return {
@@ -218,7 +268,10 @@ export function createTenant(
   return next;
 }
 
-async function makeTenant(pg: PgServer, opts: { schema?: string; usage?: boolean; create?: boolean; createSchema?: boolean }): Promise<Tenant> {
+async function makeTenant(
+  pg: PgServer,
+  opts: { schema?: string; usage?: boolean; create?: boolean; createSchema?: boolean },
+): Promise<Tenant> {
   const id = `t${++counter}_${randomBytes(3).toString('hex')}`;
   const role = `role_${id}`;
   const schema = opts.schema ?? `tenant_${id}`;

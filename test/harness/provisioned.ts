@@ -11,7 +11,10 @@ export type EnvFile = Record<string, string>;
 /** A .env file written by provision --out-dir (KEY=value lines, # comments). */
 export function readEnvFile(file: string): EnvFile {
   return Object.fromEntries(
-    readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
 }
 
@@ -36,7 +39,12 @@ export async function assertIsolated(me: EnvFile, other: EnvFile, superuser: pos
   const theirs = identity(other);
   try {
     await assert.rejects(client.unsafe(`select * from ${theirs.schema}.users`), /permission denied/);
-    await assert.rejects(client.unsafe(`insert into ${theirs.schema}.users (email, first_name, last_name, password_hash) values ('x@x.example', 'x', 'x', 'x')`), /permission denied/);
+    await assert.rejects(
+      client.unsafe(
+        `insert into ${theirs.schema}.users (email, first_name, last_name, password_hash) values ('x@x.example', 'x', 'x', 'x')`,
+      ),
+      /permission denied/,
+    );
     await assert.rejects(client.unsafe(`create table ${theirs.schema}.intruder (id int)`), /permission denied/);
     await assert.rejects(client.unsafe('create table public.intruder (id int)'), /permission denied/);
     await assert.rejects(client.unsafe(`drop schema ${theirs.schema} cascade`), /must be owner/);
@@ -46,7 +54,9 @@ export async function assertIsolated(me: EnvFile, other: EnvFile, superuser: pos
     await assert.rejects(client.unsafe(`alter role ${mine.role} createrole`), /permission denied/);
     // PostgreSQL answers a GRANT without grant option with a warning only: check that nothing was granted.
     await client.unsafe(`grant usage, create on schema ${mine.schema} to ${theirs.role}`).catch(() => {});
-    const [granted] = await superuser<{ usage: boolean }[]>`select has_schema_privilege(${theirs.role}, ${mine.schema}, 'USAGE') as usage`;
+    const [granted] = await superuser<
+      { usage: boolean }[]
+    >`select has_schema_privilege(${theirs.role}, ${mine.schema}, 'USAGE') as usage`;
     assert.equal(granted?.usage, false);
     // Its own tables: all the rights, by ownership.
     await client.unsafe(`select count(*) from ${mine.schema}.users`);

@@ -23,7 +23,10 @@ export interface S3Key {
   secretAccessKey: string;
 }
 
-type Policy = { kind: 'admin' } | { kind: 'prefix'; bucket: string; prefix: string } | { kind: 'read-only'; bucket: string };
+type Policy =
+  | { kind: 'admin' }
+  | { kind: 'prefix'; bucket: string; prefix: string }
+  | { kind: 'read-only'; bucket: string };
 
 export interface S3Server {
   httpEndpoint: string;
@@ -51,7 +54,10 @@ const { DUMMY_ACCOUNT } = createRequire(import.meta.url)('s3rver/lib/models/acco
 };
 
 function newKey(): S3Key {
-  return { accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64url') };
+  return {
+    accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
+    secretAccessKey: randomBytes(30).toString('base64url'),
+  };
 }
 
 let skewMs = 0;
@@ -61,15 +67,30 @@ function s3Error(res: http.ServerResponse, method: string, status: number, code:
   // The Date header is how clients learn the server's clock (the AWS SDK corrects its own from it).
   res.writeHead(status, { 'content-type': 'application/xml', date: serverDate() });
   // HEAD answers carry no body, as in real S3: clients see only the status.
-  res.end(method === 'HEAD' ? undefined : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><RequestId>test</RequestId></Error>`);
+  res.end(
+    method === 'HEAD'
+      ? undefined
+      : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><RequestId>test</RequestId></Error>`,
+  );
 }
 
-const AUTH = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$/;
+const AUTH =
+  /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$/;
 
 /** Recomputes the SigV4 signature of the request with the key's secret. */
-async function signatureMatches(req: http.IncomingMessage, url: URL, secret: string, accessKeyId: string, region: string, signedHeaders: string[], signature: string): Promise<boolean> {
+async function signatureMatches(
+  req: http.IncomingMessage,
+  url: URL,
+  secret: string,
+  accessKeyId: string,
+  region: string,
+  signedHeaders: string[],
+  signature: string,
+): Promise<boolean> {
   const amzDate = String(req.headers['x-amz-date']);
-  const signingDate = new Date(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
+  const signingDate = new Date(
+    `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+  );
   const headers: Record<string, string> = {};
   for (const name of signedHeaders) headers[name] = String(req.headers[name] ?? '');
   const query: Record<string, string | string[]> = {};
@@ -77,7 +98,14 @@ async function signatureMatches(req: http.IncomingMessage, url: URL, secret: str
     const prev = query[k];
     query[k] = prev === undefined ? v : ([] as string[]).concat(prev, v);
   }
-  const signer = new SignatureV4({ credentials: { accessKeyId, secretAccessKey: secret }, region, service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });
+  const signer = new SignatureV4({
+    credentials: { accessKeyId, secretAccessKey: secret },
+    region,
+    service: 's3',
+    sha256: Sha256,
+    uriEscapePath: false,
+    applyChecksum: false,
+  });
   const signed = await signer.sign(
     { method: req.method!, protocol: 'http:', hostname: url.hostname, path: url.pathname, query, headers },
     { signingDate },
@@ -130,19 +158,53 @@ export async function startS3(): Promise<S3Server> {
         hanging.add(res);
         return;
       }
-      return s3Error(res, method, faults.status, faults.status === 503 ? 'SlowDown' : 'InternalError', 'Injected fault');
+      return s3Error(
+        res,
+        method,
+        faults.status,
+        faults.status === 503 ? 'SlowDown' : 'InternalError',
+        'Injected fault',
+      );
     }
     if (!match) return s3Error(res, method, 403, 'AccessDenied', 'Anonymous access is not allowed');
-    const [, accessKeyId, , region, signed, signature] = match as unknown as [string, string, string, string, string, string];
+    const [, accessKeyId, , region, signed, signature] = match as unknown as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const key = keys.get(accessKeyId);
-    if (!key) return s3Error(res, method, 403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.');
+    if (!key)
+      return s3Error(
+        res,
+        method,
+        403,
+        'InvalidAccessKeyId',
+        'The AWS Access Key Id you provided does not exist in our records.',
+      );
     const amzDate = String(req.headers['x-amz-date'] ?? '');
-    const when = Date.parse(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
+    const when = Date.parse(
+      `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+    );
     if (!Number.isFinite(when) || Math.abs(Date.now() + skewMs - when) > 15 * 60_000) {
-      return s3Error(res, method, 403, 'RequestTimeTooSkewed', 'The difference between the request time and the current time is too large.');
+      return s3Error(
+        res,
+        method,
+        403,
+        'RequestTimeTooSkewed',
+        'The difference between the request time and the current time is too large.',
+      );
     }
     if (!(await signatureMatches(req, url, key.secret, accessKeyId, region, signed.split(';'), signature))) {
-      return s3Error(res, method, 403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided.');
+      return s3Error(
+        res,
+        method,
+        403,
+        'SignatureDoesNotMatch',
+        'The request signature we calculated does not match the signature you provided.',
+      );
     }
     const [, bucket = '', ...rest] = url.pathname.split('/');
     const objectKey = decodeURIComponent(rest.join('/'));
@@ -152,7 +214,13 @@ export async function startS3(): Promise<S3Server> {
     }
 
     const forward = http.request(
-      { host: '127.0.0.1', port: backendPort, method, path: req.url, headers: { ...req.headers, 'content-length': String(body.length) } },
+      {
+        host: '127.0.0.1',
+        port: backendPort,
+        method,
+        path: req.url,
+        headers: { ...req.headers, 'content-length': String(body.length) },
+      },
       (answer) => {
         res.writeHead(answer.statusCode ?? 500, { ...answer.headers, date: serverDate() });
         answer.pipe(res);
@@ -168,11 +236,15 @@ export async function startS3(): Promise<S3Server> {
   const cert = selfSignedCert();
   const plain = http.createServer(onRequest);
   const tls = https.createServer({ key: cert.key, cert: cert.cert }, onRequest);
-  await Promise.all([plain, tls].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))));
+  await Promise.all(
+    [plain, tls].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))),
+  );
   const portOf = (server: http.Server) => (server.address() as { port: number }).port;
   const httpEndpoint = `http://127.0.0.1:${portOf(plain)}`;
 
-  const { S3Client, CreateBucketCommand, PutObjectCommand, ListObjectsV2Command, GetObjectCommand } = await import('@aws-sdk/client-s3');
+  const { S3Client, CreateBucketCommand, PutObjectCommand, ListObjectsV2Command, GetObjectCommand } = await import(
+    '@aws-sdk/client-s3'
+  );
   const client = new S3Client({
     region: REGION,
     endpoint: httpEndpoint,

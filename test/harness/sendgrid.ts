@@ -31,8 +31,16 @@ function json(res: ServerResponse, status: number, body?: unknown) {
 
 /** The minimum the real API checks before accepting a message. */
 function validMail(body: unknown): boolean {
-  const b = body as { personalizations?: Array<{ to?: Array<{ email?: string }> }>; from?: { email?: string }; subject?: string; content?: unknown[]; template_id?: string };
-  return Boolean(b?.personalizations?.[0]?.to?.[0]?.email && b.from?.email && (b.template_id || (b.subject && b.content?.length)));
+  const b = body as {
+    personalizations?: Array<{ to?: Array<{ email?: string }> }>;
+    from?: { email?: string };
+    subject?: string;
+    content?: unknown[];
+    template_id?: string;
+  };
+  return Boolean(
+    b?.personalizations?.[0]?.to?.[0]?.email && b.from?.email && (b.template_id || (b.subject && b.content?.length)),
+  );
 }
 
 export async function startSendgrid(): Promise<SendgridServer> {
@@ -71,7 +79,8 @@ export async function startSendgrid(): Promise<SendgridServer> {
       } catch {
         return json(res, 400, { errors: [{ field: null, message: 'Bad Request' }] });
       }
-      if (!validMail(body)) return json(res, 400, { errors: [{ field: 'personalizations', message: 'invalid message' }] });
+      if (!validMail(body))
+        return json(res, 400, { errors: [{ field: 'personalizations', message: 'invalid message' }] });
       mails.push({ body });
       return json(res, 202);
     }

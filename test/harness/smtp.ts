@@ -63,7 +63,14 @@ export async function startSmtp(mode: SmtpMode): Promise<SmtpServer> {
         simpleParser(raw).then(
           (mail) => {
             const to = [mail.to ?? []].flat().flatMap((a) => a.value.map((v) => v.address ?? ''));
-            mails.push({ from: mail.from?.value[0]?.address ?? '', to, subject: mail.subject ?? '', text: mail.text ?? '', html: mail.html ?? false, raw });
+            mails.push({
+              from: mail.from?.value[0]?.address ?? '',
+              to,
+              subject: mail.subject ?? '',
+              text: mail.text ?? '',
+              html: mail.html ?? false,
+              raw,
+            });
             callback();
           },
           (error: Error) => callback(error),

@@ -82,12 +82,20 @@ function composeSecrets(tenant: Tenant): { dir: string; mounts: NonNullable<Cont
   const dir = join(cwd, 'secrets');
   const url = new URL(tenant.url);
   url.searchParams.set('sslmode', 'verify-full');
-  const values: Record<string, string> = { database_url: url.toString(), admin_password: ADMIN.password, s3_secret_key: s3.admin.secretAccessKey, smtp_password: smtp.password };
+  const values: Record<string, string> = {
+    database_url: url.toString(),
+    admin_password: ADMIN.password,
+    s3_secret_key: s3.admin.secretAccessKey,
+    smtp_password: smtp.password,
+  };
   for (const [name, value] of Object.entries(values)) writeFileSync(join(dir, name), value); // keeps the file's mode
   for (const name of readdirSync(dir)) chownSync(join(dir, name), OPERATOR, OPERATOR);
   chownSync(dir, OPERATOR, OPERATOR);
   secrets.push(tenant.password);
-  return { dir, mounts: Object.keys(values).map((name) => ({ host: join(dir, name), container: `/run/secrets/${name}` })) };
+  return {
+    dir,
+    mounts: Object.keys(values).map((name) => ({ host: join(dir, name), container: `/run/secrets/${name}` })),
+  };
 }
 
 /** Kubernetes mounts an empty, writable file at /dev/termination-log. */
@@ -105,7 +113,13 @@ describe('the image', () => {
     const r = await run({ args: ['--version'] });
     assertExit(r, 0);
     assert.equal(r.stdout.trim(), VERSION);
-    const inspect = await podman(['image', 'inspect', IMAGE, '--format', '{{ index .Labels "org.opencontainers.image.version" }} {{ .Config.User }}']);
+    const inspect = await podman([
+      'image',
+      'inspect',
+      IMAGE,
+      '--format',
+      '{{ index .Labels "org.opencontainers.image.version" }} {{ .Config.User }}',
+    ]);
     assert.equal(inspect.stdout.trim(), `${VERSION} 65532:65532`);
   });
 
@@ -113,27 +127,50 @@ describe('the image', () => {
     assertExit(await run({ args: ['--help'] }), 0, /Usage|usage/, /DATABASE_URL/, /Exit codes|exit codes/i);
   });
 
-  it('check --env-file with a mounted file: every check passes (exit 0), and a missing file is our exit 2, never Node\'s 9', async () => {
+  it("check --env-file with a mounted file: every check passes (exit 0), and a missing file is our exit 2, never Node's 9", async () => {
     const tenant = await createTenant(pg);
     const { mounts } = composeSecrets(tenant);
     const envFile = join(tempDir('sf-image-'), 'instance.env');
     const { NODE_EXTRA_CA_CERTS, ...fileEnv } = plainEnv(tenant);
-    writeFileSync(envFile, Object.entries(fileEnv).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o644 });
-    const r = await run({ env: { NODE_EXTRA_CA_CERTS }, mounts: [...mounts, caMount(), { host: envFile, container: '/config/instance.env' }], args: ['check', '--env-file', '/config/instance.env'] });
+    writeFileSync(
+      envFile,
+      Object.entries(fileEnv)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n') + '\n',
+      { mode: 0o644 },
+    );
+    const r = await run({
+      env: { NODE_EXTRA_CA_CERTS },
+      mounts: [...mounts, caMount(), { host: envFile, container: '/config/instance.env' }],
+      args: ['check', '--env-file', '/config/instance.env'],
+    });
     assertExit(r, 0, /Result: all checks passed \(exit 0\)/, /TLS on/);
     const missing = await run({ args: ['check', '--env-file', '/config/missing.env'] });
     assertExit(missing, 2, /--env-file: \/config\/missing\.env does not exist/);
   });
 
-  it('bootstraps read-only as 65532 with compose\'s secret mounts and a termination log; the re-run changes nothing', async () => {
+  it("bootstraps read-only as 65532 with compose's secret mounts and a termination log; the re-run changes nothing", async () => {
     const tenant = await createTenant(pg);
     const { mounts } = composeSecrets(tenant);
     const log = terminationLog();
-    const options = { env: plainEnv(tenant), mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }] };
+    const options = {
+      env: plainEnv(tenant),
+      mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }],
+    };
     const first = await run(options);
-    assertExit(first, 0, /connected to .* \(PostgreSQL 16\.\d+, TLS on\)/, /storage/, /super admin .* created/, /setup marked as completed/);
+    assertExit(
+      first,
+      0,
+      /connected to .* \(PostgreSQL 16\.\d+, TLS on\)/,
+      /storage/,
+      /super admin .* created/,
+      /setup marked as completed/,
+    );
     assert.equal((await setupState(pg, tenant.schema))?.completed, true);
-    assert.deepEqual((await users(pg, tenant.schema)).map((u) => u.role), ['super_admin']);
+    assert.deepEqual(
+      (await users(pg, tenant.schema)).map((u) => u.role),
+      ['super_admin'],
+    );
     const again = await run(options);
     assertExit(again, 0, /already bootstrapped, nothing changed/);
     assert.equal(readFileSync(log, 'utf8'), '', 'nothing is written to the termination log on success');
@@ -144,11 +181,18 @@ describe('the image', () => {
     const { dir, mounts } = composeSecrets(tenant);
     chmodSync(join(dir, 'admin_password'), 0o600);
     const log = terminationLog();
-    const r = await run({ env: plainEnv(tenant), mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }] });
+    const r = await run({
+      env: plainEnv(tenant),
+      mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }],
+    });
     assertExit(r, 2, /AUTO_SUPERADMIN_PASSWORD_FILE: cannot read the file \/run\/secrets\/admin_password \(EACCES\)/);
     assert.match(readFileSync(log, 'utf8'), /AUTO_SUPERADMIN_PASSWORD_FILE: cannot read the file/);
     assertNoSecrets(readFileSync(log, 'utf8'), secrets);
-    assert.equal((await setupState(pg, tenant.schema).catch(() => undefined))?.completed, undefined, 'nothing was created');
+    assert.equal(
+      (await setupState(pg, tenant.schema).catch(() => undefined))?.completed,
+      undefined,
+      'nothing was created',
+    );
   });
 
   it('a wrong database password: exit 3, the fix in the termination log, no secret anywhere', async () => {
@@ -158,16 +202,21 @@ describe('the image', () => {
     url.password = 'Wrong-Password-123';
     writeFileSync(join(dir, 'database_url'), url.toString());
     const log = terminationLog();
-    const r = await run({ env: plainEnv(tenant), mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }] });
+    const r = await run({
+      env: plainEnv(tenant),
+      mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }],
+    });
     assertExit(r, 3, /refused the password of user/);
     assert.match(readFileSync(log, 'utf8'), /refused the password[\s\S]*fix: /);
     assertNoSecrets(r, ['Wrong-Password-123']);
   });
 });
 
-describe('the compose example\'s scripts', () => {
+describe("the compose example's scripts", () => {
   it('pass shellcheck', () => {
-    const scripts = readdirSync(join(root, 'deploy/compose')).filter((f) => f.endsWith('.sh')).map((f) => join(root, 'deploy/compose', f));
+    const scripts = readdirSync(join(root, 'deploy/compose'))
+      .filter((f) => f.endsWith('.sh'))
+      .map((f) => join(root, 'deploy/compose', f));
     execFileSync('shellcheck', scripts, { stdio: 'pipe' });
   });
 
@@ -175,6 +224,7 @@ describe('the compose example\'s scripts', () => {
     const cwd = tempDir('sf-image-');
     execFileSync('sh', [join(root, 'deploy/compose/make-secrets.sh')], { cwd, stdio: 'ignore' });
     assert.equal(statSync(join(cwd, 'secrets')).mode & 0o777, 0o700);
-    for (const name of readdirSync(join(cwd, 'secrets'))) assert.equal(statSync(join(cwd, 'secrets', name)).mode & 0o777, 0o644, name);
+    for (const name of readdirSync(join(cwd, 'secrets')))
+      assert.equal(statSync(join(cwd, 'secrets', name)).mode & 0o777, 0o644, name);
   });
 });

@@ -42,9 +42,20 @@ export function podman(args: string[], timeoutMs = 120_000): Promise<RunResult> 
 
 /** `docker run --rm --read-only --network host [-u USER] [-e ...] [-v ...] IMAGE [args]`. */
 export function runImage(opts: ContainerOptions = {}): Promise<RunResult> {
-  const flags = ['run', '--rm', '--read-only', '--network', 'host', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges'];
+  const flags = [
+    'run',
+    '--rm',
+    '--read-only',
+    '--network',
+    'host',
+    '--cap-drop',
+    'ALL',
+    '--security-opt',
+    'no-new-privileges',
+  ];
   if (opts.user) flags.push('--user', opts.user);
-  for (const [key, value] of Object.entries(opts.env ?? {})) if (value !== undefined) flags.push('--env', `${key}=${value}`);
+  for (const [key, value] of Object.entries(opts.env ?? {}))
+    if (value !== undefined) flags.push('--env', `${key}=${value}`);
   for (const m of opts.mounts ?? []) flags.push('--volume', `${m.host}:${m.container}:${m.writable ? 'rw' : 'ro'}`);
   return podman([...flags, IMAGE, ...(opts.args ?? [])], opts.timeoutMs);
 }
