@@ -1,4 +1,4 @@
-// One version: package.json's. The image tags in every example (README, compose, Kubernetes), the
+// One version: package.json's. The image tags in every example (README, docs/, compose, Kubernetes), the
 // Dockerfile's VERSION default (its OCI label), the release workflow's tags and the executable's
 // `--version` all say the same, so that a release changes one line and this test names the rest.
 import assert from 'node:assert/strict';
@@ -32,14 +32,17 @@ function imageRefs(file: string): Ref[] {
     );
 }
 
-function yamlFiles(dir: string): string[] {
+function filesIn(dir: string, name: RegExp): string[] {
   if (!existsSync(join(root, dir))) return [];
   return readdirSync(join(root, dir), { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile() && /\.ya?ml$/.test(e.name))
+    .filter((e) => e.isFile() && name.test(e.name))
     .map((e) => relative(root, join(e.parentPath, e.name)));
 }
+const yamlFiles = (dir: string) => filesIn(dir, /\.ya?ml$/);
 
-const EXAMPLES = ['README.md', 'compose.example.yml', ...yamlFiles('deploy')];
+/** README.md and the pages of docs/. */
+const PAGES = ['README.md', ...filesIn('docs', /\.md$/)];
+const EXAMPLES = [...PAGES, 'compose.example.yml', ...yamlFiles('deploy')];
 const WORKFLOWS = yamlFiles('.github/workflows');
 
 describe(`one version: ${VERSION} (package.json)`, () => {
@@ -47,7 +50,7 @@ describe(`one version: ${VERSION} (package.json)`, () => {
     assert.match(VERSION, /^\d+\.\d+\.\d+$/);
   });
 
-  it('every image reference in the README, compose.example.yml and deploy/ is tagged with it', () => {
+  it('every image reference in the README, docs/, compose.example.yml and deploy/ is tagged with it', () => {
     const refs = EXAMPLES.flatMap(imageRefs);
     // The examples do name the image: the README, compose and each Kubernetes workload.
     for (const file of [
@@ -87,10 +90,10 @@ describe(`one version: ${VERSION} (package.json)`, () => {
     assert.equal(compose.services.bootstrap.build.args.VERSION, VERSION);
   });
 
-  it("the README's sample output and build commands carry it", () => {
-    const readme = read('README.md');
-    const printed = [...readme.matchAll(/superfasttt-bootstrap (\d+\.\d+\.\d+)/g)].map((m) => m[1]);
-    const buildArgs = [...readme.matchAll(/--build-arg VERSION=(\S+)/g)].map((m) => m[1]);
+  it("the README's build commands and the docs' sample output carry it", () => {
+    const pages = PAGES.map(read).join('\n');
+    const printed = [...pages.matchAll(/superfasttt-bootstrap (\d+\.\d+\.\d+)/g)].map((m) => m[1]);
+    const buildArgs = [...pages.matchAll(/--build-arg VERSION=(\S+)/g)].map((m) => m[1]);
     assert.ok(printed.length > 0 && buildArgs.length > 0);
     assert.deepEqual([...new Set([...printed, ...buildArgs])], [VERSION]);
   });
