@@ -252,7 +252,7 @@ describe('_FILE secrets', () => {
       writeFileSync(file, content);
       const env = { ...valid, AUTO_SUPERADMIN_PASSWORD: undefined, AUTO_SUPERADMIN_PASSWORD_FILE: file };
       if (typeof expected === 'string') {
-        assert.equal(loadConfig(env).env.AUTO_SUPERADMIN_PASSWORD, expected);
+        assert.equal(loadConfig(env).config.admin.password, expected);
         return;
       }
       assert.throws(

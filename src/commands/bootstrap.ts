@@ -1,46 +1,22 @@
 /**
- * The `bootstrap` command: SKIP_SETUP gate, configuration, then the steps in order.
- * Storage and email verification slot in between migrations and the super admin.
+ * The `bootstrap` command: the SKIP_SETUP gate, the configuration, then the steps (pipeline.ts),
+ * one log line each, and one summary line.
  */
-import migrations from 'virtual:migrations';
-import { ConfigError } from '../errors.js';
 import { loadConfig } from '../config/load.js';
-import { formatDuration, type Logger } from '../log.js';
-import { databaseStep } from '../steps/database.js';
-import { lockStep } from '../steps/lock.js';
-import { migrationsStep } from '../steps/migrations.js';
-import { schemaStep } from '../steps/schema.js';
-import { runSteps, type Pipeline, type RunContext } from '../steps/step.js';
-import { emailStep } from '../steps/email.js';
-import { storageStep } from '../steps/storage.js';
-import { superAdminStep } from '../steps/superadmin.js';
-import { welcomeStep } from '../steps/welcome.js';
+import { BootstrapError, ConfigError } from '../errors.js';
+import { formatDuration } from '../log.js';
+import { BOOTSTRAP_STEPS } from '../steps/pipeline.js';
+import { Resources, runSteps, type StepContext, type StepResult } from '../steps/step.js';
+import type { CommandInput } from './input.js';
 
-/**
- * The database chain, storage and email are independent until the super admin: they run at the
- * same time, and all must succeed before the super admin exists and the setup is marked done.
- */
-export const BOOTSTRAP_STEPS: Pipeline = [
-  { concurrent: [[databaseStep, schemaStep, lockStep, migrationsStep(migrations)], [storageStep], [emailStep]] },
-  superAdminStep,
-  welcomeStep,
-];
-
-export interface CommandInput {
-  env: NodeJS.ProcessEnv;
-  log: Logger;
-  signal: AbortSignal;
-  version: string;
-}
+export type { CommandInput } from './input.js';
 
 export async function bootstrap({ env: raw, log, signal, version }: CommandInput): Promise<number> {
   const started = performance.now();
   const skip = raw.SKIP_SETUP ?? '';
   if (skip === '' || skip === 'false') {
-    log.info(
-      `SKIP_SETUP is ${skip === '' ? 'not set' : 'false'}: the setup wizard stays enabled; nothing was changed`,
-      { step: 'setup' },
-    );
+    const value = skip === '' ? 'not set' : 'false';
+    log.info(`SKIP_SETUP is ${value}: the setup wizard stays enabled; nothing was changed`, { step: 'setup' });
     return 0;
   }
   if (skip !== 'true') {
@@ -51,37 +27,42 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
     );
   }
 
-  const config = loadConfig(raw);
-  for (const warning of config.warnings) log.warn(warning, { step: 'config' });
-  log.info(`configuration valid for schema ${config.env.DATABASE_SCHEMA}`, {
+  const { config, warnings } = loadConfig(raw);
+  for (const warning of warnings) log.warn(warning, { step: 'config' });
+  log.info(`configuration valid for schema ${config.schema}`, {
     step: 'config',
     durationMs: performance.now() - started,
   });
 
-  const ctx: RunContext = { mode: 'apply', storageProbe: true, env: config.env, log, signal, version, changes: [] };
-  // Closing the sockets is what stops a statement blocked on the server: client_connection_check_interval
-  // makes its backend notice within a second, cancel it and roll its transaction back.
-  const closeOnAbort = () => {
-    ctx.heldLock?.destroy();
-    void ctx.db?.sql.end({ timeout: 0 });
-  };
-  signal.addEventListener('abort', closeOnAbort, { once: true });
+  const resources = new Resources();
+  const ctx: StepContext = { config, log, signal, version, write: true, resources };
+  // Closing the sockets is what stops a statement blocked on the server (see database.ts).
+  const destroy = () => resources.destroyAll();
+  signal.addEventListener('abort', destroy, { once: true });
+  let results: StepResult[];
   try {
-    await runSteps(BOOTSTRAP_STEPS, ctx);
+    results = await runSteps(BOOTSTRAP_STEPS, ctx, 'apply', (result) => {
+      if (result.status === 'pass') log.info(result.summary, { step: result.step.name, durationMs: result.durationMs });
+    });
   } finally {
-    signal.removeEventListener('abort', closeOnAbort);
-    ctx.email?.close();
-    // Ending the lock's transaction releases the lock; a failure there must not mask the run's outcome.
-    await ctx.heldLock?.release().catch(() => {});
-    await ctx.db?.sql.end({ timeout: 5 });
+    signal.removeEventListener('abort', destroy);
+    await resources.closeAll();
   }
-  const outcome = ctx.changes.length > 0 ? ctx.changes.join('; ') : 'already bootstrapped, nothing changed';
-  log.info(
-    `bootstrap of ${config.env.DATABASE_SCHEMA} complete in ${formatDuration(performance.now() - started)}: ${outcome}`,
-    {
-      step: 'summary',
-      durationMs: performance.now() - started,
-    },
-  );
+  // Every failure is shown; the first in the steps' order decides the exit code, so that it does
+  // not depend on which server answered first.
+  const [first, ...others] = results.filter((r) => r.status === 'fail').map((r) => r.error);
+  for (const error of others) {
+    if (error instanceof BootstrapError)
+      log.error(error.message, { ...(error.fix && { fix: error.fix }), exit_code: error.exitCode });
+  }
+  if (first !== undefined) throw first;
+
+  const changes = results.flatMap((r) => r.changes);
+  const outcome = changes.length > 0 ? changes.join('; ') : 'already bootstrapped, nothing changed';
+  const took = performance.now() - started;
+  log.info(`bootstrap of ${config.schema} complete in ${formatDuration(took)}: ${outcome}`, {
+    step: 'summary',
+    durationMs: took,
+  });
   return 0;
 }

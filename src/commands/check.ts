@@ -13,8 +13,9 @@ import { BootstrapError, ConfigError } from '../errors.js';
 import { loadConfig, secretSources } from '../config/load.js';
 import { formatDuration, visible } from '../log.js';
 import { redact } from '../redact.js';
-import { classifyFailure, stepsOf, type RunContext } from '../steps/step.js';
-import { BOOTSTRAP_STEPS, type CommandInput } from './bootstrap.js';
+import { BOOTSTRAP_STEPS } from '../steps/pipeline.js';
+import { Resources, runSteps, type StepContext, type StepResult } from '../steps/step.js';
+import type { CommandInput } from './input.js';
 
 export function checkOptions(args: readonly string[]): CheckOptions {
   const o = parseOptions('check', args, { flags: ['--json', '--no-write'], values: ['--env-file'] });
@@ -66,46 +67,26 @@ export async function check(input: CommandInput, opts: CheckOptions): Promise<nu
 }
 
 async function runChecks({ env: raw, log, signal, version }: CommandInput, opts: CheckOptions): Promise<CheckReport> {
-  const checks: CheckResult[] = [];
   const started = performance.now();
-  let ctx: RunContext | undefined;
+  let configCheck: CheckResult;
+  let steps: CheckResult[];
   try {
-    const config = loadConfig(raw);
-    for (const warning of config.warnings) log.warn(warning, { step: 'config' });
-    checks.push(passed('config', `configuration valid for schema ${config.env.DATABASE_SCHEMA}`, started));
-    ctx = { mode: 'check', storageProbe: opts.write, env: config.env, log, signal, version, changes: [] };
+    const { config, warnings } = loadConfig(raw);
+    for (const warning of warnings) log.warn(warning, { step: 'config' });
+    configCheck = passed('config', `configuration valid for schema ${config.schema}`, started);
+    const resources = new Resources();
+    const ctx: StepContext = { config, log, signal, version, write: opts.write, resources };
+    try {
+      steps = (await runSteps(BOOTSTRAP_STEPS, ctx, 'inspect')).map(checkResult);
+    } finally {
+      await resources.closeAll();
+    }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    checks.push(failed('config', error, started, error.problems));
+    configCheck = failed('config', error, started, error.problems);
+    steps = BOOTSTRAP_STEPS.map((step) => ({ ...SKIPPED, name: step.name, message: 'skipped: config did not pass' }));
   }
-
-  for (const step of stepsOf(BOOTSTRAP_STEPS)) {
-    const blocker = !ctx
-      ? 'config'
-      : (step.needs ?? []).find((need) => checks.find((c) => c.name === need)?.status !== 'pass');
-    if (blocker) {
-      checks.push({
-        name: step.name,
-        status: 'skip',
-        message: `skipped: ${blocker} did not pass`,
-        fix: null,
-        exit_code: null,
-        duration_ms: 0,
-      });
-      continue;
-    }
-    const t0 = performance.now();
-    try {
-      checks.push(passed(step.name, await step.run(ctx!), t0));
-    } catch (error) {
-      const classified = await classifyFailure(error, step, ctx!);
-      if (!(classified instanceof BootstrapError)) throw classified;
-      checks.push(failed(step.name, classified, t0));
-    }
-  }
-  ctx?.email?.close();
-  await ctx?.db?.sql.end({ timeout: 5 });
-
+  const checks = [configCheck, ...steps];
   const firstFailure = checks.find((c) => c.status === 'fail');
   return {
     version,
@@ -114,6 +95,33 @@ async function runChecks({ env: raw, log, signal, version }: CommandInput, opts:
     skip_setup: raw.SKIP_SETUP ?? null,
     checks,
     secrets: secretSources(raw),
+  };
+}
+
+const SKIPPED = { status: 'skip', fix: null, exit_code: null, duration_ms: 0 } as const;
+
+/** A step's result as a line of the report; a failure that is a bug is thrown (exit 1, with its stack). */
+function checkResult(result: StepResult): CheckResult {
+  const { step, status, summary, durationMs } = result;
+  if (status === 'skip') return { ...SKIPPED, name: step.name, message: summary };
+  if (status === 'pass')
+    return {
+      name: step.name,
+      status,
+      message: summary,
+      fix: null,
+      exit_code: null,
+      duration_ms: Math.round(durationMs),
+    };
+  if (!(result.error instanceof BootstrapError)) throw result.error;
+  const { message, fix, exitCode } = result.error;
+  return {
+    name: step.name,
+    status,
+    message,
+    fix: fix ?? null,
+    exit_code: exitCode,
+    duration_ms: Math.round(durationMs),
   };
 }
 

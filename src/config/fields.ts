@@ -113,7 +113,7 @@ export function secretValue<TOut>(pipeline: v.GenericSchema<string, TOut>) {
 export function controlCharacterMessage(value: string): string {
   const chars = [...value];
   const found = chars.flatMap((char, i) =>
-    CONTROL_CHARACTER.test(char) ? [{ code: char.codePointAt(0)!, position: i + 1 }] : [],
+    CONTROL_CHARACTER.test(char) ? [{ code: char.codePointAt(0) ?? 0, position: i + 1 }] : [],
   );
   const first = found[0];
   if (!first) return 'must not contain control characters';
@@ -151,7 +151,23 @@ export const integer = (min: number, max: number, unit = '') =>
   );
 
 export const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
-  v.pipe(v.string(), v.picklist(values, `must be one of: ${values.join(', ')}`));
+  v.pipe(v.string(), v.picklist(values, oneOfMessage(values)));
+
+export function oneOfMessage(values: readonly string[]): string {
+  return `must be one of: ${values.join(', ')}`;
+}
+
+/** The field's condition (`requiredWhen`), for a schema that requires it in that case. */
+export function requiredWhen(field: v.GenericSchema): readonly [variable: string, value: string] {
+  const when = (v.getMetadata(field) as Partial<FieldDoc>).requiredWhen;
+  if (!when) throw new Error('internal: the field has no requiredWhen');
+  return when;
+}
+
+/** The field, required: for the branch of the configuration where its `requiredWhen` holds. */
+export function requiredIn<TField extends v.GenericSchema>(field: TField) {
+  return v.nonOptional(field, `is required when ${conditionText(requiredWhen(field))}`);
+}
 
 /** Printable text: names and the like. Control characters would corrupt logs and emails. */
 export const text = (maxLength: number) =>

@@ -6,9 +6,10 @@ import { readFileSync } from 'node:fs';
 import * as v from 'valibot';
 import { ConfigError } from '../errors.js';
 import { registerSecret } from '../redact.js';
-import { conditionText, type FieldDoc } from './fields.js';
-import { envSchema, type Env, type VariableName } from './schema.js';
-import { tlsConfigProblems } from '../db/tls.js';
+import type { FieldDoc } from './fields.js';
+import { combinationProblems, instanceConfig, instanceSchema } from './instance.js';
+import { envSchema, type VariableName } from './schema.js';
+import type { InstanceConfig } from './targets.js';
 
 export const VARIABLES = Object.keys(envSchema.entries) as VariableName[];
 
@@ -24,7 +25,7 @@ const OUR_PREFIXES = /^(SKIP_SETUP|DATABASE_|AUTO_SUPERADMIN_|STORAGE_|SMTP_|SEN
 export type SecretSource = 'env' | 'file' | 'unset';
 
 export interface LoadedConfig {
-  env: Env;
+  config: InstanceConfig;
   /** Where each secret came from (never its value), for diagnostics. */
   secretSources: Record<string, SecretSource>;
   warnings: string[];
@@ -76,25 +77,23 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
   const { input, problems } = readVariables(VARIABLES, SECRET_VARIABLES, raw);
   registerUrlPassword(input.DATABASE_URL);
 
-  const result = v.safeParse(envSchema, input);
+  const result = v.safeParse(instanceSchema, input);
   const sources = secretSources(raw);
-  for (const issue of result.issues ?? []) {
-    const name = issue.path?.map((p) => String(p.key)).join('.') ?? 'environment';
-    // A secret read from a file: the file is what to correct.
-    const from = sources[name] === 'file' ? ` (value read from ${name}_FILE)` : '';
-    problems.push(`${name}: ${issue.message}${from}`);
-  }
-  problems.push(...conditionalRequirements(input, warnings));
-  if (result.success) problems.push(...crossChecks(result.output));
+  // A secret read from a file: the file is what to correct.
+  problems.push(
+    ...issueProblems(result.issues, (name) => (sources[name] === 'file' ? ` (value read from ${name}_FILE)` : '')),
+  );
+  warnings.push(...unusedVariables(input));
+  if (result.success) problems.push(...combinationProblems(result.output));
 
-  if (problems.length > 0) {
+  if (problems.length > 0 || !result.success) {
     throw new ConfigError(
       `invalid configuration: ${problems.length} problem${problems.length > 1 ? 's' : ''}`,
       problems,
       'correct the variables listed above (see --help or the README for each one)',
     );
   }
-  const env = result.output as Env;
+  const env = result.output;
 
   const rawSchema = input.DATABASE_SCHEMA?.trim();
   if (rawSchema && rawSchema !== env.DATABASE_SCHEMA) {
@@ -107,7 +106,18 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
       warnings.push(`${name} is not a variable this version knows; ignored (a typo?)`);
     }
   }
-  return { env, secretSources: sources, warnings };
+  return { config: instanceConfig(env), secretSources: sources, warnings };
+}
+
+/** One line per valibot issue, "VARIABLE: message", the way every configuration error lists them. */
+export function issueProblems(
+  issues: readonly v.BaseIssue<unknown>[] | undefined,
+  suffix: (name: string) => string = () => '',
+): string[] {
+  return (issues ?? []).map((issue) => {
+    const name = issue.path?.map((p) => String(p.key)).join('.') ?? 'environment';
+    return `${name}: ${issue.message}${suffix(name)}`;
+  });
 }
 
 function isFileVariable(name: string): boolean {
@@ -127,45 +137,20 @@ export function registerUrlPassword(url: string | undefined): void {
 }
 
 /**
- * Variables required only in some configurations (STORAGE_BUCKET when STORAGE_PROVIDER=s3, ...),
- * declared with `requiredWhen` in the schema. A variable set for a configuration that is not
- * chosen is ignored, with a warning: the operator probably meant something else.
+ * A variable set for a configuration that is not chosen (SMTP_HOST with EMAIL_PROVIDER=sendgrid) is
+ * ignored, with a warning: the operator probably meant something else. The variants of instance.ts
+ * require what the chosen configuration needs; `requiredWhen` says which configuration uses what.
  */
-function conditionalRequirements(input: Record<string, string | undefined>, warnings: string[]): string[] {
-  const problems: string[] = [];
+function unusedVariables(input: Record<string, string | undefined>): string[] {
+  const warnings: string[] = [];
   for (const name of VARIABLES) {
     const when = fieldDoc(name).requiredWhen;
     if (!when) continue;
     const [variable, value] = when;
     const applies = value === '*' ? input[variable] !== undefined : input[variable] === value;
-    if (applies && input[name] === undefined) {
-      problems.push(`${name}: is required when ${conditionText(when)}`);
-    } else if (!applies && input[name] !== undefined && input[variable] !== undefined) {
+    if (!applies && input[name] !== undefined && input[variable] !== undefined) {
       warnings.push(`${name} is set but not used (${variable}=${input[variable]})`);
     }
   }
-  return problems;
-}
-
-function crossChecks(env: Env): string[] {
-  const problems: string[] = [];
-  if (env.STORAGE_SECURE && env.STORAGE_ENDPOINT?.startsWith('http:')) {
-    problems.push(
-      'STORAGE_ENDPOINT: is http but STORAGE_SECURE=true; use the https endpoint (or STORAGE_SECURE=false on a trusted network only)',
-    );
-  }
-  if (env.AUTO_SUPERADMIN_WELCOME_EMAIL && !env.EMAIL_PROVIDER) {
-    problems.push('AUTO_SUPERADMIN_WELCOME_EMAIL: is true but no EMAIL_PROVIDER is set to send it');
-  }
-  // What libpq refuses (sslrootcert=system with a weaker sslmode, verify-ca without a root), and DATABASE_SSL=true with a weaker sslmode.
-  problems.push(...tlsConfigProblems(env, 'DATABASE_URL'));
-  const caSources = [
-    env.DATABASE_SSL_CA && 'DATABASE_SSL_CA',
-    env.DATABASE_SSL_CA_FILE && 'DATABASE_SSL_CA_FILE',
-    env.DATABASE_URL.sslrootcert && 'sslrootcert in DATABASE_URL',
-  ].filter(Boolean);
-  if (caSources.length > 1) {
-    problems.push(`DATABASE_SSL_CA: set the CA in one place only (found ${caSources.join(', ')})`);
-  }
-  return problems;
+  return warnings;
 }

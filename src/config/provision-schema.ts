@@ -8,7 +8,7 @@ import { boolean, httpUrl, integer, optional, required, text, withDefault, type 
 import { readVariables, registerUrlPassword } from './load.js';
 import { databaseUrl } from './schema.js';
 import { tlsConfigProblems } from '../db/tls.js';
-import { urlConnectSettings } from '../provision/deployer.js';
+import { deployerConnectSettings } from '../provision/deployer.js';
 
 export const provisionSchema = v.object({
   PROVISION_DATABASE_URL: required(
@@ -110,10 +110,7 @@ export function loadProvisionConfig(raw: NodeJS.ProcessEnv): ProvisionEnv {
       'PROVISION_STORAGE_ACCESS_KEY: set both PROVISION_STORAGE_ACCESS_KEY and PROVISION_STORAGE_SECRET_KEY, or neither',
     );
   }
-  if (result.success)
-    problems.push(
-      ...tlsConfigProblems(urlConnectSettings(result.output.PROVISION_DATABASE_URL, 1), 'PROVISION_DATABASE_URL'),
-    );
+  if (result.success) problems.push(...tlsConfigProblems(deployerConnectSettings(result.output)));
   if (problems.length > 0 || !result.success) {
     throw new ConfigError(
       `invalid configuration: ${problems.length} problem(s)`,

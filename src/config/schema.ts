@@ -1,6 +1,7 @@
 /**
- * The environment contract: one valibot schema, the single source for validation, `--help`,
- * the README's variable table and `.env.example` (see docs.ts).
+ * The environment contract: every variable once, with its validation and its documentation. The
+ * single source for validation (instance.ts builds the parsing schema from these fields), `--help`,
+ * the variable reference and `.env.example` (see docs.ts).
  */
 import * as v from 'valibot';
 import {
@@ -16,6 +17,9 @@ import {
   text,
   withDefault,
 } from './fields.js';
+
+export const STORAGE_PROVIDERS = ['s3'] as const;
+export const EMAIL_PROVIDERS = ['smtp', 'sendgrid'] as const;
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -256,7 +260,7 @@ export const envSchema = v.object({
   ),
 
   STORAGE_PROVIDER: optional(
-    oneOf(['s3']),
+    oneOf(STORAGE_PROVIDERS),
     's3 to verify S3 storage before the instance is marked ready; unset: storage is not checked (logged).',
     {
       group: 'storage',
@@ -326,7 +330,7 @@ export const envSchema = v.object({
   ),
 
   EMAIL_PROVIDER: optional(
-    oneOf(['smtp', 'sendgrid']),
+    oneOf(EMAIL_PROVIDERS),
     'smtp or sendgrid to verify the email provider before the instance is marked ready; unset: email is not checked (logged).',
     {
       group: 'email',

@@ -5,19 +5,15 @@
  */
 import postgres from 'postgres';
 import { BootstrapError, DatabaseError } from '../errors.js';
-import type { Env } from '../config/schema.js';
+import type { DatabaseTarget } from '../config/targets.js';
 import type { Logger } from '../log.js';
 import { formatDuration } from '../log.js';
+import { sleep } from '../sleep.js';
 import { guardedSocket } from './guard.js';
 import { fallsBack, TlsNotOffered, tlsPlan } from './tls.js';
+import { isTlsFailure } from '../tls-failure.js';
 
 export type Sql = postgres.Sql;
-
-/** What a connection needs from the environment (the instance's, or the deployer's). */
-export type ConnectSettings = Pick<
-  Env,
-  'DATABASE_URL' | 'DATABASE_SSL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE' | 'DATABASE_CONNECT_TIMEOUT'
->;
 
 /** Error codes worth waiting for: the server (or its DNS name) is not there yet, or still starting. */
 const RETRYABLE = new Set([
@@ -45,14 +41,8 @@ export interface Connection {
   anotherSession(): Promise<Sql>;
 }
 
-export interface SessionBounds {
-  /** Seconds any statement may wait for a lock (lock_timeout): a tenant's open transaction never hangs us. */
-  lockTimeoutSec: number;
-  /** Seconds any statement may run in all (statement_timeout), lock waits included. */
-  statementTimeoutSec: number;
-  /** The variable that sets statementTimeoutSec (DATABASE_STATEMENT_TIMEOUT unless said). */
-  statementVariable?: string;
-}
+/** What bounds every statement of a session (the target's, unless a caller overrides them). */
+export type SessionBounds = Pick<DatabaseTarget, 'lockTimeoutSec' | 'statementTimeoutSec'>;
 
 /**
  * Every session's own settings, whatever the role's or database's defaults say (a DBA's
@@ -107,18 +97,19 @@ export function sessionSettings(bounds: SessionBounds, readOnly: boolean): Recor
 }
 
 export async function connect(
-  env: ConnectSettings,
+  target: DatabaseTarget,
   log: Logger,
   signal: AbortSignal,
-  opts: { readOnly?: boolean; max?: number; bounds: SessionBounds },
+  opts: { readOnly?: boolean; max?: number; bounds?: SessionBounds } = {},
 ): Promise<Connection> {
-  const { host, port, user, password, database } = env.DATABASE_URL;
-  const plan = tlsPlan(env);
-  const deadline = Date.now() + env.DATABASE_CONNECT_TIMEOUT * 1000;
+  const { host, port, user, password, database } = target.url;
+  const plan = tlsPlan(target);
+  const bounds = opts.bounds ?? target;
+  const deadline = Date.now() + target.connectTimeoutSec * 1000;
   const attemptTimeout = () => Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000)));
 
   const max = opts.max ?? 1;
-  const settings = sessionSettings(opts.bounds, opts.readOnly ?? false);
+  const settings = sessionSettings(bounds, opts.readOnly ?? false);
   const options = {
     host,
     port,
@@ -148,8 +139,8 @@ export async function connect(
         port,
         leg,
         connectTimeoutMs: timeout * 1000,
-        statementTimeoutSec: opts.bounds.statementTimeoutSec,
-        statementVariable: opts.bounds.statementVariable ?? 'DATABASE_STATEMENT_TIMEOUT',
+        statementTimeoutSec: bounds.statementTimeoutSec,
+        vars: target.vars,
         onFatal: () => void sql.end({ timeout: 0 }),
       });
       const sql = postgres({ ...options, ssl: false, socket, connect_timeout: timeout } as postgres.Options<
@@ -184,7 +175,7 @@ export async function connect(
       sql,
       serverVersion: row.version,
       tls: row.tls,
-      anotherSession: async () => (await connect(env, log, signal, { ...opts, max: 1 })).sql,
+      anotherSession: async () => (await connect(target, log, signal, { ...opts, max: 1 })).sql,
     };
   };
 
@@ -197,7 +188,7 @@ export async function connect(
       const code = errorCode(error);
       const remaining = deadline - Date.now();
       if (error instanceof BootstrapError || !RETRYABLE.has(code) || remaining <= 0 || signal.aborted) {
-        throw error instanceof BootstrapError ? error : classifyConnectError(error, env);
+        throw error instanceof BootstrapError ? error : classifyConnectError(error, target);
       }
       if (Date.now() - lastWaitLog > 10_000) {
         lastWaitLog = Date.now();
@@ -236,26 +227,27 @@ export function errorCode(error: unknown): string {
   return typeof code === 'string' ? code : '';
 }
 
-const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME_MISMATCH/;
-
 /** Turns a driver or socket error into a message an operator can act on. Never includes the URL. */
-export function classifyConnectError(error: unknown, env: ConnectSettings): DatabaseError {
-  const { host, port, user, database } = env.DATABASE_URL;
+export function classifyConnectError(error: unknown, target: DatabaseTarget): DatabaseError {
+  const { host, port, user, database } = target.url;
+  const vars = target.vars;
   const code = errorCode(error);
   const detail = (error as Error)?.message ?? String(error);
   const where = `PostgreSQL at ${host}:${port}`;
   const cause = { cause: error };
+  const requireTls = vars.requireTls ? `${vars.requireTls}=true` : `sslmode=require in ${vars.url}`;
+  const timeout = `${vars.connectTimeout}=${target.connectTimeoutSec} s`;
   switch (code) {
     case '28P01':
       return new DatabaseError(
-        `${where} refused the password of user "${user}" (DATABASE_URL)`,
-        'check the user and password in DATABASE_URL (percent-encode special characters such as @ : / in the password)',
+        `${where} refused the password of user "${user}" (${vars.url})`,
+        `check the user and password in ${vars.url} (percent-encode special characters such as @ : / in the password)`,
         cause,
       );
     case '28000':
       return new DatabaseError(
         `${where} refused user "${user}" on database "${database}": ${detail}`,
-        'allow this role and client in pg_hba.conf, or enable TLS (DATABASE_SSL=true) if the server only accepts TLS connections',
+        `allow this role and client in pg_hba.conf, or enable TLS (${requireTls}) if the server only accepts TLS connections`,
         cause,
       );
     case '42501':
@@ -273,53 +265,42 @@ export function classifyConnectError(error: unknown, env: ConnectSettings): Data
     case '3D000':
       return new DatabaseError(
         `${where}: database "${database}" does not exist`,
-        'check the database name at the end of DATABASE_URL',
+        `check the database name at the end of ${vars.url}`,
         cause,
       );
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return new DatabaseError(
-        `PostgreSQL host "${host}" could not be resolved (DNS, ${code}) within DATABASE_CONNECT_TIMEOUT=${env.DATABASE_CONNECT_TIMEOUT} s`,
-        'check the host in DATABASE_URL and the DNS / service name',
+        `PostgreSQL host "${host}" could not be resolved (DNS, ${code}) within ${timeout}`,
+        `check the host in ${vars.url} and the DNS / service name`,
         cause,
       );
   }
-  if (TLS_CODES.test(code) || /certificate|TLS|SSL/i.test(detail)) {
+  if (isTlsFailure(code, detail)) {
+    const ca = vars.ca ?? `sslrootcert in ${vars.url}`;
     return new DatabaseError(
       `TLS connection to ${where} failed: ${detail}`,
-      'give the CA that signed the server certificate in DATABASE_SSL_CA or DATABASE_SSL_CA_FILE (or NODE_EXTRA_CA_CERTS), check that the host in DATABASE_URL matches the certificate, or use sslmode=require to encrypt without verifying',
+      `give the CA that signed the server certificate in ${ca} (or NODE_EXTRA_CA_CERTS), check that the host in ${vars.url} matches the certificate, or use sslmode=require to encrypt without verifying`,
       cause,
     );
   }
   if (code === 'CONNECT_TIMEOUT') {
     return new DatabaseError(
-      `no answer from ${where} within DATABASE_CONNECT_TIMEOUT=${env.DATABASE_CONNECT_TIMEOUT} s (the connection was not established, or established and never answered)`,
-      'check host and port in DATABASE_URL (is it PostgreSQL listening there?) and that the network lets this container reach it; raise DATABASE_CONNECT_TIMEOUT if it starts slowly',
+      `no answer from ${where} within ${timeout} (the connection was not established, or established and never answered)`,
+      `check host and port in ${vars.url} (is it PostgreSQL listening there?) and that the network lets this container reach it; raise ${vars.connectTimeout} if it starts slowly`,
       cause,
     );
   }
   if (RETRYABLE.has(code)) {
     return new DatabaseError(
-      `${where} unreachable for ${env.DATABASE_CONNECT_TIMEOUT} s (${code}: ${detail})`,
-      'check host and port in DATABASE_URL, that the server runs and that the network lets this container reach it; raise DATABASE_CONNECT_TIMEOUT if it starts slowly',
+      `${where} unreachable for ${target.connectTimeoutSec} s (${code}: ${detail})`,
+      `check host and port in ${vars.url}, that the server runs and that the network lets this container reach it; raise ${vars.connectTimeout} if it starts slowly`,
       cause,
     );
   }
   return new DatabaseError(
     `cannot connect to ${where} as "${user}": ${detail}${code ? ` (${code})` : ''}`,
-    'check DATABASE_URL and the server log',
+    `check ${vars.url} and the server log`,
     cause,
   );
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

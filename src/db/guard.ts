@@ -24,6 +24,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { DatabaseError } from '../errors.js';
+import type { DatabaseVariables } from '../config/targets.js';
 import { tlsNotOffered, type TlsAttempt } from './tls.js';
 
 /** What one statement's answer may hold: far above the program's (a few rows of names and hashes). */
@@ -38,8 +39,8 @@ export interface GuardOptions {
   /** Bound of the TCP connection and TLS handshake (postgres.js' connect_timeout starts after them). */
   connectTimeoutMs: number;
   statementTimeoutSec: number;
-  /** The variable that sets statementTimeoutSec, for the message. */
-  statementVariable: string;
+  /** The variables of the target, for the messages. */
+  vars: DatabaseVariables;
   /** Called once a bound is crossed (the caller ends the whole client). */
   onFatal(): void;
 }
@@ -50,7 +51,7 @@ const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47]);
 export function guardedSocket(opts: GuardOptions): () => Promise<net.Socket> {
   // postgres.js reconnects, without end and without telling, when the server closes the connection
   // before the handshake is done (a proxy with no server behind it): the second attempt is refused
-  // here instead, as a lost connection, which connect() retries within DATABASE_CONNECT_TIMEOUT.
+  // here instead, as a lost connection, which connect() retries within the target's connect timeout.
   // (A cancel request's connection ends that way too; the program never cancels a query.)
   let handshakeLost = false;
   return async () => {
@@ -74,7 +75,7 @@ export function guardedSocket(opts: GuardOptions): () => Promise<net.Socket> {
   };
 }
 
-async function tlsSocket({ host, port, leg, connectTimeoutMs }: GuardOptions): Promise<tls.TLSSocket> {
+async function tlsSocket({ host, port, leg, connectTimeoutMs, vars }: GuardOptions): Promise<tls.TLSSocket> {
   const raw = net.connect({ host, port });
   raw.on('error', () => {}); // reported through the TLS socket, or the promise below
   return await new Promise<tls.TLSSocket>((resolve, reject) => {
@@ -90,7 +91,7 @@ async function tlsSocket({ host, port, leg, connectTimeoutMs }: GuardOptions): P
     );
     raw.once('connect', () => raw.write(SSL_REQUEST));
     raw.once('data', (data) => {
-      if (data[0] !== 0x53) return fail(tlsNotOffered(host, port));
+      if (data[0] !== 0x53) return fail(tlsNotOffered(host, port, vars));
       raw.removeAllListeners('close');
       const ssl = typeof leg.ssl === 'object' ? leg.ssl : { rejectUnauthorized: false };
       const secure = tls.connect({ socket: raw, servername: net.isIP(host) ? undefined : host, ...ssl });
@@ -161,8 +162,8 @@ function watch(
         : setTimeout(
             () =>
               fail(
-                `${where} did not complete an answer within ${deadlineSec} s (${opts.statementVariable} + ${DEADLINE_SLACK_SEC} s): the connection was closed; nothing of an unfinished transaction is kept`,
-                `check that the URL points at PostgreSQL itself (or a pooler in session mode) and that the network to it is sound; raise ${opts.statementVariable} if a statement legitimately runs longer`,
+                `${where} did not complete an answer within ${deadlineSec} s (${opts.vars.statementTimeout} + ${DEADLINE_SLACK_SEC} s): the connection was closed; nothing of an unfinished transaction is kept`,
+                `check that the URL points at PostgreSQL itself (or a pooler in session mode) and that the network to it is sound; raise ${opts.vars.statementTimeout} if a statement legitimately runs longer`,
               ),
             deadlineSec * 1000,
           );
@@ -258,9 +259,9 @@ function framing(first: 4 | 5, onMessage: (type: number) => void, onBody?: (type
           onMessage(type);
           continue;
         }
-        header[filled++] = chunk[i++]!;
+        header[filled++] = chunk.readUInt8(i++);
         if (filled < headerSize) continue;
-        type = headerSize === 5 ? header[0]! : 0;
+        type = headerSize === 5 ? header.readUInt8(0) : 0;
         left = Math.max(0, header.readUInt32BE(headerSize - 4) - 4);
         filled = 0;
         headerSize = 5;

@@ -22,7 +22,8 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { ConfigError, DatabaseError } from '../errors.js';
 import type { DatabaseUrl, SslMode } from '../config/schema.js';
-import type { ConnectSettings } from './connect.js';
+import type { DatabaseTarget, DatabaseVariables, RootCertificates } from '../config/targets.js';
+import { isTlsFailureCode } from '../tls-failure.js';
 
 export type SslOption = false | 'prefer' | 'require' | ConnectionOptions;
 
@@ -42,12 +43,8 @@ export interface TlsPlan {
   attempts: TlsAttempt[];
 }
 
-export function rootKind(
-  env: Pick<ConnectSettings, 'DATABASE_URL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE'>,
-): RootKind {
-  if (env.DATABASE_SSL_CA || env.DATABASE_SSL_CA_FILE) return 'file';
-  const root = env.DATABASE_URL.sslrootcert;
-  return root === undefined ? 'none' : root === 'system' ? 'system' : 'file';
+export function rootKind(roots: RootCertificates): RootKind {
+  return roots.kind === 'pem' ? 'file' : roots.kind;
 }
 
 /** The sslmode that applies (see the rules above), for a configuration that passed tlsConfigProblems. */
@@ -57,18 +54,16 @@ export function effectiveSslMode(sslmode: SslMode | undefined, root: RootKind, r
 
 /**
  * The combinations libpq refuses, and ours (DATABASE_SSL=true with a weaker sslmode), each naming the
- * variable: `urlVariable` is DATABASE_URL or PROVISION_DATABASE_URL.
+ * variable the target came from (DATABASE_URL or PROVISION_DATABASE_URL).
  */
-export function tlsConfigProblems(
-  env: Pick<ConnectSettings, 'DATABASE_URL' | 'DATABASE_SSL' | 'DATABASE_SSL_CA' | 'DATABASE_SSL_CA_FILE'>,
-  urlVariable: string,
-): string[] {
-  const { sslmode } = env.DATABASE_URL;
-  const root = rootKind(env);
+export function tlsConfigProblems(target: DatabaseTarget): string[] {
+  const { sslmode } = target.url;
+  const urlVariable = target.vars.url;
+  const root = rootKind(target.roots);
   const problems: string[] = [];
-  if (env.DATABASE_SSL && sslmode && ['disable', 'allow', 'prefer'].includes(sslmode)) {
+  if (target.requireTls && sslmode && ['disable', 'allow', 'prefer'].includes(sslmode)) {
     problems.push(
-      `${urlVariable}: sslmode=${sslmode} contradicts DATABASE_SSL=true; use sslmode=require, verify-ca or verify-full`,
+      `${urlVariable}: sslmode=${sslmode} contradicts ${target.vars.requireTls ?? 'TLS required'}=true; use sslmode=require, verify-ca or verify-full`,
     );
   }
   if (root === 'system' && sslmode && sslmode !== 'verify-full') {
@@ -78,22 +73,22 @@ export function tlsConfigProblems(
   }
   if (sslmode === 'verify-ca' && root === 'none') {
     problems.push(
-      `${urlVariable}: sslmode=verify-ca needs a root certificate to verify against (libpq refuses it without one); set sslrootcert=/path/ca.pem${urlVariable === 'DATABASE_URL' ? ', DATABASE_SSL_CA_FILE or DATABASE_SSL_CA' : ''}, or use verify-full (with sslrootcert=system for a public CA)`,
+      `${urlVariable}: sslmode=verify-ca needs a root certificate to verify against (libpq refuses it without one); set sslrootcert=/path/ca.pem${target.vars.ca ? `, ${target.vars.ca}` : ''}, or use verify-full (with sslrootcert=system for a public CA)`,
     );
   }
   return problems;
 }
 
-export function tlsPlan(env: ConnectSettings): TlsPlan {
-  const url = env.DATABASE_URL;
-  const root = rootKind(env);
-  const problems = tlsConfigProblems(env, 'DATABASE_URL');
+export function tlsPlan(target: DatabaseTarget): TlsPlan {
+  const url = target.url;
+  const root = rootKind(target.roots);
+  const problems = tlsConfigProblems(target);
   if (problems.length > 0)
     throw new ConfigError('invalid TLS configuration', problems, 'see the README, "PostgreSQL connection and TLS"');
-  const mode = effectiveSslMode(url.sslmode, root, env.DATABASE_SSL);
+  const mode = effectiveSslMode(url.sslmode, root, target.requireTls);
   const plain: TlsAttempt = { tls: false, ssl: false };
   if (mode === 'disable') return { mode, required: false, attempts: [plain] };
-  const tls: TlsAttempt = { tls: true, ssl: tlsOptions(url, mode, root === 'file' ? readCa(env) : undefined, root) };
+  const tls: TlsAttempt = { tls: true, ssl: tlsOptions(url, mode, readCa(target.roots), root) };
   switch (mode) {
     case 'allow':
       return { mode, required: false, attempts: [plain, tls] };
@@ -116,10 +111,11 @@ function tlsOptions(url: DatabaseUrl, mode: SslMode, ca: string | undefined, roo
   return { rejectUnauthorized: false };
 }
 
-function readCa(env: ConnectSettings): string {
-  if (env.DATABASE_SSL_CA) return env.DATABASE_SSL_CA;
-  const file = (env.DATABASE_SSL_CA_FILE ?? env.DATABASE_URL.sslrootcert)!;
-  const variable = env.DATABASE_SSL_CA_FILE ? 'DATABASE_SSL_CA_FILE' : 'sslrootcert in DATABASE_URL';
+/** The PEM text of the roots given as text or as a file; undefined for none or the system store. */
+function readCa(roots: RootCertificates): string | undefined {
+  if (roots.kind === 'pem') return roots.pem;
+  if (roots.kind !== 'file') return undefined;
+  const { path: file, from: variable } = roots;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -141,8 +137,6 @@ function readCa(env: ConnectSettings): string {
   return text;
 }
 
-const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME_MISMATCH/;
-
 /**
  * Whether libpq would go on to its next attempt after this error: allow's plaintext attempt refused
  * by the server, or prefer's TLS attempt not offered, failed (handshake, verification) or refused.
@@ -152,14 +146,18 @@ export function fallsBack(error: unknown, attempt: TlsAttempt): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   const refusedByServer = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(57P03|53300)$/.test(code);
   if (!attempt.tls) return refusedByServer;
-  return error instanceof TlsNotOffered || refusedByServer || (typeof code === 'string' && TLS_FAILURE.test(code));
+  return error instanceof TlsNotOffered || refusedByServer || isTlsFailureCode(code);
 }
 
 export class TlsNotOffered extends DatabaseError {}
 
-export function tlsNotOffered(host: string, port: number): DatabaseError {
+export function tlsNotOffered(host: string, port: number, vars: DatabaseVariables): DatabaseError {
+  const required = vars.requireTls ? `${vars.requireTls}=true, ` : '';
+  const relax = vars.requireTls
+    ? `set ${vars.requireTls}=false and sslmode=prefer or disable`
+    : 'set sslmode=prefer or disable';
   return new TlsNotOffered(
-    `PostgreSQL at ${host}:${port} does not offer TLS, but TLS is required (DATABASE_SSL=true, sslmode=require/verify-ca/verify-full or sslrootcert=system in the URL); refusing to connect in plaintext`,
-    'enable ssl on the server, or (only on a trusted network) set DATABASE_SSL=false and sslmode=prefer or disable',
+    `PostgreSQL at ${host}:${port} does not offer TLS, but TLS is required (${required}sslmode=require/verify-ca/verify-full or sslrootcert=system in ${vars.url}); refusing to connect in plaintext`,
+    `enable ssl on the server, or (only on a trusted network) ${relax} in ${vars.url}`,
   );
 }

@@ -2,8 +2,7 @@
  * The email provider behind one small interface: verify that it would accept our mail (without
  * sending any), and send one message. The SMTP and SendGrid libraries are loaded only when used.
  */
-import type { Env } from '../config/schema.js';
-import { emailSettings } from '../settings.js';
+import type { EmailTarget } from '../config/targets.js';
 
 export interface Mail {
   to: string;
@@ -22,30 +21,34 @@ export interface EmailProvider {
 let smtpModule: Promise<typeof import('./smtp.js')> | undefined;
 let sendgridModule: Promise<typeof import('./sendgrid.js')> | undefined;
 
+function smtpLibrary() {
+  smtpModule ??= import('./smtp.js');
+  return smtpModule;
+}
+
+function sendgridLibrary() {
+  sendgridModule ??= import('./sendgrid.js');
+  return sendgridModule;
+}
+
 /** Starts loading the library of the configured provider, once. */
-export function loadEmailLibrary(env: Env): Promise<unknown> | undefined {
-  switch (env.EMAIL_PROVIDER) {
+export function loadEmailLibrary(target: EmailTarget | undefined): Promise<unknown> | undefined {
+  switch (target?.provider) {
     case 'smtp':
-      smtpModule ??= import('./smtp.js');
-      return smtpModule;
+      return smtpLibrary();
     case 'sendgrid':
-      sendgridModule ??= import('./sendgrid.js');
-      return sendgridModule;
+      return sendgridLibrary();
     case undefined:
       return undefined;
   }
 }
 
-export async function createEmailProvider(env: Env): Promise<EmailProvider | undefined> {
-  const settings = emailSettings(env);
-  await loadEmailLibrary(env);
-  switch (settings?.provider) {
+export async function createEmailProvider(target: EmailTarget): Promise<EmailProvider> {
+  switch (target.provider) {
     case 'smtp':
-      return (await smtpModule!).smtpProvider(env, settings);
+      return (await smtpLibrary()).smtpProvider(target);
     case 'sendgrid':
-      return (await sendgridModule!).sendgridProvider(env, settings);
-    case undefined:
-      return undefined;
+      return (await sendgridLibrary()).sendgridProvider(target);
   }
 }
 

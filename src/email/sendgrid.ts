@@ -6,12 +6,12 @@
 import sgClient from '@sendgrid/client';
 import sgMail from '@sendgrid/mail';
 import { EmailError } from '../errors.js';
-import type { Env } from '../config/schema.js';
-import type { EmailSettings } from '../settings.js';
+import type { EmailTarget } from '../config/targets.js';
 import type { EmailProvider, Mail } from './provider.js';
 import { EmailDeadline, emailDeadlineMs, withDeadline } from './deadline.js';
+import { isTlsFailure } from '../tls-failure.js';
 
-type SendgridSettings = Extract<EmailSettings, { provider: 'sendgrid' }>;
+type SendgridTarget = Extract<EmailTarget, { provider: 'sendgrid' }>;
 
 interface HttpError {
   code?: string | number;
@@ -24,22 +24,23 @@ interface HttpError {
 const { Client } = sgClient as unknown as { Client: new () => typeof sgClient };
 const { MailService } = sgMail as unknown as { MailService: new () => typeof sgMail };
 
-export function sendgridProvider(env: Env, s: SendgridSettings): EmailProvider {
+export function sendgridProvider(target: SendgridTarget): EmailProvider {
+  const s = target.settings;
   const client = new Client();
-  client.setApiKey(env.SENDGRID_API_KEY!);
+  client.setApiKey(target.apiKey);
   client.setDefaultRequest('baseUrl', s.api_url);
   // Passed on to axios (not in the types). timeout is an idle timeout (the socket's): the signal set
   // for each operation bounds it in all. maxContentLength cuts an answer (decompressed) past it, a
   // redirect is an error rather than a request to somewhere else.
   client.setDefaultRequest({
-    timeout: env.EMAIL_TIMEOUT * 1000,
+    timeout: target.timeoutSec * 1000,
     maxContentLength: MAX_SENDGRID_RESPONSE_BYTES,
     maxRedirects: 0,
   } as never);
   const mailer = new MailService();
   mailer.setClient(client);
   const where = `SendGrid ${s.api_url}`;
-  const deadlineMs = emailDeadlineMs(env.EMAIL_TIMEOUT);
+  const deadlineMs = emailDeadlineMs(target.timeoutSec);
   /** Runs one request with a deadline for the whole of it; requests never overlap, so the default is per request. */
   const bounded = async <T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> => {
     const deadline = withDeadline(signal, deadlineMs);
@@ -47,7 +48,7 @@ export function sendgridProvider(env: Env, s: SendgridSettings): EmailProvider {
     try {
       return await request();
     } catch (error) {
-      throw sendgridFailure(deadline.aborted ? deadline.reason : error, where, env);
+      throw sendgridFailure(deadline.aborted ? deadline.reason : error, where, target.timeoutSec);
     }
   };
 
@@ -94,7 +95,7 @@ function said(text: string): string {
   return flat.length > 300 ? `${flat.slice(0, 300)}... (${flat.length} characters)` : flat;
 }
 
-function sendgridFailure(error: unknown, where: string, env: Env): EmailError {
+function sendgridFailure(error: unknown, where: string, timeoutSec: number): EmailError {
   const e = (error ?? {}) as HttpError;
   const fail = (message: string, fix: string) => new EmailError(`email: ${where}: ${message}`, fix, { cause: error });
   if (error instanceof EmailDeadline) {
@@ -132,14 +133,14 @@ function sendgridFailure(error: unknown, where: string, env: Env): EmailError {
   }
   if (errno === 'ECONNABORTED' || errno === 'ETIMEDOUT' || /timeout/i.test(e.message ?? '')) {
     return fail(
-      `no answer within EMAIL_TIMEOUT=${env.EMAIL_TIMEOUT} s`,
+      `no answer within EMAIL_TIMEOUT=${timeoutSec} s`,
       'check SENDGRID_API_URL and that the network (egress policy, proxy) lets this container reach it',
     );
   }
   if (errno === 'ENOTFOUND' || errno === 'EAI_AGAIN') {
     return fail(`the host name does not resolve (${errno})`, 'check SENDGRID_API_URL');
   }
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(errno) || /certificate/i.test(e.message ?? '')) {
+  if (isTlsFailure(errno, e.message)) {
     return fail(
       `TLS failed: ${said(e.message ?? '')}`,
       'check SENDGRID_API_URL, and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a TLS-inspecting proxy)',

@@ -6,12 +6,12 @@
 import { createTransport } from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { EmailError } from '../errors.js';
-import type { Env } from '../config/schema.js';
-import type { EmailSettings } from '../settings.js';
+import type { EmailTarget } from '../config/targets.js';
 import { EmailDeadline, emailDeadlineMs, withDeadline } from './deadline.js';
 import { fromHeader, type EmailProvider, type Mail } from './provider.js';
+import { isTlsFailure } from '../tls-failure.js';
 
-type SmtpSettings = Extract<EmailSettings, { provider: 'smtp' }>;
+type SmtpTarget = Extract<EmailTarget, { provider: 'smtp' }>;
 
 interface SmtpError {
   code?: string;
@@ -24,9 +24,10 @@ interface SmtpError {
 /** The longest SMTP reply kept (an EHLO answer is well under 1 KiB); a longer one ends the connection. */
 export const MAX_SMTP_REPLY_BYTES = 64 * 1024;
 
-export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
-  const timeout = env.EMAIL_TIMEOUT * 1000;
-  const deadlineMs = emailDeadlineMs(env.EMAIL_TIMEOUT);
+export function smtpProvider(target: SmtpTarget): EmailProvider {
+  const s = target.settings;
+  const timeout = target.timeoutSec * 1000;
+  const deadlineMs = emailDeadlineMs(target.timeoutSec);
   // nodemailer bounds the setup (connect, greeting, STARTTLS) by connectionTimeout in all, but
   // each later answer only by socketTimeout, an idle timeout: a server sending one byte a second
   // never trips it. Each operation has a deadline of its own, which closes the connection.
@@ -36,7 +37,7 @@ export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
     secure: s.secure === 'tls',
     requireTLS: s.secure === 'starttls', // refuse a server that does not offer STARTTLS
     ignoreTLS: s.secure === 'none',
-    auth: { user: env.SMTP_USERNAME!, pass: env.SMTP_PASSWORD! },
+    auth: { user: target.username, pass: target.password },
     forceAuth: true, // authenticate even when the server does not advertise AUTH: verify() would skip it
     connectionTimeout: timeout,
     greetingTimeout: timeout,
@@ -55,9 +56,9 @@ export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
       try {
         await verifySession(options, withDeadline(signal, deadlineMs));
       } catch (error) {
-        throw smtpFailure(error, where, env);
+        throw smtpFailure(error, where, target);
       }
-      return `${where}: connected${s.secure === 'none' ? ' without TLS' : ' with TLS'} and authenticated as ${env.SMTP_USERNAME}`;
+      return `${where}: connected${s.secure === 'none' ? ' without TLS' : ' with TLS'} and authenticated as ${target.username}`;
     },
     async send(mail: Mail, signal: AbortSignal) {
       // nodemailer closes the connection when the signal aborts.
@@ -72,7 +73,7 @@ export function smtpProvider(env: Env, s: SmtpSettings): EmailProvider {
           signal: deadline,
         } as never);
       } catch (error) {
-        throw smtpFailure(deadline.aborted ? deadline.reason : error, where, env);
+        throw smtpFailure(deadline.aborted ? deadline.reason : error, where, target);
       }
     },
     close() {
@@ -125,7 +126,7 @@ function said(text: string): string {
   return flat.length > 300 ? `${flat.slice(0, 300)}... (${flat.length} characters)` : flat;
 }
 
-function smtpFailure(error: unknown, where: string, env: Env): EmailError {
+function smtpFailure(error: unknown, where: string, target: SmtpTarget): EmailError {
   const e = (error ?? {}) as SmtpError;
   if (e instanceof EmailDeadline) {
     return new EmailError(
@@ -143,7 +144,6 @@ function smtpFailure(error: unknown, where: string, env: Env): EmailError {
   }
   const detail = said(e.response ?? e.message ?? String(error));
   const fail = (message: string, fix: string) => new EmailError(`email: ${where}: ${message}`, fix, { cause: error });
-  const tlsMessage = /certificate|self[- ]signed|unable to verify|wrong version number|handshake|ssl|tls/i;
 
   if (e.code === 'EAUTH') {
     if (
@@ -156,7 +156,7 @@ function smtpFailure(error: unknown, where: string, env: Env): EmailError {
         'use the SMTP submission service that authenticates users (usually port 587 with STARTTLS or 465 with TLS)',
       );
     }
-    return fail(`authentication refused for ${env.SMTP_USERNAME} (${detail})`, 'check SMTP_USERNAME and SMTP_PASSWORD');
+    return fail(`authentication refused for ${target.username} (${detail})`, 'check SMTP_USERNAME and SMTP_PASSWORD');
   }
   if (e.code === 'ETLS' || (e.code === 'ESOCKET' && /STARTTLS/i.test(detail))) {
     return fail(
@@ -175,11 +175,11 @@ function smtpFailure(error: unknown, where: string, env: Env): EmailError {
   }
   if (e.code === 'ETIMEDOUT' || /time(d)? ?out/i.test(detail)) {
     return fail(
-      `no answer within EMAIL_TIMEOUT=${env.EMAIL_TIMEOUT} s`,
+      `no answer within EMAIL_TIMEOUT=${target.timeoutSec} s`,
       'check SMTP_HOST, SMTP_PORT and SMTP_SECURE (implicit TLS on a STARTTLS port, or the reverse, looks like this too)',
     );
   }
-  if (tlsMessage.test(detail)) {
+  if (isTlsFailure(e.code, detail)) {
     return fail(
       `TLS failed: ${detail}`,
       'check SMTP_SECURE against the port (tls for 465, starttls for 587), and that the server certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)',

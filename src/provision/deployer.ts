@@ -3,35 +3,29 @@
  * its S3 session, and where each tenant's storage is.
  */
 import type { ProvisionEnv } from '../config/provision-schema.js';
-import type { DatabaseUrl } from '../config/schema.js';
-import type { ConnectSettings, SessionBounds } from '../db/connect.js';
-import type { StorageSettings } from '../settings.js';
+import {
+  type DatabaseTarget,
+  DEPLOYER_DATABASE_VARIABLES,
+  DEPLOYER_STORAGE_VARIABLES,
+  type StorageSettings,
+  urlDatabaseTarget,
+} from '../config/targets.js';
+import type { SessionBounds } from '../db/connect.js';
 import { openS3, type S3Session } from '../storage/client.js';
 import type { StorageLocation } from './storage-owner.js';
 import type { TenantSpec } from './tenants.js';
 
-/** A connection from a URL alone: TLS as the URL says (sslmode, sslrootcert), as an instance would. */
-export function urlConnectSettings(url: DatabaseUrl, connectTimeoutSec: number): ConnectSettings {
-  return {
-    DATABASE_URL: url,
-    DATABASE_SSL: false,
-    DATABASE_SSL_CA: undefined,
-    DATABASE_SSL_CA_FILE: undefined,
-    DATABASE_CONNECT_TIMEOUT: connectTimeoutSec,
-  };
-}
-
-/** The deployer's connection: its URL and connect timeout. */
-export function deployerConnectSettings(env: ProvisionEnv): ConnectSettings {
-  return urlConnectSettings(env.PROVISION_DATABASE_URL, env.PROVISION_CONNECT_TIMEOUT);
+/** The deployer's database: its URL (TLS as the URL says), its timeouts, its PROVISION_* variables. */
+export function deployerConnectSettings(env: ProvisionEnv): DatabaseTarget {
+  return urlDatabaseTarget(env.PROVISION_DATABASE_URL, deployerLimits(env), DEPLOYER_DATABASE_VARIABLES);
 }
 
 export function deployerBounds(env: ProvisionEnv): SessionBounds {
-  return {
-    lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT,
-    statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT,
-    statementVariable: 'PROVISION_STATEMENT_TIMEOUT',
-  };
+  return { lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT, statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT };
+}
+
+function deployerLimits(env: ProvisionEnv) {
+  return { connectTimeoutSec: env.PROVISION_CONNECT_TIMEOUT, ...deployerBounds(env) };
 }
 
 export function storageSettingsOf(env: ProvisionEnv, bucket: string, prefix: string | null): StorageSettings {
@@ -47,13 +41,9 @@ export function storageSettingsOf(env: ProvisionEnv, bucket: string, prefix: str
 
 export function openProvisionStorage(env: ProvisionEnv, signal: AbortSignal): Promise<S3Session> {
   const keys = { accessKeyId: env.PROVISION_STORAGE_ACCESS_KEY!, secretAccessKey: env.PROVISION_STORAGE_SECRET_KEY! };
-  return openS3(
-    storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET ?? 'superfasttt', null),
-    keys,
-    10,
-    signal,
-    'PROVISION_STORAGE',
-  );
+  // The deployment machine's requests have no timeout variable: 10 s each.
+  const account = { credentials: keys, timeoutSec: 10, vars: DEPLOYER_STORAGE_VARIABLES };
+  return openS3(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET ?? 'superfasttt', null), account, signal);
 }
 
 export function storageLocation(env: ProvisionEnv, spec: TenantSpec, mode: 'prefix' | 'bucket'): StorageLocation {

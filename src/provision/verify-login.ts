@@ -9,9 +9,12 @@ import * as v from 'valibot';
 import { databaseUrl } from '../config/schema.js';
 import { type Connection, connect, type SessionBounds } from '../db/connect.js';
 import { BootstrapError } from '../errors.js';
+import { DEPLOYER_DATABASE_VARIABLES, urlDatabaseTarget } from '../config/targets.js';
 import type { Logger } from '../log.js';
-import { urlConnectSettings } from './deployer.js';
 import type { TenantSpec } from './tenants.js';
+
+/** A tenant's login is tried with its .env's URL and the deployer's timeouts. */
+const TENANT_ENV_VARIABLES = { ...DEPLOYER_DATABASE_VARIABLES, url: "DATABASE_URL of the tenant's .env" };
 
 export interface LoginSettings {
   connectTimeoutSec: number;
@@ -30,7 +33,8 @@ export async function loginProblem(envText: string, spec: TenantSpec, s: LoginSe
   if (url.output.user !== spec.role) return `its DATABASE_URL logs in as ${url.output.user}, not ${spec.role}`;
   let db: Connection | undefined;
   try {
-    db = await connect(urlConnectSettings(url.output, s.connectTimeoutSec), s.log, s.signal, { bounds: s.bounds });
+    const limits = { connectTimeoutSec: s.connectTimeoutSec, ...s.bounds };
+    db = await connect(urlDatabaseTarget(url.output, limits, TENANT_ENV_VARIABLES), s.log, s.signal);
   } catch (error) {
     if (error instanceof BootstrapError) return `logging in with its DATABASE_URL failed: ${error.message}`;
     throw error;

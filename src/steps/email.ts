@@ -1,18 +1,24 @@
 /** Email step: the provider accepts our credentials (SMTP AUTH, or a SendGrid key with mail.send). */
+import { createEmailProvider, type EmailProvider, loadEmailLibrary } from '../email/provider.js';
 import { EmailError } from '../errors.js';
-import { createEmailProvider, loadEmailLibrary } from '../email/provider.js';
-import type { Step } from './step.js';
+import { type Done, defineStep, done, type StepContext } from './step.js';
 
-export const emailStep: Step = {
+export const emailStep = defineStep({
   name: 'email',
   errorClass: EmailError,
-  prepare(env) {
-    loadEmailLibrary(env)?.catch(() => {}); // run() awaits it again and reports
+  needs: {},
+  prepare(config) {
+    loadEmailLibrary(config.email)?.catch(() => {}); // the step awaits it again and reports
   },
-  async run(ctx) {
-    const provider = await createEmailProvider(ctx.env);
-    if (!provider) return 'EMAIL_PROVIDER is not set: email not checked';
-    ctx.email = provider; // the welcome step sends with it; the command closes it
-    return await provider.verify(ctx.signal);
-  },
-};
+  // Verifying sends nothing: the same in check and bootstrap.
+  inspect: verify,
+  apply: verify,
+});
+
+/** The provider, verified: the welcome step sends with it. Undefined when EMAIL_PROVIDER is unset. */
+async function verify(ctx: StepContext): Promise<Done<EmailProvider | undefined>> {
+  if (!ctx.config.email) return done('EMAIL_PROVIDER is not set: email not checked', undefined);
+  const provider = await createEmailProvider(ctx.config.email);
+  ctx.resources.add({ close: async () => provider.close(), destroy: () => provider.close() });
+  return done(await provider.verify(ctx.signal), provider);
+}

@@ -13,45 +13,45 @@
  */
 import migrations from 'virtual:migrations';
 import { SchemaError } from '../errors.js';
-import { errorCode, sleep, type Sql } from '../db/connect.js';
+import { errorCode, type Sql } from '../db/connect.js';
+import { sleep } from '../sleep.js';
 import { isLockTimeout, lockHolders, lockTimeoutError } from '../db/locks.js';
 import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
-import { dbOf, throwIfAborted, type RunContext, type Step } from './step.js';
+import { type TenantSession, schemaStep } from './schema.js';
+import { defineStep, done, type StepContext, throwIfAborted } from './step.js';
 import { BOOTSTRAP_LOCK_TABLE } from './tables.js';
 
-/** The lock of this run: held until release() (end of run) or destroy() (signal). */
-export interface HeldLock {
-  release(): Promise<void>;
-  destroy(): void;
-}
-
-export const lockStep: Step = {
+export const lockStep = defineStep({
   name: 'lock',
   errorClass: SchemaError,
-  needs: ['schema'],
-  async run(ctx) {
-    const schema = ctx.env.DATABASE_SCHEMA;
-    const { sql } = dbOf(ctx);
-    // A standby (in recovery) refuses every write: the bootstrap fails here, and so does check.
-    const [recovery] = await sql<{ standby: boolean }[]>`select pg_is_in_recovery() as standby`;
-    if (recovery?.standby) {
-      throw new SchemaError(
-        `PostgreSQL at ${ctx.env.DATABASE_URL.host}:${ctx.env.DATABASE_URL.port} is a standby (in recovery): it refuses every write, so the bootstrap cannot run there`,
-        'point DATABASE_URL at the primary (read-write) server, or at a pooler or service that routes to it',
-      );
-    }
-    if (ctx.mode === 'check') return await waitLikeBootstrap(ctx);
-    await createLockTable(sql, schema);
+  needs: { db: schemaStep },
+  async inspect(ctx, { db }) {
+    await assertPrimary(ctx, db);
+    return done(await waitLikeBootstrap(ctx, db), db);
+  },
+  async apply(ctx, { db }) {
+    await assertPrimary(ctx, db);
+    await createLockTable(db.sql, db.schema);
     const started = Date.now();
-    const waited = await takeLock(ctx);
+    const waited = await takeLock(ctx, db);
     // Checked again under the lock: a role with CREATE on the schema could have added something
     // between the schema step and now, and migrations and the super admin come next.
-    await assertSchemaIsOurs(sql, schema, ourObjects(migrations));
-    return waited
-      ? `acquired the bootstrap lock of schema ${schema} after waiting ${Date.now() - started} ms`
-      : `acquired the bootstrap lock of schema ${schema}`;
+    await assertSchemaIsOurs(db.sql, db.schema, ourObjects(migrations));
+    const after = waited ? ` after waiting ${Date.now() - started} ms` : '';
+    return done(`acquired the bootstrap lock of schema ${db.schema}${after}`, db);
   },
-};
+});
+
+/** A standby (in recovery) refuses every write: the bootstrap fails here, and so does check. */
+async function assertPrimary(ctx: StepContext, db: TenantSession): Promise<void> {
+  const [recovery] = await db.sql<{ standby: boolean }[]>`select pg_is_in_recovery() as standby`;
+  if (!recovery?.standby) return;
+  const { url, vars } = ctx.config.database;
+  throw new SchemaError(
+    `PostgreSQL at ${url.host}:${url.port} is a standby (in recovery): it refuses every write, so the bootstrap cannot run there`,
+    `point ${vars.url} at the primary (read-write) server, or at a pooler or service that routes to it`,
+  );
+}
 
 /**
  * check: what the bootstrap's wait would end in, without taking the lock (taking it, or queueing
@@ -59,33 +59,28 @@ export const lockStep: Step = {
  * bootstrap would wait (DATABASE_LOCK_TIMEOUT): gone by then, the check passes; still there, it
  * fails as the bootstrap would (exit 4, naming the holder).
  */
-async function waitLikeBootstrap(ctx: RunContext): Promise<string> {
-  const schema = ctx.env.DATABASE_SCHEMA;
-  const { sql } = dbOf(ctx);
+async function waitLikeBootstrap(ctx: StepContext, db: TenantSession): Promise<string> {
+  const { schema, sql } = db;
+  const { lockTimeoutSec, vars } = ctx.config.database;
   const holders = () => lockHolders(sql, schema, { relation: BOOTSTRAP_LOCK_TABLE, conflicting: true });
   const [holder] = await holders();
   if (!holder) return `no bootstrap of schema ${schema} is running`;
   const started = Date.now();
-  const deadline = started + ctx.env.DATABASE_LOCK_TIMEOUT * 1000;
+  const deadline = started + lockTimeoutSec * 1000;
   ctx.log.info(
-    `another bootstrap of schema ${schema} is running (${holder}); watching it for up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s, as long as the bootstrap would wait`,
+    `another bootstrap of schema ${schema} is running (${holder}); watching it for up to ${lockTimeoutSec} s, as long as the bootstrap would wait`,
     { step: 'lock' },
   );
   while (Date.now() < deadline) {
     await sleep(Math.min(250, deadline - Date.now()), ctx.signal);
     throwIfAborted(ctx.signal);
     if ((await holders()).length === 0)
-      return `a bootstrap of schema ${schema} was running (${holder}); it ended after ${Date.now() - started} ms, within DATABASE_LOCK_TIMEOUT`;
+      return `a bootstrap of schema ${schema} was running (${holder}); it ended after ${Date.now() - started} ms, within ${vars.lockTimeout}`;
   }
-  throw await lockTimeoutError(
-    sql,
-    [schema],
-    'the lock step (another bootstrap of this schema)',
-    'DATABASE_LOCK_TIMEOUT',
-    ctx.env.DATABASE_LOCK_TIMEOUT,
-    undefined,
-  );
+  throw await lockTimeoutError(sql, [schema], OTHER_BOOTSTRAP, vars.lockTimeout, lockTimeoutSec, undefined);
 }
+
+const OTHER_BOOTSTRAP = 'the lock step (another bootstrap of this schema)';
 
 /** Idempotent; two replicas creating it at the same instant collide on the catalog (23505): retried. */
 async function createLockTable(sql: Sql, schema: string): Promise<void> {
@@ -104,19 +99,21 @@ async function createLockTable(sql: Sql, schema: string): Promise<void> {
  * Plain BEGIN/COMMIT on a one-connection session rather than sql.begin(): when the server goes away
  * mid-wait, sql.begin() queues a ROLLBACK on the dead socket, which the driver then writes to null.
  */
-async function takeLock(ctx: RunContext): Promise<boolean> {
-  const schema = ctx.env.DATABASE_SCHEMA;
-  const session = await dbOf(ctx).anotherSession();
-  // Closed by a signal while it waits, too: the wait is the likeliest moment for a SIGTERM.
-  ctx.heldLock = {
-    async release() {
+async function takeLock(ctx: StepContext, db: TenantSession): Promise<boolean> {
+  const { schema } = db;
+  const { lockTimeoutSec, vars } = ctx.config.database;
+  const session = await db.anotherSession();
+  // Held until the run ends: ending the lock's transaction releases the lock. Closed by a signal
+  // while it waits, too: the wait is the likeliest moment for a SIGTERM.
+  const forget = ctx.resources.add({
+    async close() {
       await session`commit`.catch(() => {});
       await session.end({ timeout: 5 });
     },
     destroy() {
       void session.end({ timeout: 0 });
     },
-  };
+  });
   const lock = (wait: boolean) =>
     session`lock table ${session(schema)}.${session(BOOTSTRAP_LOCK_TABLE)} in exclusive mode ${wait ? session`` : session`nowait`}`;
   let waited = false;
@@ -130,24 +127,17 @@ async function takeLock(ctx: RunContext): Promise<boolean> {
       await session`rollback`;
       const [holder] = await lockHolders(session, schema, { relation: BOOTSTRAP_LOCK_TABLE });
       ctx.log.info(
-        `another bootstrap of schema ${schema} is running (${holder ?? 'holder not visible'}); waiting up to ${ctx.env.DATABASE_LOCK_TIMEOUT} s`,
+        `another bootstrap of schema ${schema} is running (${holder ?? 'holder not visible'}); waiting up to ${lockTimeoutSec} s`,
         { step: 'lock' },
       );
       await session`begin`;
       await lock(true); // bounded by the session's lock_timeout
     }
   } catch (error) {
-    ctx.heldLock = undefined;
+    forget();
     await session.end({ timeout: 0 });
     if (!isLockTimeout(error)) throw error;
-    throw await lockTimeoutError(
-      dbOf(ctx).sql,
-      [schema],
-      'the lock step (another bootstrap of this schema)',
-      'DATABASE_LOCK_TIMEOUT',
-      ctx.env.DATABASE_LOCK_TIMEOUT,
-      error,
-    );
+    throw await lockTimeoutError(db.sql, [schema], OTHER_BOOTSTRAP, vars.lockTimeout, lockTimeoutSec, error);
   }
   return waited;
 }

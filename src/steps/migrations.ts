@@ -5,12 +5,15 @@
  * a checksum per migration: a migration changed after it was applied is refused, and so is a
  * history written by a newer version (never downgrade a schema). Concurrency: the lock step.
  */
+import migrations from 'virtual:migrations';
 import { MigrationError } from '../errors.js';
 import { connectionLost, errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, STATEMENT_TIMEOUT } from '../db/locks.js';
 import { HISTORY_TABLE } from './tables.js';
 import { statements } from './schema-owner.js';
-import { dbOf, throwIfAborted, type Step } from './step.js';
+import { lockStep } from './lock.js';
+import { schemaStep, type TenantSession } from './schema.js';
+import { type Done, defineStep, done, throwIfAborted } from './step.js';
 
 export interface Migration {
   /** File name without .sql, e.g. 0001_initial; applied in this order. */
@@ -26,67 +29,76 @@ interface Applied {
   bootstrap_version: string;
 }
 
-export function migrationsStep(migrations: readonly Migration[]): Step {
-  return {
-    name: 'migrations',
-    errorClass: MigrationError,
-    needs: ['schema'],
-    async run(ctx) {
-      const { sql } = dbOf(ctx);
-      if (ctx.mode === 'check') {
-        // Read-only: no history table yet means nothing was applied.
-        const [exists] = await sql<{ found: boolean }[]>`select to_regclass(${HISTORY_TABLE}) is not null as found`;
-        const applied = exists?.found ? await readHistory(sql) : [];
-        const pending = pendingMigrations(migrations, applied); // throws on changed or unknown ones
-        await assertNotAppliedYet(sql, ctx.env.DATABASE_SCHEMA, pending); // as the bootstrap would fail
-        ctx.pendingMigrations = pending.length;
-        return pending.length === 0
-          ? `up to date: ${applied.length} applied, none pending`
-          : `${applied.length} applied, ${pending.length} pending (${pending.map((m) => m.name).join(', ')}): the bootstrap applies them`;
-      }
-      // Unqualified names resolve in the tenant schema (search_path set by the schema step).
-      await sql`create table if not exists ${sql(HISTORY_TABLE)} (
+/** The session once the migrations step passed, with what is left to apply (check; 0 after a bootstrap). */
+export interface MigratedSession extends TenantSession {
+  readonly pendingMigrations: number;
+}
+
+export const migrationsStep = defineStep({
+  name: 'migrations',
+  errorClass: MigrationError,
+  needs: { db: schemaStep },
+  // Only under the bootstrap lock: two replicas never apply the same migration.
+  after: [lockStep],
+  async inspect(_ctx, { db }): Promise<Done<MigratedSession>> {
+    const { sql } = db;
+    // Read-only: no history table yet means nothing was applied.
+    const [exists] = await sql<{ found: boolean }[]>`select to_regclass(${HISTORY_TABLE}) is not null as found`;
+    const applied = exists?.found ? await readHistory(sql) : [];
+    const pending = pendingMigrations(migrations, applied); // throws on changed or unknown ones
+    await assertNotAppliedYet(sql, db.schema, pending); // as the bootstrap would fail
+    const summary =
+      pending.length === 0
+        ? `up to date: ${applied.length} applied, none pending`
+        : `${applied.length} applied, ${pending.length} pending (${pending.map((m) => m.name).join(', ')}): the bootstrap applies them`;
+    return done(summary, { ...db, pendingMigrations: pending.length });
+  },
+  async apply(ctx, { db }): Promise<Done<MigratedSession>> {
+    const { sql } = db;
+    // Unqualified names resolve in the tenant schema (search_path set by the schema step).
+    await sql`create table if not exists ${sql(HISTORY_TABLE)} (
         name text primary key,
         checksum text not null,
         applied_at timestamptz not null default now(),
         bootstrap_version text not null
       )`;
-      const pending = pendingMigrations(migrations, await readHistory(sql));
-      await assertNotAppliedYet(sql, ctx.env.DATABASE_SCHEMA, pending);
+    const pending = pendingMigrations(migrations, await readHistory(sql));
+    await assertNotAppliedYet(sql, db.schema, pending);
 
-      for (const migration of pending) {
-        throwIfAborted(ctx.signal);
-        const started = performance.now();
-        try {
-          await sql.begin(async (tx) => {
-            await tx.unsafe(migration.sql).simple(); // simple protocol: a file holds several statements
-            await tx`insert into ${tx(HISTORY_TABLE)} (name, checksum, bootstrap_version)
+    for (const migration of pending) {
+      throwIfAborted(ctx.signal);
+      const started = performance.now();
+      try {
+        await sql.begin(async (tx) => {
+          await tx.unsafe(migration.sql).simple(); // simple protocol: a file holds several statements
+          await tx`insert into ${tx(HISTORY_TABLE)} (name, checksum, bootstrap_version)
                      values (${migration.name}, ${migration.checksum}, ${ctx.version})`;
-          });
-        } catch (error) {
-          throwIfAborted(ctx.signal);
-          // A lock held by the app, or a statement past its timeout: the runner names the holder.
-          if (isLockTimeout(error) || errorCode(error) === STATEMENT_TIMEOUT) throw error;
-          const lost = connectionLost(error, `migration ${migration.name} (rolled back)`);
-          if (lost) throw lost;
-          const code = errorCode(error);
-          throw new MigrationError(
-            `migration ${migration.name} failed and was rolled back: ${(error as Error).message}${code ? ` (SQLSTATE ${code})` : ''}`,
-            code === '42501'
-              ? `the role lacks a privilege the migration needs; grant it (see the README's grants) and run again`
-              : 'nothing of this migration was applied; fix the cause above and run again',
-            { cause: error },
-          );
-        }
-        ctx.log.info(`applied ${migration.name}`, { step: 'migrations', durationMs: performance.now() - started });
+        });
+      } catch (error) {
+        throwIfAborted(ctx.signal);
+        // A lock held by the app, or a statement past its timeout: the runner names the holder.
+        if (isLockTimeout(error) || errorCode(error) === STATEMENT_TIMEOUT) throw error;
+        const lost = connectionLost(error, `migration ${migration.name} (rolled back)`);
+        if (lost) throw lost;
+        const code = errorCode(error);
+        throw new MigrationError(
+          `migration ${migration.name} failed and was rolled back: ${(error as Error).message}${code ? ` (SQLSTATE ${code})` : ''}`,
+          code === '42501'
+            ? `the role lacks a privilege the migration needs; grant it (see the README's grants) and run again`
+            : 'nothing of this migration was applied; fix the cause above and run again',
+          { cause: error },
+        );
       }
-      if (pending.length > 0) ctx.changes.push(`${pending.length} migration(s) applied`);
-      return pending.length === 0
+      ctx.log.info(`applied ${migration.name}`, { step: 'migrations', durationMs: performance.now() - started });
+    }
+    const summary =
+      pending.length === 0
         ? `schema is up to date (${migrations.length} migration(s) applied before)`
         : `applied ${pending.length} migration(s); ${migrations.length} in total`;
-    },
-  };
-}
+    const changes = pending.length > 0 ? [`${pending.length} migration(s) applied`] : [];
+    return done(summary, { ...db, pendingMigrations: 0 }, changes);
+  },
+});
 
 /**
  * A pending migration's tables must not exist yet: one created without IF NOT EXISTS that is there
@@ -103,7 +115,7 @@ async function assertNotAppliedYet(sql: Sql, schema: string, pending: readonly M
     order by 1`;
   if (found.length === 0) return;
   const names = found.map((r) => r.relname);
-  const migration = created.find((c) => names.includes(c.table))!.migration;
+  const migration = created.find((c) => names.includes(c.table))?.migration;
   throw new MigrationError(
     `migration ${migration} is not in the history (${HISTORY_TABLE}), but table(s) it creates already exist in schema ${schema}: ${names.join(', ')}; applying it would fail. The history lost rows, or these tables were made by hand`,
     `if this schema was migrated by superfasttt-bootstrap, restore the missing rows of ${HISTORY_TABLE} (name and checksum of each applied migration) from a backup; otherwise give the instance an empty schema`,

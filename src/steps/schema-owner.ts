@@ -82,6 +82,9 @@ interface Token {
 const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
 const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
 
+/** A dollar-quote's opening tag: $$ or $name$. */
+const DOLLAR_TAG = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/;
+
 /** Statements of an SQL script as tokens: comments dropped, strings and quoted identifiers kept whole. */
 export function statements(sql: string): Token[][] {
   const out: Token[][] = [];
@@ -89,7 +92,7 @@ export function statements(sql: string): Token[][] {
   let i = 0;
   const n = sql.length;
   while (i < n) {
-    const c = sql[i]!;
+    const c = sql.charAt(i);
     if (/\s/.test(c)) {
       i++;
     } else if (c === '-' && sql[i + 1] === '-') {
@@ -138,15 +141,15 @@ export function statements(sql: string): Token[][] {
         } else value += sql[i++];
       }
       current.push({ kind: 'quoted', value });
-    } else if (c === '$' && /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.test(sql.slice(i, i + 66))) {
-      const tag = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 66))![0];
+    } else if (c === '$' && DOLLAR_TAG.test(sql.slice(i, i + 66))) {
+      const tag = DOLLAR_TAG.exec(sql.slice(i, i + 66))?.[0] ?? '$$';
       const end = sql.indexOf(tag, i + tag.length);
       const stop = end < 0 ? n : end;
       current.push({ kind: 'string', value: sql.slice(i + tag.length, stop) });
       i = end < 0 ? n : end + tag.length;
     } else if (IDENT_START.test(c)) {
       let j = i + 1;
-      while (j < n && IDENT_PART.test(sql[j]!)) j++;
+      while (j < n && IDENT_PART.test(sql.charAt(j))) j++;
       current.push({ kind: 'word', value: sql.slice(i, j).toLowerCase() });
       i = j;
     } else if (c === ';') {
@@ -168,12 +171,13 @@ function nameAt(tokens: Token[], i: number): { name: string; next: number } | un
   if (!first || (first.kind !== 'word' && first.kind !== 'quoted')) return undefined;
   let name = first.value;
   let next = i + 1;
-  while (
-    tokens[next]?.value === '.' &&
-    tokens[next]?.kind === 'punct' &&
-    (tokens[next + 1]?.kind === 'word' || tokens[next + 1]?.kind === 'quoted')
+  for (
+    let part = tokens[next + 1];
+    tokens[next]?.value === '.' && tokens[next]?.kind === 'punct';
+    part = tokens[next + 1]
   ) {
-    name = tokens[next + 1]!.value;
+    if (part?.kind !== 'word' && part?.kind !== 'quoted') break;
+    name = part.value;
     next += 2;
   }
   return { name, next };
@@ -197,7 +201,10 @@ export function ourObjects(
   /** Zero-argument functions (trigger functions take none): name -> source text. */
   const functions = new Map<string, string | null>();
 
-  const word = (t: Token[], i: number) => (t[i]?.kind === 'word' ? t[i]!.value : undefined);
+  const word = (t: Token[], i: number) => {
+    const token = t[i];
+    return token?.kind === 'word' ? token.value : undefined;
+  };
   const find = (t: Token[], from: number, ...words: string[]) => {
     for (let j = from; j < t.length; j++) if (words.every((w, k) => word(t, j + k) === w)) return j;
     return -1;
@@ -263,7 +270,8 @@ export function ourObjects(
           const fn = nameAt(t, i);
           if (!fn || t[fn.next]?.value !== '(' || t[fn.next + 1]?.value !== ')') continue;
           const as = find(t, fn.next + 2, 'as');
-          functions.set(fn.name, as >= 0 && t[as + 1]?.kind === 'string' ? t[as + 1]!.value : null);
+          const body = as >= 0 ? t[as + 1] : undefined;
+          functions.set(fn.name, body?.kind === 'string' ? body.value : null);
         } else if (what === 'rule') {
           const name = nameAt(t, i);
           const to = name ? find(t, name.next, 'to') : -1;
@@ -326,7 +334,7 @@ export function ourObjects(
     tables: [...tables].sort(),
     triggers: [...triggers.values()].map((t) => ({
       ...t,
-      body: functions.has(t.function) ? functions.get(t.function)! : null,
+      body: functions.get(t.function) ?? null,
     })),
     rules: [...rules.values()],
     policies: [...policies.values()],
@@ -446,7 +454,7 @@ export async function assertSchemaIsOurs(sql: Sql | TransactionSql, schema: stri
   const { objects, total } = await foreignObjects(sql, schema, ours);
   if (total === 0) return;
   const [me] = await sql<{ role: string }[]>`select current_user as role`;
-  const role = me!.role;
+  const role = me?.role ?? 'current_user';
   const target = quoteIdent(schema);
   const more = total > objects.length ? `, and ${total - objects.length} more` : '';
   const listAll =

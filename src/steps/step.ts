@@ -1,116 +1,198 @@
 /**
- * A step of the bootstrap: a name, the error class (exit code) of its failures, and run().
- * The command is a list of steps; the pipeline runs them in order and logs one line per step.
- * `check` runs the same steps with ctx.mode = 'check': they verify and report, and write nothing.
+ * A step of the bootstrap is two programs over the same inputs: `inspect` (read-only: what `check`
+ * runs) and `apply` (what the bootstrap runs: it may write). A step names the steps it needs; it
+ * receives their outputs, typed, as its input, and runs once they all passed. One runner runs the
+ * steps of both commands: at the same time as far as their needs allow, stopping the dependents of
+ * a failure (bootstrap) or reporting every step (check).
  */
-import { BootstrapError, InterruptedError } from '../errors.js';
-import type { Env } from '../config/schema.js';
-import { connectionLost, errorCode, type Connection } from '../db/connect.js';
+import type { InstanceConfig } from '../config/targets.js';
+import { type Connection, connectionLost, errorCode } from '../db/connect.js';
 import { isLockTimeout, lockTimeoutError, STATEMENT_TIMEOUT } from '../db/locks.js';
-import type { HeldLock } from './lock.js';
-import { BOOTSTRAP_LOCK_TABLE } from './tables.js';
-import type { EmailProvider } from '../email/provider.js';
+import { BootstrapError, InterruptedError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { BOOTSTRAP_LOCK_TABLE } from './tables.js';
 
 type ErrorClass = new (message: string, fix?: string, options?: { cause?: unknown }) => BootstrapError;
 
-/** What the steps share. Later steps read what earlier ones found (the connection, what changed). */
-export interface RunContext {
-  /** apply: bootstrap. check: verify and report only, no write (the database session is read-only). */
-  mode: 'apply' | 'check';
-  /** In check mode: whether the storage probe (write, read back, delete) may run. */
-  storageProbe: boolean;
-  env: Env;
+/** What every step may use; nothing in it changes during a run. */
+export interface StepContext {
+  config: InstanceConfig;
   log: Logger;
   signal: AbortSignal;
   version: string;
-  db?: Connection;
-  /** check: migrations the bootstrap would apply (the super admin's rehearsal needs the final tables). */
-  pendingMigrations?: number;
-  /** The bootstrap lock, held in its own session until the run ends. */
-  heldLock?: HeldLock;
-  /** Set by the email step when a provider is configured. */
-  email?: EmailProvider;
-  /** Changes made by this run, for the summary line. Empty on a re-run of a complete instance. */
-  changes: string[];
+  /** false with check --no-write: the storage probe and the super admin rehearsal are skipped. */
+  write: boolean;
+  /** What the run holds open (connections, the lock): released at its end, destroyed on a signal. */
+  resources: Resources;
 }
 
-export interface Step {
+/** A step's result: the value the steps that need it receive, and the line that is logged. */
+export interface Done<Out> {
+  output: Out;
+  summary: string;
+  /** Changes made (apply), for the run's summary line. */
+  changes?: readonly string[];
+}
+
+export interface AnyStep {
   readonly name: string;
   /** Unclassified operational failures of this step (driver and socket errors) get this class. */
   readonly errorClass: ErrorClass;
-  /** Steps whose success this one needs (check mode reports it as skipped otherwise). */
-  readonly needs?: readonly string[];
-  /** Does the work (or, in check mode, verifies); returns the one-line result that is logged. */
-  run(ctx: RunContext): Promise<string>;
+  /** The steps whose outputs this one takes, by the name of its input. */
+  readonly needs: StepNeeds;
   /**
-   * Optional: start loading what run() will need (a client library), so that the load overlaps
-   * with the network waits of the steps before it. Must not fail: run() reports any error.
+   * Steps that must have passed before this one applies, without giving it anything: nothing is
+   * marked done before every verification passed. check ignores them (it reports every step).
    */
-  prepare?(env: Env): void;
+  readonly after?: readonly AnyStep[];
+  inspect(ctx: StepContext, input: never): Promise<Done<unknown>>;
+  apply(ctx: StepContext, input: never): Promise<Done<unknown>>;
+  /**
+   * Optional: start loading what the step will need (a client library), so that the load overlaps
+   * with the network waits of the steps before it. Must not fail: the step reports any error.
+   */
+  prepare?(config: InstanceConfig): void;
 }
+
+export type StepNeeds = Readonly<Record<string, AnyStep>>;
+
+export type OutputOf<S> = S extends { apply(ctx: StepContext, input: never): Promise<Done<infer Out>> } ? Out : never;
+
+/** What a step receives: the output of each step it needs, under the name it gave it. */
+export type InputsOf<Needs extends StepNeeds> = { readonly [K in keyof Needs]: OutputOf<Needs[K]> };
+
+export interface Step<Needs extends StepNeeds, Out> extends AnyStep {
+  readonly needs: Needs;
+  inspect(ctx: StepContext, input: InputsOf<Needs>): Promise<Done<Out>>;
+  apply(ctx: StepContext, input: InputsOf<Needs>): Promise<Done<Out>>;
+}
+
+/** Declares a step; the compiler checks its inputs against the outputs of the steps it needs. */
+export function defineStep<Needs extends StepNeeds, Out>(step: Step<Needs, Out>): Step<Needs, Out> {
+  return step;
+}
+
+export function done<Out>(summary: string, output: Out, changes?: readonly string[]): Done<Out> {
+  return { output, summary, ...(changes && { changes }) };
+}
+
+// ---- resources ---------------------------------------------------------------------------------
+
+export interface Resource {
+  /** At the end of the run; must not throw (a failure there must not mask the run's outcome). */
+  close(): Promise<void>;
+  /** On a signal: at once, whatever is in flight. */
+  destroy(): void;
+}
+
+/** What a run holds open, released in the reverse order of opening. */
+export class Resources {
+  readonly #held: Resource[] = [];
+
+  /** Holds `resource` until the end of the run; the function returned lets go of it earlier. */
+  add(resource: Resource): () => void {
+    this.#held.push(resource);
+    return () => {
+      const at = this.#held.indexOf(resource);
+      if (at >= 0) this.#held.splice(at, 1);
+    };
+  }
+
+  async closeAll(): Promise<void> {
+    for (const resource of this.#held.splice(0).reverse()) await resource.close().catch(() => {});
+  }
+
+  destroyAll(): void {
+    for (const resource of this.#held) resource.destroy();
+  }
+}
+
+// ---- the runner --------------------------------------------------------------------------------
+
+export type StepStatus = 'pass' | 'fail' | 'skip';
+
+export interface StepResult {
+  step: AnyStep;
+  status: StepStatus;
+  /** pass: the step's summary; skip: why; fail: the error's message. */
+  summary: string;
+  /** fail: what went wrong (a BootstrapError, or a bug). */
+  error?: unknown;
+  changes: readonly string[];
+  durationMs: number;
+}
+
+type Settled = { result: StepResult; output?: unknown };
 
 /**
- * A pipeline: steps in order. A `concurrent` entry runs independent branches at the same time
- * (the database chain, storage, email: each waits on its own network), waits for all of them,
- * reports every failure, and fails with the first one in branch order, so the exit code does not
- * depend on which server answered first.
+ * Runs `steps` (each after the steps it needs; in declaration order otherwise), `apply` or `inspect`
+ * each, reporting every result as it comes. Returns the results in declaration order. Throws
+ * InterruptedError on a signal; a failure is a result, for the caller to report.
  */
-export type Pipeline = ReadonlyArray<Step | Concurrent>;
-export interface Concurrent {
-  readonly concurrent: readonly Pipeline[];
-}
-
-export function stepsOf(pipeline: Pipeline): Step[] {
-  return pipeline.flatMap((entry) => ('concurrent' in entry ? entry.concurrent.flatMap(stepsOf) : [entry]));
-}
-
-export async function runSteps(pipeline: Pipeline, ctx: RunContext): Promise<void> {
-  for (const step of stepsOf(pipeline)) step.prepare?.(ctx.env);
-  await runSequence(pipeline, ctx);
-}
-
-async function runSequence(pipeline: Pipeline, ctx: RunContext): Promise<void> {
-  for (const entry of pipeline) {
-    throwIfAborted(ctx.signal);
-    if (!('concurrent' in entry)) {
-      await runStep(entry, ctx);
-      continue;
+export async function runSteps(
+  steps: readonly AnyStep[],
+  ctx: StepContext,
+  mode: 'apply' | 'inspect',
+  onResult: (result: StepResult) => void = () => {},
+): Promise<StepResult[]> {
+  for (const step of steps) step.prepare?.(ctx.config);
+  const running = new Map<AnyStep, Promise<Settled>>();
+  const run = (step: AnyStep): Promise<Settled> => {
+    let settled = running.get(step);
+    if (!settled) {
+      settled = settle(step).then((s) => {
+        onResult(s.result);
+        return s;
+      });
+      running.set(step, settled);
     }
-    const results = await Promise.allSettled(entry.concurrent.map((branch) => runSequence(branch, ctx)));
-    const [first, ...others] = results
-      .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
-      .map((r) => r.reason as unknown);
-    // The operator sees every failure; the first (in branch order) decides the exit code.
-    for (const error of others) {
-      if (error instanceof BootstrapError)
-        ctx.log.error(error.message, { ...(error.fix && { fix: error.fix }), exit_code: error.exitCode });
+    return settled;
+  };
+  const settle = async (step: AnyStep): Promise<Settled> => {
+    const needs = Object.entries(step.needs);
+    const waitFor = [...needs.map(([, need]) => need), ...(mode === 'apply' ? (step.after ?? []) : [])];
+    const before = await Promise.all(waitFor.map(run));
+    const blocker = before.find((s) => s.result.status !== 'pass');
+    if (blocker) return { result: skipped(step, `skipped: ${blocker.result.step.name} did not pass`) };
+    throwIfAborted(ctx.signal);
+    const input = Object.fromEntries(needs.map(([key], i) => [key, before[i]?.output]));
+    const started = performance.now();
+    const elapsed = () => performance.now() - started;
+    try {
+      const result = await (mode === 'apply' ? step.apply : step.inspect).call(step, ctx, input as never);
+      const changes = result.changes ?? [];
+      const passed: StepResult = { step, status: 'pass', summary: result.summary, changes, durationMs: elapsed() };
+      return { result: passed, output: result.output };
+    } catch (error) {
+      throwIfAborted(ctx.signal);
+      const failure = await classifyFailure(error, step, ctx, sessionIn(input));
+      const summary = failure instanceof Error ? failure.message : String(failure);
+      return { result: { step, status: 'fail', summary, error: failure, changes: [], durationMs: elapsed() } };
     }
-    if (first !== undefined) throw first;
-  }
+  };
+  const settled = await Promise.all(steps.map(run));
+  return settled.map((s) => s.result);
 }
 
-async function runStep(step: Step, ctx: RunContext): Promise<void> {
-  const started = performance.now();
-  let summary: string;
-  try {
-    summary = await step.run(ctx);
-  } catch (error) {
-    throwIfAborted(ctx.signal);
-    throw await classifyFailure(error, step, ctx);
-  }
-  ctx.log.info(summary, { step: step.name, durationMs: performance.now() - started });
+function skipped(step: AnyStep, why: string): StepResult {
+  return { step, status: 'skip', summary: why, changes: [], durationMs: 0 };
 }
 
 export function throwIfAborted(signal: AbortSignal): void {
   if (signal.aborted) throw new InterruptedError(signal.reason as NodeJS.Signals);
 }
 
+/** The database session among a step's inputs (by convention its `db` input), to explain its failures with. */
+function sessionIn(input: Record<string, unknown>): Connection | undefined {
+  const db = input.db as Partial<Connection> | undefined;
+  return typeof db?.sql === 'function' ? (db as Connection) : undefined;
+}
+
 /**
  * Driver and socket errors carry a string `code` (SQLSTATE, errno): they are operational and take
  * the step's class. Anything else (TypeError, ...) is a bug and stays as it is (exit 1, with stack).
  */
-export function classify(error: unknown, step: Step): unknown {
+export function classify(error: unknown, step: AnyStep): unknown {
   if (error instanceof BootstrapError) return error;
   const lost = connectionLost(error, `the ${step.name} step`);
   if (lost) return lost;
@@ -124,31 +206,31 @@ export function classify(error: unknown, step: Step): unknown {
  * classify(), plus what needs the database to explain: a statement that gave up waiting for a lock
  * (exit 4, naming the table and the session that holds it), or that ran past statement_timeout.
  */
-export async function classifyFailure(error: unknown, step: Step, ctx: RunContext): Promise<unknown> {
+export async function classifyFailure(
+  error: unknown,
+  step: AnyStep,
+  ctx: StepContext,
+  db: Connection | undefined,
+): Promise<unknown> {
   if (error instanceof BootstrapError) return error;
-  if (ctx.db && isLockTimeout(error)) {
+  const target = ctx.config.database;
+  if (db && isLockTimeout(error)) {
     return await lockTimeoutError(
-      ctx.db.sql,
-      [ctx.env.DATABASE_SCHEMA],
+      db.sql,
+      [ctx.config.schema],
       `the ${step.name} step`,
-      'DATABASE_LOCK_TIMEOUT',
-      ctx.env.DATABASE_LOCK_TIMEOUT,
+      target.vars.lockTimeout,
+      target.lockTimeoutSec,
       error,
       { exclude: BOOTSTRAP_LOCK_TABLE },
     );
   }
   if (errorCode(error) === STATEMENT_TIMEOUT) {
     return new step.errorClass(
-      `${step.name}: a statement ran longer than DATABASE_STATEMENT_TIMEOUT=${ctx.env.DATABASE_STATEMENT_TIMEOUT} s and was cancelled (nothing of its transaction was kept)`,
-      'look for what slows the server down (pg_stat_activity), or raise DATABASE_STATEMENT_TIMEOUT',
+      `${step.name}: a statement ran longer than ${target.vars.statementTimeout}=${target.statementTimeoutSec} s and was cancelled (nothing of its transaction was kept)`,
+      `look for what slows the server down (pg_stat_activity), or raise ${target.vars.statementTimeout}`,
       { cause: error },
     );
   }
   return classify(error, step);
-}
-
-/** Connection of the run; a step that needs it comes after the database step. */
-export function dbOf(ctx: RunContext): Connection {
-  if (!ctx.db) throw new Error('internal: step needs the database connection before the database step ran');
-  return ctx.db;
 }

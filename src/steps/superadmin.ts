@@ -8,9 +8,12 @@
 import type { TransactionSql } from 'postgres';
 import { SuperAdminError } from '../errors.js';
 import { hashPassword, verifyPassword } from '../password.js';
-import { instanceSettings } from '../settings.js';
-import { dbOf, type RunContext, type Step } from './step.js';
-import { WELCOME_KEY } from './welcome.js';
+import { type AdminTarget, instanceSettings } from '../config/targets.js';
+import { emailStep } from './email.js';
+import { type MigratedSession, migrationsStep } from './migrations.js';
+import { defineStep, done, type StepContext } from './step.js';
+import { storageStep } from './storage.js';
+import { WELCOME_KEY } from './tables.js';
 
 interface ExistingUser {
   id: string;
@@ -18,66 +21,67 @@ interface ExistingUser {
   password_hash: string;
 }
 
-export const superAdminStep: Step = {
+export const superAdminStep = defineStep({
   name: 'superadmin',
   errorClass: SuperAdminError,
-  needs: ['migrations'],
-  async run(ctx) {
-    if (ctx.mode === 'check') {
-      const found = await report(ctx);
-      // Rehearsed only on the tables the bootstrap would write (no migration pending), and not with
-      // --no-write (check then writes nothing at all).
-      if (found.ready && ctx.pendingMigrations === 0 && ctx.storageProbe) await rehearse(ctx);
-      return found.summary;
-    }
-    const { sql } = dbOf(ctx);
-    const env = ctx.env;
-    const email = env.AUTO_SUPERADMIN_EMAIL;
-    const [existing] = await sql<ExistingUser[]>`select id, role, password_hash from users where email = ${email}`;
-
-    // Hash outside the transaction: the lock step already keeps other bootstraps away.
-    const newHash = await newHashFor(ctx, existing);
-
-    const { actions, marked } = await sql.begin((tx) => writeAdmin(tx, ctx, existing, newHash));
-    if (marked) actions.push('setup marked as completed');
-    ctx.changes.push(...actions);
-    return actions.length > 0
-      ? actions.join('; ')
-      : `super admin ${email} already present; setup already completed (nothing changed)`;
+  needs: { db: migrationsStep },
+  // Nothing is marked done before storage and email passed.
+  after: [storageStep, emailStep],
+  async inspect(ctx, { db }) {
+    const found = await report(ctx, db);
+    // Rehearsed only on the tables the bootstrap would write (no migration pending), and not with
+    // --no-write (check then writes nothing at all).
+    if (found.ready && db.pendingMigrations === 0 && ctx.write) await rehearse(ctx, db);
+    return done(found.summary, undefined);
   },
-};
+  async apply(ctx, { db }) {
+    const { sql } = db;
+    const email = ctx.config.admin.email;
+    // Hashed outside the transaction: the lock step already keeps other bootstraps away.
+    const plan = await planAdmin(db, ctx.config.admin);
+    const { actions, marked } = await sql.begin((tx) => writeAdmin(tx, ctx, plan));
+    if (marked) actions.push('setup marked as completed');
+    const summary =
+      actions.length > 0
+        ? actions.join('; ')
+        : `super admin ${email} already present; setup already completed (nothing changed)`;
+    return done(summary, undefined, actions);
+  },
+});
 
-/** What the hash of a new (or reset) password must be: undefined when the existing one stays. */
-async function newHashFor(ctx: RunContext, existing: ExistingUser | undefined): Promise<string | undefined> {
-  const env = ctx.env;
-  return !existing ||
-    (env.AUTO_SUPERADMIN_RESET_PASSWORD &&
-      !(await verifyPassword(existing.password_hash, env.AUTO_SUPERADMIN_PASSWORD)))
-    ? await hashPassword(env.AUTO_SUPERADMIN_PASSWORD)
-    : undefined;
+/** A new account and its hash, or the existing one with a new hash only when its password is reset. */
+type AdminPlan = { existing: undefined; hash: string } | { existing: ExistingUser; hash: string | undefined };
+
+async function planAdmin(db: MigratedSession, admin: AdminTarget): Promise<AdminPlan> {
+  const [existing] = await db.sql<
+    ExistingUser[]
+  >`select id, role, password_hash from users where email = ${admin.email}`;
+  if (!existing) return { existing, hash: await hashPassword(admin.password) };
+  const reset = admin.resetPassword && !(await verifyPassword(existing.password_hash, admin.password));
+  return { existing, hash: reset ? await hashPassword(admin.password) : undefined };
 }
 
 /** The super admin, the settings and the marker: the body of the one transaction. */
 async function writeAdmin(
   tx: TransactionSql,
-  ctx: RunContext,
-  existing: ExistingUser | undefined,
-  newHash: string | undefined,
+  ctx: StepContext,
+  plan: AdminPlan,
   rehearsal = false,
 ): Promise<{ actions: string[]; marked: boolean }> {
-  const env = ctx.env;
-  const email = env.AUTO_SUPERADMIN_EMAIL;
+  const admin = ctx.config.admin;
+  const email = admin.email;
   const actions: string[] = [];
-  if (!existing) {
+  if (!plan.existing) {
     await tx`insert into users (email, first_name, last_name, phone, password_hash, role)
-             values (${email}, ${env.AUTO_SUPERADMIN_FIRSTNAME}, ${env.AUTO_SUPERADMIN_LASTNAME},
-                     ${env.AUTO_SUPERADMIN_PHONE ?? null}, ${newHash!}, 'super_admin')`;
+             values (${email}, ${admin.firstName}, ${admin.lastName},
+                     ${admin.phone ?? null}, ${plan.hash}, 'super_admin')`;
     actions.push(`super admin ${email} created`);
-    if (env.AUTO_SUPERADMIN_WELCOME_EMAIL) {
+    if (admin.welcome) {
       await tx`insert into instance_settings (key, value) values (${WELCOME_KEY}, ${tx.json({ status: 'pending', to: email })})
                on conflict (key) do update set value = excluded.value, updated_at = now()`;
     }
   } else {
+    const existing = plan.existing;
     if (existing.role !== 'super_admin') {
       await tx`update users set role = 'super_admin', updated_at = now() where id = ${existing.id}`;
       actions.push(`existing user ${email} promoted from ${existing.role} to super_admin`);
@@ -86,14 +90,14 @@ async function writeAdmin(
           step: 'superadmin',
         });
     }
-    if (newHash) {
-      await tx`update users set password_hash = ${newHash}, updated_at = now() where id = ${existing.id}`;
+    if (plan.hash) {
+      await tx`update users set password_hash = ${plan.hash}, updated_at = now() where id = ${existing.id}`;
       actions.push(`password of ${email} reset (AUTO_SUPERADMIN_RESET_PASSWORD=true)`);
     }
   }
   // Recorded only when different, so a re-run writes nothing.
   const changed: string[] = [];
-  for (const [key, value] of Object.entries(instanceSettings(env))) {
+  for (const [key, value] of Object.entries(instanceSettings(ctx.config))) {
     const rows = await tx`insert into instance_settings (key, value) values (${key}, ${tx.json(value as never)})
       on conflict (key) do update set value = excluded.value, updated_at = now()
       where instance_settings.value is distinct from excluded.value returning key`;
@@ -117,15 +121,11 @@ class Rehearsed extends Error {}
  * column the app added with a default from a sequence would advance it); only the migrations' own
  * triggers can run (the schema step made sure of it).
  */
-async function rehearse(ctx: RunContext): Promise<void> {
-  const { sql } = dbOf(ctx);
-  const [existing] = await sql<
-    ExistingUser[]
-  >`select id, role, password_hash from users where email = ${ctx.env.AUTO_SUPERADMIN_EMAIL}`;
-  const newHash = await newHashFor(ctx, existing);
-  await sql
+async function rehearse(ctx: StepContext, db: MigratedSession): Promise<void> {
+  const plan = await planAdmin(db, ctx.config.admin);
+  await db.sql
     .begin('read write', async (tx) => {
-      await writeAdmin(tx, ctx, existing, newHash, true);
+      await writeAdmin(tx, ctx, plan, true);
       // Deferred constraints (the app's) are checked at COMMIT, which a rehearsal never reaches.
       await tx`set constraints all immediate`;
       throw new Rehearsed();
@@ -136,9 +136,9 @@ async function rehearse(ctx: RunContext): Promise<void> {
 }
 
 /** check: what the bootstrap would find, without changing it. */
-async function report(ctx: RunContext): Promise<{ ready: boolean; summary: string }> {
-  const { sql } = dbOf(ctx);
-  const email = ctx.env.AUTO_SUPERADMIN_EMAIL;
+async function report(ctx: StepContext, db: MigratedSession): Promise<{ ready: boolean; summary: string }> {
+  const { sql } = db;
+  const email = ctx.config.admin.email;
   const [tables] = await sql<
     { ready: boolean }[]
   >`select to_regclass('users') is not null and to_regclass('setup_state') is not null as ready`;

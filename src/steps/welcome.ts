@@ -7,42 +7,50 @@
  */
 import { EmailError } from '../errors.js';
 import type { Mail } from '../email/provider.js';
-import { dbOf, type Step } from './step.js';
+import { emailStep } from './email.js';
+import { migrationsStep } from './migrations.js';
+import { defineStep, done } from './step.js';
+import { superAdminStep } from './superadmin.js';
+import { WELCOME_KEY } from './tables.js';
 
-export const WELCOME_KEY = 'welcome_email';
-
-export const welcomeStep: Step = {
+export const welcomeStep = defineStep({
   name: 'welcome',
   errorClass: EmailError,
-  needs: ['superadmin', 'email'],
-  async run(ctx) {
-    const env = ctx.env;
-    if (!env.AUTO_SUPERADMIN_WELCOME_EMAIL) return 'AUTO_SUPERADMIN_WELCOME_EMAIL is not true: no welcome email';
-    const { sql } = dbOf(ctx);
-    if (ctx.mode === 'check') {
-      const [table] = await sql<{ ready: boolean }[]>`select to_regclass('instance_settings') is not null as ready`;
-      const [pending] = table?.ready
-        ? await sql<{ value: { status?: string } }[]>`select value from instance_settings where key = ${WELCOME_KEY}`
-        : [];
-      return pending
-        ? `welcome email ${pending.value.status}`
-        : 'no welcome email recorded (sent when the bootstrap creates the account)';
-    }
+  needs: { db: migrationsStep, admin: superAdminStep, email: emailStep },
+  async inspect(ctx, { db }) {
+    if (!ctx.config.admin.welcome) return done(NOT_ASKED, undefined);
+    const { sql } = db;
+    const [table] = await sql<{ ready: boolean }[]>`select to_regclass('instance_settings') is not null as ready`;
+    const [pending] = table?.ready
+      ? await sql<{ value: { status?: string } }[]>`select value from instance_settings where key = ${WELCOME_KEY}`
+      : [];
+    const summary = pending
+      ? `welcome email ${pending.value.status}`
+      : 'no welcome email recorded (sent when the bootstrap creates the account)';
+    return done(summary, undefined);
+  },
+  async apply(ctx, { db, email }) {
+    const welcome = ctx.config.admin.welcome;
+    if (!welcome) return done(NOT_ASKED, undefined);
+    const { sql } = db;
     const [row] = await sql<
       { value: { status?: string; to?: string } }[]
     >`select value from instance_settings where key = ${WELCOME_KEY}`;
-    if (row?.value.status === 'sent') return `welcome email already sent to ${row.value.to}`;
-    if (row?.value.status !== 'pending') return 'the super admin account existed before: no welcome email';
-    if (!ctx.email) throw new Error('internal: welcome email pending without an email provider');
+    if (row?.value.status === 'sent') return done(`welcome email already sent to ${row.value.to}`, undefined);
+    if (row?.value.status !== 'pending')
+      return done('the super admin account existed before: no welcome email', undefined);
+    // The configuration gives a welcome email its provider (instance.ts), so the email step made one.
+    if (!email) throw new Error('internal: welcome email pending without an email provider');
 
-    const to = row.value.to ?? env.AUTO_SUPERADMIN_EMAIL;
-    await ctx.email.send(welcomeMail(to, env.AUTO_SUPERADMIN_FIRSTNAME, env.APP_URL!), ctx.signal);
+    const to = row.value.to ?? ctx.config.admin.email;
+    await email.send(welcomeMail(to, ctx.config.admin.firstName, welcome.appUrl), ctx.signal);
     await sql`update instance_settings set value = ${sql.json({ status: 'sent', to, sent_at: new Date().toISOString() })}, updated_at = now()
               where key = ${WELCOME_KEY}`;
-    ctx.changes.push(`welcome email sent to ${to}`);
-    return `welcome email sent to ${to}`;
+    return done(`welcome email sent to ${to}`, undefined, [`welcome email sent to ${to}`]);
   },
-};
+});
+
+const NOT_ASKED = 'AUTO_SUPERADMIN_WELCOME_EMAIL is not true: no welcome email';
 
 export function loginUrl(appUrl: string): string {
   return `${appUrl.replace(/\/+$/, '')}/login`;

@@ -3,7 +3,7 @@
  * providers need, bounded requests, and one `send` that classifies failures (exit 6).
  */
 import { Transform, type Readable } from 'node:stream';
-import type { StorageSettings } from '../settings.js';
+import type { S3Account, StorageSettings } from '../config/targets.js';
 import { StorageError } from '../errors.js';
 import { httpStatus, s3Failure } from './s3-errors.js';
 
@@ -73,7 +73,7 @@ function boundedBody(body: Readable, limit: number, signal: AbortSignal | undefi
       callback(null, chunk);
     },
   });
-  const onAbort = () => out.destroy(abortReason(signal!));
+  const onAbort = () => out.destroy(signal && abortReason(signal));
   const stop = () => {
     signal?.removeEventListener('abort', onAbort);
     body.destroy();
@@ -99,21 +99,16 @@ export interface S3Session {
   deadline(): AbortSignal;
 }
 
-export async function openS3(
-  s: StorageSettings,
-  keys: { accessKeyId: string; secretAccessKey: string },
-  timeoutSec: number,
-  signal: AbortSignal,
-  /** The variables failures name: the instance's STORAGE_*, or the deployer's PROVISION_STORAGE_*. */
-  vars = 'STORAGE',
-): Promise<S3Session> {
+/** A session of `account` (its keys, timeout and variables), whose failures name `s`'s bucket and folder. */
+export async function openS3(s: StorageSettings, account: S3Account, signal: AbortSignal): Promise<S3Session> {
+  const { timeoutSec } = account;
   const s3 = await loadS3();
   const timeoutMs = timeoutSec * 1000;
   const client = new s3.S3Client({
     region: s.region,
     ...(s.endpoint && { endpoint: s.endpoint }),
     forcePathStyle: s.force_path_style,
-    credentials: keys,
+    credentials: account.credentials,
     // S3-compatible providers store the CRC32 framing of aws-chunked bodies as data otherwise.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
@@ -156,26 +151,48 @@ export async function openS3(
       try {
         return (await client.send(command as never, { abortSignal })) as T;
       } catch (error) {
-        throw s3Failure(whyAborted(abortSignal, error), operation, target, timeoutSec, vars);
+        throw s3Failure(whyAborted(abortSignal, error), operation, target, account);
       }
     };
   return { s3, client, send: sendFor(s), sendFor, deadline };
 }
 
-/** The prefix's folder marker: reports it, and creates it when missing if `create`. */
-export async function folderMarker(s: StorageSettings, send: Send, s3: S3Module, create: boolean): Promise<string> {
-  const key = s.prefix!;
+/** A folder in a bucket: its marker is the empty object named after it (`tenant_a/`). */
+export interface Folder {
+  bucket: string;
+  prefix: string;
+}
+
+/** Whether the folder's marker object is there. */
+export async function folderExists(folder: Folder, send: Send, s3: S3Module): Promise<boolean> {
   try {
-    await send('HeadObject', new s3.HeadObjectCommand({ Bucket: s.bucket, Key: key }));
-    return `folder ${key} present`;
+    await send('HeadObject', new s3.HeadObjectCommand({ Bucket: folder.bucket, Key: folder.prefix }));
+    return true;
   } catch (error) {
     if (!(error instanceof StorageError) || httpStatus((error as { cause?: unknown }).cause) !== 404) throw error;
+    return false;
   }
-  if (!create) return `folder ${key} missing (the bootstrap creates it)`;
+}
+
+/** Creates the folder's marker when missing; says which. */
+export async function ensureFolder(folder: Folder, send: Send, s3: S3Module): Promise<string> {
+  if (await folderExists(folder, send, s3)) return `folder ${folder.prefix} present`;
   // An explicit empty body and length: the SDK warns about "a stream of unknown length" otherwise.
   await send(
     'PutObject',
-    new s3.PutObjectCommand({ Bucket: s.bucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }),
+    new s3.PutObjectCommand({ Bucket: folder.bucket, Key: folder.prefix, Body: new Uint8Array(0), ContentLength: 0 }),
   );
-  return `folder ${key} created`;
+  return `folder ${folder.prefix} created`;
+}
+
+/** check: the folder as the bootstrap would find it (it creates a missing one). */
+export async function reportFolder(folder: Folder, send: Send, s3: S3Module): Promise<string> {
+  const present = await folderExists(folder, send, s3);
+  return present ? `folder ${folder.prefix} present` : `folder ${folder.prefix} missing (the bootstrap creates it)`;
+}
+
+/** Reports the folder's marker, creating it when missing if `create` (provision's callers; the steps use the two above). */
+export async function folderMarker(s: StorageSettings, send: Send, s3: S3Module, create: boolean): Promise<string> {
+  const folder = { bucket: s.bucket, prefix: s.prefix ?? '' };
+  return create ? await ensureFolder(folder, send, s3) : await reportFolder(folder, send, s3);
 }

@@ -4,7 +4,8 @@
  * socket error code when nothing was answered.
  */
 import { StorageError } from '../errors.js';
-import type { StorageSettings } from '../settings.js';
+import type { S3Account, StorageSettings } from '../config/targets.js';
+import { isTlsFailure } from '../tls-failure.js';
 
 /** The IAM permission each operation needs, for "access denied" messages. */
 export const PERMISSION: Record<string, string> = {
@@ -25,7 +26,6 @@ interface SdkError {
 }
 
 const MAX_ATTEMPTS_TEXT = 3;
-const TLS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO/;
 
 /** The first error in the chain of causes with this name (the SDK wraps what it was given). */
 function causeNamed(error: unknown, name: string): (Error & { limit?: number; ms?: number }) | undefined {
@@ -43,14 +43,20 @@ export function httpStatus(error: unknown): number | undefined {
   return (error as SdkError | null)?.$metadata?.httpStatusCode;
 }
 
-/** `vars`: the prefix of the variables to name in fixes (the instance's STORAGE_, or the deployer's PROVISION_STORAGE_). */
+/**
+ * A failed S3 operation as one message naming the operation, the bucket and folder, and the fix in
+ * the variables of the account that made it (the instance's STORAGE_*, or the deployer's).
+ */
 export function s3Failure(
   error: unknown,
   operation: string,
   s: StorageSettings,
-  timeoutSec: number,
-  vars = 'STORAGE',
+  account: Pick<S3Account, 'timeoutSec' | 'vars'>,
 ): StorageError {
+  const { timeoutSec, vars } = account;
+  // The deployment machine's requests have a fixed timeout: no variable to raise.
+  const timeout = vars.timeout ? `${vars.timeout}=${timeoutSec} s` : `${timeoutSec} s`;
+  const raiseTimeout = vars.timeout ? `; raise ${vars.timeout} only for a provider known to be that slow` : '';
   const e = (error ?? {}) as SdkError;
   // HEAD answers have no body: the SDK then names the error 'Unknown', which says nothing.
   const code = [e.Code, e.name].find((c) => c && c !== 'Unknown') ?? '';
@@ -64,33 +70,33 @@ export function s3Failure(
   const deadline = causeNamed(error, 'OperationDeadline');
   if (deadline) {
     return fail(
-      `did not complete within ${MAX_ATTEMPTS_TEXT} × ${vars}_TIMEOUT + 2 s = ${deadline.ms! / 1000} s (the endpoint answers too slowly, or never finishes its answer)`,
-      `check ${vars}_ENDPOINT and the network to it; raise ${vars}_TIMEOUT only for a provider known to be that slow`,
+      `did not complete within ${MAX_ATTEMPTS_TEXT} × ${timeout} + 2 s${deadline.ms === undefined ? '' : ` = ${deadline.ms / 1000} s`} (the endpoint answers too slowly, or never finishes its answer)`,
+      `check ${vars.endpoint} and the network to it${raiseTimeout}`,
     );
   }
   const tooLarge = causeNamed(error, 'ResponseTooLarge');
   if (tooLarge) {
     return fail(
       `the endpoint's answer is longer than ${tooLarge.limit} bytes, more than any answer this program expects: cut there`,
-      `check ${vars}_ENDPOINT: it is not an S3 service, or not a well-behaved one`,
+      `check ${vars.endpoint}: it is not an S3 service, or not a well-behaved one`,
     );
   }
   if (errno.startsWith('HPE_')) {
     return fail(
       `the endpoint's answer is not valid HTTP (${errno}: ${(e.message ?? '').slice(0, 100)})`,
-      `check ${vars}_ENDPOINT: it is not an S3 service, or not a well-behaved one`,
+      `check ${vars.endpoint}: it is not an S3 service, or not a well-behaved one`,
     );
   }
   switch (code) {
     case 'InvalidAccessKeyId':
       return fail(
         'the access key id is unknown to the provider',
-        `check ${vars}_ACCESS_KEY (and that ${vars}_ENDPOINT is the provider that issued it)`,
+        `check ${vars.accessKey} (and that ${vars.endpoint} is the provider that issued it)`,
       );
     case 'SignatureDoesNotMatch':
       return fail(
         'the request signature does not match: the secret key is wrong for this access key',
-        `check ${vars}_SECRET_KEY (copied whole, no extra spaces or newline)`,
+        `check ${vars.secretKey} (copied whole, no extra spaces or newline)`,
       );
     case 'RequestTimeTooSkewed':
       return fail(
@@ -100,7 +106,7 @@ export function s3Failure(
     case 'NoSuchBucket':
       return fail(
         `bucket ${s.bucket} does not exist`,
-        `create the bucket (deployment machine) or correct ${vars}_BUCKET`,
+        `create the bucket (deployment machine) or correct ${vars.bucket}`,
       );
     case 'AccessDenied':
       return fail(
@@ -112,40 +118,40 @@ export function s3Failure(
     case 'IllegalLocationConstraintException':
       return fail(
         `the bucket is in another region than ${s.region} (${code})`,
-        `set ${vars}_REGION to the region of the bucket (and ${vars}_ENDPOINT to that region's endpoint)`,
+        `set ${vars.region} to the region of the bucket (and ${vars.endpoint} to that region's endpoint)`,
       );
   }
   if (status === 404 && operation === 'HeadBucket') {
     return fail(
       `bucket ${s.bucket} does not exist`,
-      `create the bucket (deployment machine) or correct ${vars}_BUCKET`,
+      `create the bucket (deployment machine) or correct ${vars.bucket}`,
     );
   }
   if (status === 403) {
     return fail(
       `access denied (HTTP 403${code ? `, ${code}` : ''})`,
-      `check ${vars}_ACCESS_KEY and ${vars}_SECRET_KEY, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`,
+      `check ${vars.accessKey} and ${vars.secretKey}, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`,
     );
   }
   if (status === 301) {
     return fail(
       'the provider redirects: the bucket is in another region',
-      `set ${vars}_REGION (and ${vars}_ENDPOINT) to the region of the bucket`,
+      `set ${vars.region} (and ${vars.endpoint}) to the region of the bucket`,
     );
   }
   if (status !== undefined && status >= 500) {
     return fail(
       `the provider answered HTTP ${status} (${code || 'server error'}) after ${e.$metadata?.attempts ?? 'several'} attempt(s)`,
-      `the provider has an outage or ${vars}_ENDPOINT points at the wrong service; retry later`,
+      `the provider has an outage or ${vars.endpoint} points at the wrong service; retry later`,
     );
   }
   if (errno === 'ENOTFOUND' || errno === 'EAI_AGAIN') {
-    return fail(`the endpoint host name does not resolve (DNS, ${errno})`, `check ${vars}_ENDPOINT`);
+    return fail(`the endpoint host name does not resolve (DNS, ${errno})`, `check ${vars.endpoint}`);
   }
-  if (TLS.test(errno) || /certificate/i.test(e.message ?? '')) {
+  if (isTlsFailure(errno, e.message)) {
     return fail(
       `TLS failed: ${(e.message ?? '').slice(0, 300)}`,
-      `check ${vars}_ENDPOINT (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)`,
+      `check ${vars.endpoint} (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)`,
     );
   }
   if (
@@ -156,20 +162,20 @@ export function s3Failure(
     /timed? ?out/i.test(e.message ?? '')
   ) {
     return fail(
-      `no answer within ${vars}_TIMEOUT=${timeoutSec} s`,
-      `check ${vars}_ENDPOINT and that the network lets this container reach it`,
+      `no answer within ${timeout}`,
+      `check ${vars.endpoint} and that the network lets this container reach it`,
     );
   }
   if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE'].includes(errno)) {
     return fail(
       `the endpoint is unreachable (${errno})`,
-      `check ${vars}_ENDPOINT (scheme, host, port) and that the network lets this container reach it`,
+      `check ${vars.endpoint} (scheme, host, port) and that the network lets this container reach it`,
     );
   }
   // What the endpoint said is cut: a hostile one could make it as long as it likes.
   const said = (e.message ?? String(error)).slice(0, 300);
   return fail(
     `${code.slice(0, 100) || errno || 'error'}: ${said}${status ? ` (HTTP ${status})` : ''}`,
-    `check the ${vars}_* variables`,
+    `check ${vars.endpoint}, ${vars.bucket}, ${vars.accessKey} and ${vars.secretKey}`,
   );
 }
