@@ -14,7 +14,7 @@ import { check, checkOptions } from './commands/check.js';
 import { deprovision, deprovisionOptions } from './commands/deprovision.js';
 import { provision, provisionOptions } from './commands/provision.js';
 
-async function main(argv: string[], VERSION: string): Promise<number> {
+async function runCommand(argv: string[], VERSION: string): Promise<number> {
   const env = process.env;
   // Before anything can read them: postgres.js takes PGHOST, PGPASSWORD, PGSSLMODE... as defaults.
   const ignoredPg = neutraliseLibpqEnvironment(env);
@@ -126,7 +126,7 @@ function reportFailure(error: unknown, log: Logger, terminationLog: string | und
 }
 
 export function start(argv: string[], version: string): void {
-  main(argv, version).then(
+  runCommand(argv, version).then(
     (code) => {
       process.exitCode = code;
       // Safety net: a forgotten handle must not keep a one-shot container alive.
