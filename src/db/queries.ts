@@ -7,12 +7,9 @@
  * Type imports only from kysely: this module costs nothing until a Kysely exists.
  */
 import type { Expression, ExpressionBuilder, Selectable } from 'kysely';
-import { HISTORY_TABLE } from '../steps/tables.js';
+import { HISTORY_TABLE, WELCOME_KEY } from '../steps/tables.js';
 import type { Database, JsonbInput, TableName } from './database.js';
 import type { Db } from './kysely.js';
-
-/** The instance_settings key of the welcome email's state: the steps' WELCOME_KEY (the test compares them). */
-export const WELCOME_EMAIL_KEY = 'welcome_email';
 
 /**
  * A jsonb value as a query parameter: `cast(cast($n as text) as jsonb)` with the JSON text of the
@@ -127,7 +124,7 @@ export interface WelcomeEmail {
 
 /** The welcome email is to be sent to `to` (overwrites any earlier state): superadmin.ts:77. */
 export function markWelcomePending(db: Db, to: string): Promise<void> {
-  return putSetting(db, WELCOME_EMAIL_KEY, { status: 'pending', to });
+  return putSetting(db, WELCOME_KEY, { status: 'pending', to });
 }
 
 /** The welcome email's state, undefined without one: welcome.ts:25 and :33. */
@@ -135,7 +132,7 @@ export async function readWelcomeEmail(db: Db): Promise<WelcomeEmail | undefined
   const row = await db
     .selectFrom('instance_settings')
     .select('value')
-    .where('key', '=', WELCOME_EMAIL_KEY)
+    .where('key', '=', WELCOME_KEY)
     .executeTakeFirst();
   if (!row) return undefined;
   const value = row.value;
@@ -150,7 +147,7 @@ export async function markWelcomeSent(db: Db, to: string, sentAt: Date = new Dat
       value: jsonb(eb, { status: 'sent', to, sent_at: sentAt.toISOString() }),
       updated_at: eb.fn<Date>('now'),
     }))
-    .where('key', '=', WELCOME_EMAIL_KEY)
+    .where('key', '=', WELCOME_KEY)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }

@@ -9,6 +9,8 @@ import migrations from 'virtual:migrations';
 import { MigrationError } from '../errors.js';
 import { connectionLost, errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, STATEMENT_TIMEOUT } from '../db/locks.js';
+import { kyselyOver, kyselyOverLoaded, loadKysely } from '../db/kysely.js';
+import { type HistoryRow, insertHistory, readHistory, tablesExist } from '../db/queries.js';
 import { HISTORY_TABLE } from './tables.js';
 import { statements } from './schema-owner.js';
 import { lockStep } from './lock.js';
@@ -23,11 +25,8 @@ export interface Migration {
   checksum: string;
 }
 
-interface Applied {
-  name: string;
-  checksum: string;
-  bootstrap_version: string;
-}
+/** A row of the history table. */
+type Applied = HistoryRow;
 
 /** The session once the migrations step passed, with what is left to apply (check; 0 after a bootstrap). */
 export interface MigratedSession extends TenantSession {
@@ -43,8 +42,8 @@ export const migrationsStep = defineStep({
   async inspect(_ctx, { db }): Promise<Done<MigratedSession>> {
     const { sql } = db;
     // Read-only: no history table yet means nothing was applied.
-    const [exists] = await sql<{ found: boolean }[]>`select to_regclass(${HISTORY_TABLE}) is not null as found`;
-    const applied = exists?.found ? await readHistory(sql) : [];
+    const kysely = await kyselyOver(sql);
+    const applied = (await tablesExist(kysely, [HISTORY_TABLE])) ? await readHistory(kysely) : [];
     const pending = pendingMigrations(migrations, applied); // throws on changed or unknown ones
     await assertNotAppliedYet(sql, db.schema, pending); // as the bootstrap would fail
     const summary =
@@ -62,7 +61,8 @@ export const migrationsStep = defineStep({
         applied_at timestamptz not null default now(),
         bootstrap_version text not null
       )`;
-    const pending = pendingMigrations(migrations, await readHistory(sql));
+    const kysely = await loadKysely();
+    const pending = pendingMigrations(migrations, await readHistory(kyselyOverLoaded(kysely, sql)));
     await assertNotAppliedYet(sql, db.schema, pending);
 
     for (const migration of pending) {
@@ -71,8 +71,8 @@ export const migrationsStep = defineStep({
       try {
         await sql.begin(async (tx) => {
           await tx.unsafe(migration.sql).simple(); // simple protocol: a file holds several statements
-          await tx`insert into ${tx(HISTORY_TABLE)} (name, checksum, bootstrap_version)
-                     values (${migration.name}, ${migration.checksum}, ${ctx.version})`;
+          const row = { name: migration.name, checksum: migration.checksum, bootstrap_version: ctx.version };
+          await insertHistory(kyselyOverLoaded(kysely, tx), row);
         });
       } catch (error) {
         throwIfAborted(ctx.signal);
@@ -136,10 +136,6 @@ export function createdTables(sql: string): string[] {
     if (name && (name.kind === 'word' || name.kind === 'quoted')) tables.push(name.value);
   }
   return tables;
-}
-
-function readHistory(sql: Sql): Promise<Applied[]> {
-  return sql<Applied[]>`select name, checksum, bootstrap_version from ${sql(HISTORY_TABLE)} order by name`;
 }
 
 /** What is left to apply; throws when the history does not belong to this set of migrations. */

@@ -5,21 +5,26 @@
  * An existing account keeps its password and names (it may have changed them since) unless
  * AUTO_SUPERADMIN_RESET_PASSWORD=true; a non-admin account is promoted.
  */
-import type { TransactionSql } from 'postgres';
+import { type AdminTarget, instanceSettings } from '../config/targets.js';
+import { type Db, kyselyOver, kyselyOverLoaded, loadKysely } from '../db/kysely.js';
+import {
+  findUserByEmail,
+  insertSuperAdmin,
+  markSetupCompleted,
+  markWelcomePending,
+  promoteToSuperAdmin,
+  readSetupState,
+  recordSettingIfChanged,
+  setPasswordHash,
+  tablesExist,
+  type UserLogin,
+} from '../db/queries.js';
 import { SuperAdminError } from '../errors.js';
 import { hashPassword, verifyPassword } from '../password.js';
-import { type AdminTarget, instanceSettings } from '../config/targets.js';
 import { emailStep } from './email.js';
 import { type MigratedSession, migrationsStep } from './migrations.js';
 import { defineStep, done, type StepContext } from './step.js';
 import { storageStep } from './storage.js';
-import { WELCOME_KEY } from './tables.js';
-
-interface ExistingUser {
-  id: string;
-  role: string;
-  password_hash: string;
-}
 
 export const superAdminStep = defineStep({
   name: 'superadmin',
@@ -27,19 +32,22 @@ export const superAdminStep = defineStep({
   needs: { db: migrationsStep },
   // Nothing is marked done before storage and email passed.
   after: [storageStep, emailStep],
+  prepare() {
+    loadKysely().catch(() => {}); // the step awaits it again and reports
+  },
   async inspect(ctx, { db }) {
-    const found = await report(ctx, db);
+    const found = await report(ctx, await kyselyOver(db.sql));
     // Rehearsed only on the tables the bootstrap would write (no migration pending), and not with
     // --no-write (check then writes nothing at all).
     if (found.ready && db.pendingMigrations === 0 && ctx.write) await rehearse(ctx, db);
     return done(found.summary, undefined);
   },
   async apply(ctx, { db }) {
-    const { sql } = db;
     const email = ctx.config.admin.email;
     // Hashed outside the transaction: the lock step already keeps other bootstraps away.
     const plan = await planAdmin(db, ctx.config.admin);
-    const { actions, marked } = await sql.begin((tx) => writeAdmin(tx, ctx, plan));
+    const kysely = await loadKysely();
+    const { actions, marked } = await db.sql.begin((tx) => writeAdmin(kyselyOverLoaded(kysely, tx), ctx, plan));
     if (marked) actions.push('setup marked as completed');
     const summary =
       actions.length > 0
@@ -50,12 +58,10 @@ export const superAdminStep = defineStep({
 });
 
 /** A new account and its hash, or the existing one with a new hash only when its password is reset. */
-type AdminPlan = { existing: undefined; hash: string } | { existing: ExistingUser; hash: string | undefined };
+type AdminPlan = { existing: undefined; hash: string } | { existing: UserLogin; hash: string | undefined };
 
 async function planAdmin(db: MigratedSession, admin: AdminTarget): Promise<AdminPlan> {
-  const [existing] = await db.sql<
-    ExistingUser[]
-  >`select id, role, password_hash from users where email = ${admin.email}`;
+  const existing = await findUserByEmail(await kyselyOver(db.sql), admin.email);
   if (!existing) return { existing, hash: await hashPassword(admin.password) };
   const reset = admin.resetPassword && !(await verifyPassword(existing.password_hash, admin.password));
   return { existing, hash: reset ? await hashPassword(admin.password) : undefined };
@@ -63,7 +69,7 @@ async function planAdmin(db: MigratedSession, admin: AdminTarget): Promise<Admin
 
 /** The super admin, the settings and the marker: the body of the one transaction. */
 async function writeAdmin(
-  tx: TransactionSql,
+  tx: Db,
   ctx: StepContext,
   plan: AdminPlan,
   rehearsal = false,
@@ -72,42 +78,38 @@ async function writeAdmin(
   const email = admin.email;
   const actions: string[] = [];
   if (!plan.existing) {
-    await tx`insert into users (email, first_name, last_name, phone, password_hash, role)
-             values (${email}, ${admin.firstName}, ${admin.lastName},
-                     ${admin.phone ?? null}, ${plan.hash}, 'super_admin')`;
+    await insertSuperAdmin(tx, {
+      email,
+      first_name: admin.firstName,
+      last_name: admin.lastName,
+      phone: admin.phone,
+      password_hash: plan.hash,
+    });
     actions.push(`super admin ${email} created`);
-    if (admin.welcome) {
-      await tx`insert into instance_settings (key, value) values (${WELCOME_KEY}, ${tx.json({ status: 'pending', to: email })})
-               on conflict (key) do update set value = excluded.value, updated_at = now()`;
-    }
+    if (admin.welcome) await markWelcomePending(tx, email);
   } else {
     const existing = plan.existing;
     if (existing.role !== 'super_admin') {
-      await tx`update users set role = 'super_admin', updated_at = now() where id = ${existing.id}`;
+      await promoteToSuperAdmin(tx, existing.id);
       actions.push(`existing user ${email} promoted from ${existing.role} to super_admin`);
-      if (!rehearsal)
+      if (!rehearsal) {
         ctx.log.warn(`user ${email} existed with role ${existing.role}: promoted to super_admin`, {
           step: 'superadmin',
         });
+      }
     }
     if (plan.hash) {
-      await tx`update users set password_hash = ${plan.hash}, updated_at = now() where id = ${existing.id}`;
+      await setPasswordHash(tx, existing.id, plan.hash);
       actions.push(`password of ${email} reset (AUTO_SUPERADMIN_RESET_PASSWORD=true)`);
     }
   }
   // Recorded only when different, so a re-run writes nothing.
   const changed: string[] = [];
   for (const [key, value] of Object.entries(instanceSettings(ctx.config))) {
-    const rows = await tx`insert into instance_settings (key, value) values (${key}, ${tx.json(value as never)})
-      on conflict (key) do update set value = excluded.value, updated_at = now()
-      where instance_settings.value is distinct from excluded.value returning key`;
-    if (rows.count > 0) changed.push(key);
+    if (await recordSettingIfChanged(tx, key, value)) changed.push(key);
   }
   if (changed.length > 0) actions.push(`settings recorded (${changed.join(', ')})`);
-  const rows = await tx`update setup_state
-    set completed = true, completed_at = now(), completed_by = 'bootstrap', bootstrap_version = ${ctx.version}
-    where not completed returning 1`;
-  return { actions, marked: rows.count > 0 };
+  return { actions, marked: await markSetupCompleted(tx, ctx.version) };
 }
 
 /** Thrown to roll the rehearsal back. */
@@ -123,9 +125,10 @@ class Rehearsed extends Error {}
  */
 async function rehearse(ctx: StepContext, db: MigratedSession): Promise<void> {
   const plan = await planAdmin(db, ctx.config.admin);
+  const kysely = await loadKysely();
   await db.sql
     .begin('read write', async (tx) => {
-      await writeAdmin(tx, ctx, plan, true);
+      await writeAdmin(kyselyOverLoaded(kysely, tx), ctx, plan, true);
       // Deferred constraints (the app's) are checked at COMMIT, which a rehearsal never reaches.
       await tx`set constraints all immediate`;
       throw new Rehearsed();
@@ -136,21 +139,16 @@ async function rehearse(ctx: StepContext, db: MigratedSession): Promise<void> {
 }
 
 /** check: what the bootstrap would find, without changing it. */
-async function report(ctx: StepContext, db: MigratedSession): Promise<{ ready: boolean; summary: string }> {
-  const { sql } = db;
+async function report(ctx: StepContext, db: Db): Promise<{ ready: boolean; summary: string }> {
   const email = ctx.config.admin.email;
-  const [tables] = await sql<
-    { ready: boolean }[]
-  >`select to_regclass('users') is not null and to_regclass('setup_state') is not null as ready`;
-  if (!tables?.ready)
+  if (!(await tablesExist(db, ['users', 'setup_state']))) {
     return {
       ready: false,
       summary: `super admin ${email} missing, setup not completed (tables not created yet: the bootstrap creates them)`,
     };
-  const [user] = await sql<{ role: string }[]>`select role from users where email = ${email}`;
-  const [state] = await sql<
-    { completed: boolean; completed_by: string | null; completed_at: Date | null }[]
-  >`select completed, completed_by, completed_at from setup_state`;
+  }
+  const user = await findUserByEmail(db, email);
+  const state = await readSetupState(db);
   const admin = !user
     ? `super admin ${email} missing (the bootstrap creates it)`
     : user.role === 'super_admin'

@@ -5,13 +5,14 @@
  * sending fails the run exits 7 and the next run sends it: at least once, never for an account
  * that already existed.
  */
+import { kyselyOver } from '../db/kysely.js';
+import { markWelcomeSent, readWelcomeEmail, tablesExist } from '../db/queries.js';
 import { EmailError } from '../errors.js';
 import type { Mail } from '../email/provider.js';
 import { emailStep } from './email.js';
 import { migrationsStep } from './migrations.js';
 import { defineStep, done } from './step.js';
 import { superAdminStep } from './superadmin.js';
-import { WELCOME_KEY } from './tables.js';
 
 export const welcomeStep = defineStep({
   name: 'welcome',
@@ -19,33 +20,26 @@ export const welcomeStep = defineStep({
   needs: { db: migrationsStep, admin: superAdminStep, email: emailStep },
   async inspect(ctx, { db }) {
     if (!ctx.config.admin.welcome) return done(NOT_ASKED, undefined);
-    const { sql } = db;
-    const [table] = await sql<{ ready: boolean }[]>`select to_regclass('instance_settings') is not null as ready`;
-    const [pending] = table?.ready
-      ? await sql<{ value: { status?: string } }[]>`select value from instance_settings where key = ${WELCOME_KEY}`
-      : [];
-    const summary = pending
-      ? `welcome email ${pending.value.status}`
+    const kysely = await kyselyOver(db.sql);
+    const state = (await tablesExist(kysely, ['instance_settings'])) ? await readWelcomeEmail(kysely) : undefined;
+    const summary = state
+      ? `welcome email ${state.status}`
       : 'no welcome email recorded (sent when the bootstrap creates the account)';
     return done(summary, undefined);
   },
   async apply(ctx, { db, email }) {
     const welcome = ctx.config.admin.welcome;
     if (!welcome) return done(NOT_ASKED, undefined);
-    const { sql } = db;
-    const [row] = await sql<
-      { value: { status?: string; to?: string } }[]
-    >`select value from instance_settings where key = ${WELCOME_KEY}`;
-    if (row?.value.status === 'sent') return done(`welcome email already sent to ${row.value.to}`, undefined);
-    if (row?.value.status !== 'pending')
-      return done('the super admin account existed before: no welcome email', undefined);
+    const kysely = await kyselyOver(db.sql);
+    const state = await readWelcomeEmail(kysely);
+    if (state?.status === 'sent') return done(`welcome email already sent to ${state.to}`, undefined);
+    if (state?.status !== 'pending') return done('the super admin account existed before: no welcome email', undefined);
     // The configuration gives a welcome email its provider (instance.ts), so the email step made one.
     if (!email) throw new Error('internal: welcome email pending without an email provider');
 
-    const to = row.value.to ?? ctx.config.admin.email;
+    const to = state.to ?? ctx.config.admin.email;
     await email.send(welcomeMail(to, ctx.config.admin.firstName, welcome.appUrl), ctx.signal);
-    await sql`update instance_settings set value = ${sql.json({ status: 'sent', to, sent_at: new Date().toISOString() })}, updated_at = now()
-              where key = ${WELCOME_KEY}`;
+    await markWelcomeSent(kysely, to);
     return done(`welcome email sent to ${to}`, undefined, [`welcome email sent to ${to}`]);
   },
 });
