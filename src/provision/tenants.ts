@@ -1,15 +1,16 @@
 /**
  * Tenants to provision: names from --tenant, or rows of a CSV or JSON-lines file with the super
- * admin's details. Every name is checked before anything is connected to: lowercase letters,
- * digits and _, and short enough that every identifier derived from it fits PostgreSQL's 63 bytes
- * (longer names are truncated silently, and two tenants could then share a schema).
+ * admin's details (read by tenants-file.ts). Every name is checked before anything is connected
+ * to: lowercase letters, digits and _, and short enough that every identifier derived from it fits
+ * PostgreSQL's 63 bytes (longer names are truncated silently, and two tenants could then share a
+ * schema).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import * as v from 'valibot';
 import { ConfigError } from '../errors.js';
 import { email, phoneE164, text } from '../config/fields.js';
 import { envValueProblem } from './env-file.js';
+import { readTenantsFile } from './tenants-file.js';
 
 export const PREFIX = 'tenant_';
 const MAX_NAME = 63 - PREFIX.length;
@@ -83,7 +84,7 @@ export function tenantSpecs(
   opts: { opaque?: boolean; buckets?: boolean } = {},
 ): TenantSpec[] {
   const rows: Array<Record<string, unknown>> = names.map((name) => ({ name }));
-  if (file !== undefined) rows.push(...readRows(file));
+  if (file !== undefined) rows.push(...readTenantsFile(file));
   const problems: string[] = [];
   const specs: TenantSpec[] = [];
   const seen = new Set<string>();
@@ -137,38 +138,4 @@ export function tenantSpecs(
       'tenant names: lowercase letters, digits and _, starting with a letter',
     );
   return specs;
-}
-
-/** CSV with a header line (name,email,first_name,last_name,phone,...) or JSON lines. */
-function readRows(file: string): Array<Record<string, unknown>> {
-  let content: string;
-  try {
-    content = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError(
-      `--tenants: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`,
-      [],
-      'give the path of a CSV or JSON-lines file',
-    );
-  }
-  const lines = content.split(/\r?\n/).filter((line) => line.trim() !== '' && !line.startsWith('#'));
-  if (lines[0]?.trimStart().startsWith('{')) {
-    return lines.map((line, i) => {
-      try {
-        return JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        throw new ConfigError(`--tenants: line ${i + 1} of ${file} is not valid JSON`, [], 'one JSON object per line');
-      }
-    });
-  }
-  const [header, ...data] = lines.map((line) => line.split(',').map((cell) => cell.trim()));
-  if (!header?.includes('name'))
-    throw new ConfigError(
-      `--tenants: ${file} has no header line with a name column`,
-      [],
-      'first line: name,email,first_name,last_name,phone',
-    );
-  return data.map((cells) =>
-    Object.fromEntries(header.map((key, i) => [key, cells[i] || undefined]).filter(([, value]) => value !== undefined)),
-  );
 }
