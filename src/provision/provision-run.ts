@@ -1,0 +1,87 @@
+/**
+ * A provision run: the tenants and the deployer's environment checked before anything is
+ * connected to; then the deployer's rights, the database hardened once (under the provisioning
+ * lock), and the tenants provisioned concurrently, each reported as it finishes. The reports come
+ * back in the order the tenants were given.
+ */
+import { loadProvisionConfig } from '../config/provision-schema.js';
+import { ConfigError } from '../errors.js';
+import { openProvisionStorage } from './deployer.js';
+import { checkDeployer, warnIfCreateroleIsBroad } from './deployer-rights.js';
+import { type RunInput, withDeployer } from './deployer-session.js';
+import { assertEnvValues, assertSafeOutDir } from './env-file.js';
+import { lockTimeoutAs } from './failures.js';
+import { copiedFromDeployer } from './instance-env.js';
+import { forEachConcurrently } from './pool.js';
+import { provisionOne, type TenantOptions, type TenantReport } from './provision-tenant.js';
+import { withRetries } from './retry.js';
+import { assertSharedBucket } from './storage-owner.js';
+import { DEPLOYER_SCHEMA, hardenDatabase, lockProvisioning, prepareProvisionLock } from './tenant-sql.js';
+import { tenantSpecs } from './tenants.js';
+
+export interface ProvisionOptions extends TenantOptions {
+  tenants: string[];
+  tenantsFile?: string;
+  concurrency: number;
+  opaqueNames: boolean;
+}
+
+export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promise<TenantReport[]> {
+  const specs = tenantSpecs(opts.tenants, opts.tenantsFile, {
+    opaque: opts.opaqueNames,
+    buckets: opts.storageMode === 'bucket',
+  });
+  const env = loadProvisionConfig(ctx.env);
+  const shared = env.PROVISION_STORAGE_BUCKET;
+  if (env.PROVISION_STORAGE_ACCESS_KEY && opts.storageMode === 'prefix' && !shared) {
+    throw new ConfigError(
+      "PROVISION_STORAGE_BUCKET: is required with --storage-mode prefix (the shared bucket of the tenants' folders)",
+      [],
+      'set PROVISION_STORAGE_BUCKET, or use --storage-mode bucket',
+    );
+  }
+  // Copied into every tenant's .env: refused now, before anything is created, if a .env reader would change them.
+  assertEnvValues(copiedFromDeployer(env, ctx.env), "the deployer's environment");
+  if (opts.outDir)
+    assertSafeOutDir(
+      opts.outDir,
+      specs.map((spec) => `${spec.name}.env`),
+    );
+  const clash = opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === shared) : undefined;
+  if (clash)
+    throw new ConfigError(
+      `tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders`,
+      [],
+      'choose another tenant name, or give the shared bucket a name that does not start with superfasttt-',
+    );
+  const storage = env.PROVISION_STORAGE_ACCESS_KEY ? await openProvisionStorage(env, ctx.signal) : undefined;
+  if (storage && opts.storageMode === 'prefix' && shared)
+    await assertSharedBucket(storage, shared, 'PROVISION_STORAGE_BUCKET');
+
+  const reports = await withDeployer(env, ctx, { max: Math.min(opts.concurrency, 8) }, async (db) => {
+    await checkDeployer(db, env);
+    await prepareProvisionLock(db.sql);
+    warnIfCreateroleIsBroad(db, ctx.log);
+    // Under the lock: two first runs at once would otherwise collide on the database's ACL (XX000).
+    const hardening = await withRetries(() =>
+      db.sql.begin(async (tx) => {
+        await lockProvisioning(tx);
+        return hardenDatabase(tx, env.PROVISION_DATABASE_URL.database);
+      }),
+    ).catch(lockTimeoutAs(db.sql, env, [DEPLOYER_SCHEMA], 'provision (before any tenant was changed)'));
+    for (const statement of hardening) ctx.log.info(`${statement.sql}: ${statement.why}`, { step: 'provision' });
+
+    const done: TenantReport[] = [];
+    await forEachConcurrently(specs, opts.concurrency, async (spec) => {
+      const report = await provisionOne({ db, storage, env, opts, ctx }, spec);
+      done.push(report);
+      const line = `${spec.name}: ${report.status}, ${report.message}`;
+      if (report.status === 'failed')
+        ctx.log.error(line, { step: 'provision', ...(report.fix && { fix: report.fix }) });
+      else ctx.log.info(line, { step: 'provision' });
+    });
+    return done;
+  });
+  const order = new Map(specs.map((spec, i) => [spec.name, i]));
+  return reports.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
+}

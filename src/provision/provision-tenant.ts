@@ -1,0 +1,182 @@
+/**
+ * One tenant of a provision run: refused before anything is created if its name, role, .env or
+ * storage belong to someone else; then its role, schema and grants (idempotent, retried on
+ * concurrent catalog updates), its storage, and its .env, whose login is proven before the tenant
+ * is reported ready. A failure is this tenant's report, never the run's end.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ProvisionEnv } from '../config/provision-schema.js';
+import type { Connection } from '../db/connect.js';
+import { BootstrapError, SchemaError } from '../errors.js';
+import type { S3Session } from '../storage/client.js';
+import { deployerBounds, locationSession, storageLocation } from './deployer.js';
+import type { RunInput } from './deployer-session.js';
+import { writeEnvFile } from './env-file.js';
+import { lockTimeoutAs, tenantFailure } from './failures.js';
+import { instanceEnv, renderInstanceEnv } from './instance-env.js';
+import { withRetries } from './retry.js';
+import { assertMayUse, inspectLocation } from './storage-owner.js';
+import { provisionStorage } from './storage-provision.js';
+import { DEPLOYER_SCHEMA, provisionTenant, roleProblem, type TenantState, tenantState } from './tenant-sql.js';
+import type { TenantSpec } from './tenants.js';
+import { loginProblem } from './verify-login.js';
+
+export interface TenantOptions {
+  outDir?: string;
+  json: boolean;
+  force: boolean;
+  rotatePassword: boolean;
+  storageMode: 'prefix' | 'bucket';
+}
+
+export interface TenantReport {
+  name: string;
+  schema: string;
+  role: string;
+  status: 'created' | 'unchanged' | 'rotated' | 'failed';
+  message: string;
+  fix?: string;
+  exit_code?: number;
+  env_file?: string;
+  /** The instance's environment; carries the passwords (this is the output meant to). */
+  env?: Record<string, string>;
+}
+
+/** What every tenant of a run shares: the deployer's session and storage, the options. */
+export interface TenantRun {
+  db: Connection;
+  storage: S3Session | undefined;
+  env: ProvisionEnv;
+  opts: TenantOptions;
+  ctx: RunInput;
+}
+
+export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<TenantReport> {
+  const base = { name: spec.name, schema: spec.schema, role: spec.role };
+  const fail = (e: BootstrapError, prefix = ''): TenantReport => ({
+    ...base,
+    status: 'failed',
+    message: prefix + e.message,
+    ...(e.fix && { fix: e.fix }),
+    exit_code: e.exitCode,
+  });
+  const { db, storage, env, opts } = run;
+  const { database } = env.PROVISION_DATABASE_URL;
+  const envFile = opts.outDir ? join(opts.outDir, `${spec.name}.env`) : undefined;
+  try {
+    // Read-only first: whatever is refused below is refused before anything is created.
+    const before = await tenantState(db.sql, spec);
+    refuseForeign(before, spec, database, envFile, opts);
+    const location = storage && storageLocation(env, spec, opts.storageMode);
+    const found =
+      storage && location ? await inspectLocation(locationSession(storage, env, location), location) : undefined;
+    if (found && location) assertMayUse(found, location, before.tenantId, before.schemaExists && !before.tenantId);
+    const tenantId = before.tenantId ?? randomUUID();
+
+    const outcome = await withRetries(() =>
+      provisionTenant(db.sql, spec, {
+        database,
+        rotatePassword: opts.rotatePassword,
+        connectionLimit: env.PROVISION_CONNECTION_LIMIT,
+        tenantId,
+      }),
+    ).catch(
+      lockTimeoutAs(
+        db.sql,
+        env,
+        [DEPLOYER_SCHEMA, spec.schema],
+        `provisioning tenant ${spec.name} (nothing was changed for it)`,
+      ),
+    );
+    let status: TenantReport['status'] = outcome.created ? 'created' : outcome.password ? 'rotated' : 'unchanged';
+    let storageNote = '';
+    if (storage && location && found) {
+      try {
+        const owner = { tenant_id: tenantId, schema: spec.schema, database };
+        storageNote = `; ${await provisionStorage(storage, env, location, found, owner, spec)}`;
+      } catch (error) {
+        if (!(error instanceof BootstrapError)) throw error;
+        return fail(error, 'PostgreSQL ready, storage failed: ');
+      }
+      if (status === 'unchanged' && storageNote.includes('created')) status = 'created';
+    }
+
+    const login = {
+      connectTimeoutSec: env.PROVISION_CONNECT_TIMEOUT,
+      bounds: deployerBounds(env),
+      log: run.ctx.log,
+      signal: run.ctx.signal,
+    };
+    if (!outcome.password) {
+      // The role existed and kept its password: an existing .env stays the truth, once proven.
+      if (!envFile) return { ...base, status, message: `role and schema in place${storageNote}` };
+      const problem = await loginProblem(readFileSync(envFile, 'utf8'), spec, login);
+      if (problem)
+        throw new SchemaError(
+          `${envFile} does not boot the tenant: ${problem}`,
+          `run again with --rotate-password to set a new password and rewrite ${envFile}`,
+        );
+      return {
+        ...base,
+        status,
+        message: `role and schema in place${storageNote}; ${envFile} kept, its login verified`,
+        env_file: envFile,
+      };
+    }
+
+    const values = instanceEnv(env, spec, outcome.password, run.ctx.env, storage && opts.storageMode);
+    const content = renderInstanceEnv(spec, values);
+    let message = (outcome.created ? 'role, schema and grants created' : 'password rotated') + storageNote;
+    if (storage && !spec.s3)
+      message +=
+        '; the instance gets the shared S3 keys (give per-tenant keys in the tenants file: s3_access_key, s3_secret_key)';
+    if (envFile) {
+      // Overwriting is safe here: a file of another role was refused above unless --force.
+      writeEnvFile(envFile, content, true);
+      message += `; ${envFile} written`;
+    }
+    // The file as written (or the JSON output's environment) must boot the tenant.
+    const problem = await loginProblem(envFile ? readFileSync(envFile, 'utf8') : content, spec, login);
+    if (problem)
+      throw new SchemaError(
+        `the new credentials do not boot the tenant: ${problem}`,
+        "check the deployer's URL (host, port, sslmode: the tenants' URLs are derived from it) and pg_hba.conf for the tenant roles",
+      );
+    message += ', its login verified';
+    if (!spec.admin.email)
+      message += '; no super admin email given: fill AUTO_SUPERADMIN_EMAIL, _FIRSTNAME, _LASTNAME in the .env';
+    return { ...base, status, message, ...(envFile && { env_file: envFile }), ...(opts.json && { env: values }) };
+  } catch (error) {
+    return fail(tenantFailure(spec, error));
+  }
+}
+
+/** A role that is not a tenant's, or a .env and a role that do not belong together: nothing is created. */
+function refuseForeign(
+  before: TenantState,
+  spec: TenantSpec,
+  database: string,
+  envFile: string | undefined,
+  opts: TenantOptions,
+): void {
+  const refused = roleProblem(before, spec, database);
+  if (refused)
+    throw new SchemaError(
+      `${refused}; nothing was changed`,
+      'choose another tenant name (or --opaque-names); remove that role by hand only after checking whose it is',
+    );
+  if (before.roleExists && !opts.rotatePassword && envFile && !existsSync(envFile)) {
+    throw new SchemaError(
+      `role ${spec.role} exists but ${envFile} does not: its password is unknown here; nothing was changed`,
+      'run again with --rotate-password to set a new password and write the .env',
+    );
+  }
+  if (!before.roleExists && envFile && existsSync(envFile) && !opts.force) {
+    throw new SchemaError(
+      `${envFile} exists but role ${spec.role} does not: that file holds another role's password (an earlier tenant of this name, or someone else's file), and the new password could be written nowhere; nothing was created`,
+      `check that file; run again with --force to overwrite it, or remove it`,
+    );
+  }
+}
