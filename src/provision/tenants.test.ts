@@ -83,3 +83,96 @@ describe('tenant names to buckets', () => {
     assert.match(result.problems.join('\n'), /looks like an --opaque-names identifier/);
   });
 });
+
+describe('tenant identifiers', () => {
+  it('plain names: tenant_<name> for the schema and the role', () => {
+    assert.equal(tenantIdentifier('acme', false), 'tenant_acme');
+    assert.equal(tenantIdentifier('a_b_2', false), 'tenant_a_b_2');
+  });
+
+  it('opaque names: tenant_ and the first 20 hex digits of the sha256 of the name, stable across versions', () => {
+    // Fixed values: changing the mapping would orphan every tenant provisioned with --opaque-names.
+    assert.equal(tenantIdentifier('acme', true), 'tenant_822b33ad87c148a0a20a');
+    assert.equal(tenantIdentifier('some_customer', true), 'tenant_d45083cdd381a473a8cf');
+    fc.assert(
+      fc.property(names, (name) => {
+        const id = tenantIdentifier(name, true);
+        assert.match(id, /^tenant_[0-9a-f]{20}$/);
+        assert.equal(id, tenantIdentifier(name, true));
+        if (name.length >= 4) assert.ok(!id.includes(name.slice(1)), 'the name does not show through');
+      }),
+    );
+  });
+
+  it('bucketOf: superfasttt-<identifier> with _ as -', () => {
+    assert.equal(bucketOf(tenantIdentifier('acme', false)), 'superfasttt-acme');
+    assert.equal(bucketOf(tenantIdentifier('big_corp_2', false)), 'superfasttt-big-corp-2');
+    assert.equal(bucketOf(tenantIdentifier('acme', true)), 'superfasttt-822b33ad87c148a0a20a');
+  });
+
+  it('bucketProblem: none for ordinary names; the 51-character limit exactly', () => {
+    for (const name of ['acme', 'a_b', 'x1', 'xs3alias', 's3alias_x', 'a'.repeat(51)])
+      assert.equal(bucketProblem(name), undefined, name);
+    assert.equal(bucketOf(tenantIdentifier('a'.repeat(51), false)).length, 63);
+    const problem = (name: string) => bucketProblem(name) ?? '(none)';
+    assert.match(problem('a'.repeat(52)), /longer than 51 characters/);
+    assert.match(problem('abc_'), /ends with _/);
+    assert.match(problem('a__b'), /holds __/);
+    assert.match(problem('my_s3alias'), /ends with s3alias/);
+  });
+});
+
+describe('tenant names given with --tenant', () => {
+  const refusal = (list: string[], opts: { opaque?: boolean; buckets?: boolean } = {}) => {
+    const result = specsOrRefusal(list, opts);
+    assert.ok(result instanceof ConfigError, `${list.join(', ')} accepted`);
+    assert.equal(result.exitCode, 2);
+    return result.problems.join('\n');
+  };
+
+  it('each spec: schema and role tenant_<name>, bucket superfasttt-<name>, no admin details', () => {
+    const admin = { email: undefined, firstName: undefined, lastName: undefined, phone: undefined };
+    assert.deepEqual(tenantSpecs(['acme', 'big_corp'], undefined), [
+      { name: 'acme', schema: 'tenant_acme', role: 'tenant_acme', bucket: 'superfasttt-acme', admin },
+      { name: 'big_corp', schema: 'tenant_big_corp', role: 'tenant_big_corp', bucket: 'superfasttt-big-corp', admin },
+    ]);
+  });
+
+  it('names: a lowercase letter first, then lowercase letters, digits and _; at most 56 characters', () => {
+    assert.deepEqual(
+      tenantSpecs(['a'.repeat(56)], undefined).map((spec) => spec.schema.length),
+      [63],
+    );
+    assert.match(refusal(['a'.repeat(57)]), /^tenant "a+": name must be at most 56 characters/);
+    for (const name of ['Acme', '1acme', '_acme', 'ac-me', 'ac me', 'acmé', ''])
+      assert.match(refusal([name]), /must start with a lowercase letter/, name);
+  });
+
+  it('every problem is reported at once, and a name listed twice is one of them', () => {
+    const problems = refusal(['acme', 'Bad', 'acme', 'x'.repeat(60)]);
+    assert.match(problems, /tenant "Bad": name must start/);
+    assert.match(problems, /tenant "acme": listed twice/);
+    assert.match(problems, /tenant "x+": name must be at most/);
+    assert.equal(problems.split('\n').length, 3);
+  });
+
+  it('no tenant at all is refused', () => {
+    assert.match(refusal([]), /no tenant given: use --tenant NAME/);
+  });
+
+  it('with --opaque-names, bucket mode accepts the names it refuses otherwise (the bucket is the hash)', () => {
+    for (const name of ['abc_', 'a__b', 'my_s3alias', 'a'.repeat(56)]) {
+      assert.match(refusal([name], { buckets: true }), /with --storage-mode bucket/, name);
+      const specs = tenantSpecs([name], undefined, { buckets: true, opaque: true });
+      assert.equal(specs.length, 1);
+      for (const spec of specs) {
+        assert.equal(spec.schema, tenantIdentifier(name, true));
+        assert.equal(spec.bucket, bucketOf(spec.schema));
+        assert.ok(validBucket(spec.bucket), spec.bucket);
+      }
+    }
+    // A name of the opaque shape is fine there: every identifier is a hash, none is taken as given.
+    const hexName = tenantIdentifier('some_customer', true).slice('tenant_'.length);
+    assert.ok(!(specsOrRefusal([hexName], { opaque: true }) instanceof ConfigError));
+  });
+});
