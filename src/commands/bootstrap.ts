@@ -9,8 +9,6 @@ import { BOOTSTRAP_STEPS } from '../steps/pipeline.js';
 import { Resources, runSteps, type StepContext, type StepResult } from '../steps/step.js';
 import type { CommandInput } from './input.js';
 
-export type { CommandInput } from './input.js';
-
 export async function bootstrap({ env: raw, log, signal, version }: CommandInput): Promise<number> {
   const started = performance.now();
   const skip = raw.SKIP_SETUP ?? '';

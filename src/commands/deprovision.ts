@@ -40,7 +40,7 @@ export async function deprovision(input: CommandInput, opts: DeprovisionOptions)
   if (!opts.yes) {
     const lines = deprovisionPlan(run).map((line) => `  ${line}`);
     process.stdout.write(
-      `deprovision (dry run: add --yes to do it) would run on database ${run.env.PROVISION_DATABASE_URL.database}, for each tenant that exists and is not connected:\n${lines.join('\n')}\n`,
+      `deprovision (dry run: add --yes to do it) would run on database ${run.config.database.url.database}, for each tenant that exists and is not connected:\n${lines.join('\n')}\n`,
     );
     return 0;
   }

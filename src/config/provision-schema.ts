@@ -5,10 +5,16 @@
 import * as v from 'valibot';
 import { ConfigError } from '../errors.js';
 import { boolean, httpUrl, integer, optional, required, text, withDefault, type FieldDoc } from './fields.js';
-import { readVariables, registerUrlPassword } from './load.js';
+import { issueProblems, readVariables, registerUrlPassword } from './load.js';
 import { databaseUrl } from './schema.js';
 import { tlsConfigProblems } from '../db/tls.js';
-import { deployerConnectSettings } from '../provision/deployer.js';
+import {
+  DEPLOYER_DATABASE_VARIABLES,
+  DEPLOYER_STORAGE_VARIABLES,
+  type DeployerConfig,
+  type DeployerStorage,
+  urlDatabaseTarget,
+} from './targets.js';
 
 export const provisionSchema = v.object({
   PROVISION_DATABASE_URL: required(
@@ -97,26 +103,54 @@ export const provisionSchema = v.object({
 
 export type ProvisionEnv = v.InferOutput<typeof provisionSchema>;
 
-export function loadProvisionConfig(raw: NodeJS.ProcessEnv): ProvisionEnv {
+export function loadProvisionConfig(raw: NodeJS.ProcessEnv): DeployerConfig {
   const names = Object.keys(provisionSchema.entries) as Array<keyof typeof provisionSchema.entries>;
   const secrets = names.filter((name) => (v.getMetadata(provisionSchema.entries[name]) as FieldDoc).secret);
   const { input, problems } = readVariables(names, secrets, raw);
   registerUrlPassword(input.PROVISION_DATABASE_URL);
   const result = v.safeParse(provisionSchema, input);
-  for (const issue of result.issues ?? [])
-    problems.push(`${issue.path?.map((p) => String(p.key)).join('.')}: ${issue.message}`);
+  problems.push(...issueProblems(result.issues));
   if ((input.PROVISION_STORAGE_ACCESS_KEY === undefined) !== (input.PROVISION_STORAGE_SECRET_KEY === undefined)) {
     problems.push(
       'PROVISION_STORAGE_ACCESS_KEY: set both PROVISION_STORAGE_ACCESS_KEY and PROVISION_STORAGE_SECRET_KEY, or neither',
     );
   }
-  if (result.success) problems.push(...tlsConfigProblems(deployerConnectSettings(result.output)));
-  if (problems.length > 0 || !result.success) {
+  const config = result.success ? deployerConfig(result.output) : undefined;
+  if (config) problems.push(...tlsConfigProblems(config.database));
+  if (problems.length > 0 || !config) {
     throw new ConfigError(
       `invalid configuration: ${problems.length} problem(s)`,
       problems,
-      'correct the variables listed above (see the README, "Provisioning")',
+      'correct the variables listed above (see docs/provisioning.md)',
     );
   }
-  return result.output;
+  return config;
+}
+
+function deployerConfig(env: ProvisionEnv): DeployerConfig {
+  const database = urlDatabaseTarget(
+    env.PROVISION_DATABASE_URL,
+    {
+      connectTimeoutSec: env.PROVISION_CONNECT_TIMEOUT,
+      lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT,
+      statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT,
+    },
+    DEPLOYER_DATABASE_VARIABLES,
+  );
+  const accessKeyId = env.PROVISION_STORAGE_ACCESS_KEY;
+  const secretAccessKey = env.PROVISION_STORAGE_SECRET_KEY;
+  const storage: DeployerStorage | undefined =
+    accessKeyId && secretAccessKey
+      ? {
+          credentials: { accessKeyId, secretAccessKey },
+          // The deployment machine's requests have no timeout variable: 10 s each.
+          timeoutSec: 10,
+          vars: DEPLOYER_STORAGE_VARIABLES,
+          endpoint: env.PROVISION_STORAGE_ENDPOINT ?? null,
+          region: env.PROVISION_STORAGE_REGION,
+          forcePathStyle: env.PROVISION_STORAGE_FORCE_PATH_STYLE,
+          sharedBucket: env.PROVISION_STORAGE_BUCKET,
+        }
+      : undefined;
+  return { database, storage, connectionLimit: env.PROVISION_CONNECTION_LIMIT };
 }

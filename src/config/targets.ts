@@ -72,7 +72,16 @@ export function urlDatabaseTarget(
   limits: Pick<DatabaseTarget, 'connectTimeoutSec' | 'lockTimeoutSec' | 'statementTimeoutSec'>,
   vars: DatabaseVariables,
 ): DatabaseTarget {
-  return { url, requireTls: false, roots: urlRoots(url, vars.url), ...limits, vars };
+  const { connectTimeoutSec, lockTimeoutSec, statementTimeoutSec } = limits;
+  return {
+    url,
+    requireTls: false,
+    roots: urlRoots(url, vars.url),
+    connectTimeoutSec,
+    lockTimeoutSec,
+    statementTimeoutSec,
+    vars,
+  };
 }
 
 // ---- storage -----------------------------------------------------------------------------------
@@ -193,4 +202,24 @@ export function instanceSettings(config: InstanceConfig): Record<string, object>
     email: config.email?.settings ?? { provider: null },
     apis: config.apis,
   };
+}
+
+// ---- the deployment machine (provision, deprovision) ---------------------------------------------
+
+/** The deployer's S3 admin account (PROVISION_STORAGE_*), which creates the tenants' buckets or folders. */
+export interface DeployerStorage extends S3Account {
+  endpoint: string | null;
+  region: string;
+  /** PROVISION_STORAGE_FORCE_PATH_STYLE as set (copied into the tenants' .env only when set). */
+  forcePathStyle: boolean | undefined;
+  /** PROVISION_STORAGE_BUCKET: the shared bucket of --storage-mode prefix. */
+  sharedBucket: string | undefined;
+}
+
+export interface DeployerConfig {
+  database: DatabaseTarget;
+  /** Unset PROVISION_STORAGE_ACCESS_KEY and _SECRET_KEY: storage is not provisioned. */
+  storage: DeployerStorage | undefined;
+  /** PROVISION_CONNECTION_LIMIT of each tenant role. */
+  connectionLimit: number;
 }

@@ -41,7 +41,7 @@ export interface Connection {
   anotherSession(): Promise<Sql>;
 }
 
-/** What bounds every statement of a session (the target's, unless a caller overrides them). */
+/** What bounds every statement of a session: the target's lock_timeout and statement_timeout. */
 export type SessionBounds = Pick<DatabaseTarget, 'lockTimeoutSec' | 'statementTimeoutSec'>;
 
 /**
@@ -100,16 +100,15 @@ export async function connect(
   target: DatabaseTarget,
   log: Logger,
   signal: AbortSignal,
-  opts: { readOnly?: boolean; max?: number; bounds?: SessionBounds } = {},
+  opts: { readOnly?: boolean; max?: number } = {},
 ): Promise<Connection> {
   const { host, port, user, password, database } = target.url;
   const plan = tlsPlan(target);
-  const bounds = opts.bounds ?? target;
   const deadline = Date.now() + target.connectTimeoutSec * 1000;
   const attemptTimeout = () => Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000)));
 
   const max = opts.max ?? 1;
-  const settings = sessionSettings(bounds, opts.readOnly ?? false);
+  const settings = sessionSettings(target, opts.readOnly ?? false);
   const options = {
     host,
     port,
@@ -139,7 +138,7 @@ export async function connect(
         port,
         leg,
         connectTimeoutMs: timeout * 1000,
-        statementTimeoutSec: bounds.statementTimeoutSec,
+        statementTimeoutSec: target.statementTimeoutSec,
         vars: target.vars,
         onFatal: () => void sql.end({ timeout: 0 }),
       });

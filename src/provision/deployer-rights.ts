@@ -3,13 +3,13 @@
  * (or superuser) and CREATE on the database, with what to grant when one is missing; and the
  * warning that before PostgreSQL 16, CREATEROLE is almost a superuser's power.
  */
-import type { ProvisionEnv } from '../config/provision-schema.js';
+import type { DatabaseTarget } from '../config/targets.js';
 import type { Connection } from '../db/connect.js';
 import { SchemaError } from '../errors.js';
 import type { Logger } from '../log.js';
 
-export async function checkDeployer(db: Connection, env: ProvisionEnv): Promise<void> {
-  const { database } = env.PROVISION_DATABASE_URL;
+export async function checkDeployer(db: Connection, target: DatabaseTarget): Promise<void> {
+  const { database } = target.url;
   const [me] = await db.sql<{ user: string; createrole: boolean; superuser: boolean; create: boolean }[]>`
     select current_user as user, rolcreaterole as createrole, rolsuper as superuser,
            has_database_privilege(current_database(), 'CREATE') as create

@@ -1,8 +1,7 @@
 /** The deployer's PostgreSQL session for one provision or deprovision run: opened, used, closed. */
-import type { ProvisionEnv } from '../config/provision-schema.js';
+import type { DatabaseTarget } from '../config/targets.js';
 import { connect, type Connection } from '../db/connect.js';
 import type { Logger } from '../log.js';
-import { deployerBounds, deployerConnectSettings } from './deployer.js';
 
 /** What a run needs from the command: the environment, where to log, the signal that stops it. */
 export interface RunInput {
@@ -13,15 +12,12 @@ export interface RunInput {
 
 /** `max`: connections in the pool (1 unless tenants are handled concurrently). */
 export async function withDeployer<T>(
-  env: ProvisionEnv,
+  database: DatabaseTarget,
   ctx: RunInput,
   opts: { max?: number },
   run: (db: Connection) => Promise<T>,
 ): Promise<T> {
-  const db = await connect(deployerConnectSettings(env), ctx.log, ctx.signal, {
-    ...opts,
-    bounds: deployerBounds(env),
-  });
+  const db = await connect(database, ctx.log, ctx.signal, opts);
   try {
     return await run(db);
   } finally {

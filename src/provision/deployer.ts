@@ -1,58 +1,53 @@
 /**
- * What provision and deprovision share about the deployer: its PostgreSQL connection and bounds,
- * its S3 session, and where each tenant's storage is.
+ * Where each tenant's storage is, and the deployer's S3 session: what provision and deprovision
+ * share about the deployer's storage (its database is `config.database`, a target like any other).
  */
-import type { ProvisionEnv } from '../config/provision-schema.js';
-import {
-  type DatabaseTarget,
-  DEPLOYER_DATABASE_VARIABLES,
-  DEPLOYER_STORAGE_VARIABLES,
-  type StorageSettings,
-  urlDatabaseTarget,
-} from '../config/targets.js';
-import type { SessionBounds } from '../db/connect.js';
+import type { DeployerStorage, StorageSettings } from '../config/targets.js';
 import { openS3, type S3Session } from '../storage/client.js';
 import type { StorageLocation } from './storage-owner.js';
 import type { TenantSpec } from './tenants.js';
 
-/** The deployer's database: its URL (TLS as the URL says), its timeouts, its PROVISION_* variables. */
-export function deployerConnectSettings(env: ProvisionEnv): DatabaseTarget {
-  return urlDatabaseTarget(env.PROVISION_DATABASE_URL, deployerLimits(env), DEPLOYER_DATABASE_VARIABLES);
+/** --storage-mode: a bucket per tenant, or a folder per tenant in the shared bucket. */
+export type StorageMode = 'prefix' | 'bucket';
+
+/** Where the tenants' storage goes: --storage-mode prefix always has its shared bucket. */
+export type StorageLayout = { mode: 'bucket' } | { mode: 'prefix'; sharedBucket: string };
+
+/** The layout of `mode`, or undefined when prefix mode has no PROVISION_STORAGE_BUCKET (the caller says why it needs one). */
+export function storageLayout(storage: DeployerStorage, mode: StorageMode): StorageLayout | undefined {
+  if (mode === 'bucket') return { mode };
+  return storage.sharedBucket ? { mode, sharedBucket: storage.sharedBucket } : undefined;
 }
 
-export function deployerBounds(env: ProvisionEnv): SessionBounds {
-  return { lockTimeoutSec: env.PROVISION_LOCK_TIMEOUT, statementTimeoutSec: env.PROVISION_STATEMENT_TIMEOUT };
+/** The deployer's S3 account, its session, and the layout of this run. */
+export interface DeployerS3 {
+  target: DeployerStorage;
+  session: S3Session;
+  layout: StorageLayout;
 }
 
-function deployerLimits(env: ProvisionEnv) {
-  return { connectTimeoutSec: env.PROVISION_CONNECT_TIMEOUT, ...deployerBounds(env) };
-}
-
-export function storageSettingsOf(env: ProvisionEnv, bucket: string, prefix: string | null): StorageSettings {
+export function storageSettingsOf(storage: DeployerStorage, bucket: string, prefix: string | null): StorageSettings {
   return {
     provider: 's3',
-    endpoint: env.PROVISION_STORAGE_ENDPOINT ?? null,
+    endpoint: storage.endpoint,
     bucket,
-    region: env.PROVISION_STORAGE_REGION,
+    region: storage.region,
     prefix,
-    force_path_style: env.PROVISION_STORAGE_FORCE_PATH_STYLE ?? env.PROVISION_STORAGE_ENDPOINT !== undefined,
+    force_path_style: storage.forcePathStyle ?? storage.endpoint !== null,
   };
 }
 
-export function openProvisionStorage(env: ProvisionEnv, signal: AbortSignal): Promise<S3Session> {
-  const keys = { accessKeyId: env.PROVISION_STORAGE_ACCESS_KEY!, secretAccessKey: env.PROVISION_STORAGE_SECRET_KEY! };
-  // The deployment machine's requests have no timeout variable: 10 s each.
-  const account = { credentials: keys, timeoutSec: 10, vars: DEPLOYER_STORAGE_VARIABLES };
-  return openS3(storageSettingsOf(env, env.PROVISION_STORAGE_BUCKET ?? 'superfasttt', null), account, signal);
+export function openProvisionStorage(storage: DeployerStorage, signal: AbortSignal): Promise<S3Session> {
+  return openS3(storageSettingsOf(storage, storage.sharedBucket ?? 'superfasttt', null), storage, signal);
 }
 
-export function storageLocation(env: ProvisionEnv, spec: TenantSpec, mode: 'prefix' | 'bucket'): StorageLocation {
-  return mode === 'bucket'
-    ? { mode, bucket: spec.bucket, prefix: '' }
-    : { mode, bucket: env.PROVISION_STORAGE_BUCKET!, prefix: `${spec.schema}/` };
+export function storageLocation(layout: StorageLayout, spec: TenantSpec): StorageLocation {
+  return layout.mode === 'bucket'
+    ? { mode: 'bucket', bucket: spec.bucket, prefix: '' }
+    : { mode: 'prefix', bucket: layout.sharedBucket, prefix: `${spec.schema}/` };
 }
 
 /** The session, with failures naming the tenant's bucket or folder. */
-export function locationSession(session: S3Session, env: ProvisionEnv, loc: StorageLocation): S3Session {
-  return { ...session, send: session.sendFor(storageSettingsOf(env, loc.bucket, loc.prefix || null)) };
+export function locationSession(s3: DeployerS3, loc: StorageLocation): S3Session {
+  return { ...s3.session, send: s3.session.sendFor(storageSettingsOf(s3.target, loc.bucket, loc.prefix || null)) };
 }

@@ -3,9 +3,16 @@
  * connected to; then the dry run's plan, or the tenants removed one after the other, one refused
  * not stopping the others.
  */
-import { loadProvisionConfig, type ProvisionEnv } from '../config/provision-schema.js';
+import { loadProvisionConfig } from '../config/provision-schema.js';
+import type { DeployerConfig, DeployerStorage } from '../config/targets.js';
 import { type BootstrapError, ConfigError } from '../errors.js';
-import { openProvisionStorage, storageLocation } from './deployer.js';
+import {
+  openProvisionStorage,
+  type StorageLayout,
+  type StorageMode,
+  storageLayout,
+  storageLocation,
+} from './deployer.js';
 import { type RunInput, withDeployer } from './deployer-session.js';
 import { deprovisionOne, dropStatements } from './deprovision-tenant.js';
 import { tenantFailure } from './failures.js';
@@ -17,15 +24,17 @@ export interface DeprovisionOptions {
   tenants: string[];
   yes: boolean;
   purgeStorage: boolean;
-  storageMode: 'prefix' | 'bucket';
+  storageMode: StorageMode;
   opaqueNames: boolean;
 }
 
 /** The tenants and the deployer's environment, once every check that needs no server passed. */
 export interface Deprovision {
-  env: ProvisionEnv;
+  config: DeployerConfig;
   specs: TenantSpec[];
   opts: DeprovisionOptions;
+  /** With --purge-storage: the deployer's S3 account and where the tenants' storage is. */
+  purge: { target: DeployerStorage; layout: StorageLayout } | undefined;
 }
 
 export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Deprovision {
@@ -33,15 +42,17 @@ export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Dep
     opaque: opts.opaqueNames,
     buckets: opts.storageMode === 'bucket',
   });
-  const env = loadProvisionConfig(ctx.env);
-  if (opts.purgeStorage && !env.PROVISION_STORAGE_ACCESS_KEY) {
+  const config = loadProvisionConfig(ctx.env);
+  const target = opts.purgeStorage ? config.storage : undefined;
+  if (opts.purgeStorage && !target) {
     throw new ConfigError(
       '--purge-storage needs the storage admin keys (PROVISION_STORAGE_ACCESS_KEY, PROVISION_STORAGE_SECRET_KEY)',
       [],
       'set them, or leave the storage alone',
     );
   }
-  if (opts.purgeStorage && opts.storageMode === 'prefix' && !env.PROVISION_STORAGE_BUCKET) {
+  const layout = target && storageLayout(target, opts.storageMode);
+  if (target && !layout) {
     throw new ConfigError(
       'PROVISION_STORAGE_BUCKET: is required with --purge-storage --storage-mode prefix',
       [],
@@ -49,23 +60,23 @@ export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Dep
     );
   }
   const clash =
-    opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === env.PROVISION_STORAGE_BUCKET) : undefined;
+    opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === config.storage?.sharedBucket) : undefined;
   if (clash)
     throw new ConfigError(
       `tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders: nothing was removed`,
       [],
       'check the tenant name and --storage-mode',
     );
-  return { env, specs, opts };
+  return { config, specs, opts, purge: target && layout ? { target, layout } : undefined };
 }
 
 /** The dry run: what would be run for each tenant, one line each. */
-export function deprovisionPlan({ env, specs, opts }: Deprovision): string[] {
-  const { database } = env.PROVISION_DATABASE_URL;
+export function deprovisionPlan({ config, specs, purge }: Deprovision): string[] {
+  const { database } = config.database.url;
   return specs.flatMap((spec) => [
     ...dropStatements(spec, database).map((s) => `${s};`),
-    opts.purgeStorage
-      ? `${where(storageLocation(env, spec, opts.storageMode))}: every object deleted, if it carries this tenant's proof of ownership`
+    purge
+      ? `${where(storageLocation(purge.layout, spec))}: every object deleted, if it carries this tenant's proof of ownership`
       : 'storage left alone (--purge-storage to delete it)',
   ]);
 }
@@ -76,15 +87,15 @@ export interface DeprovisionResult {
   failures: BootstrapError[];
 }
 
-export async function runDeprovision(ctx: RunInput, { env, specs, opts }: Deprovision): Promise<DeprovisionResult> {
+export async function runDeprovision(ctx: RunInput, { config, specs, purge }: Deprovision): Promise<DeprovisionResult> {
   const result: DeprovisionResult = { removed: 0, notFound: 0, failures: [] };
-  await withDeployer(env, ctx, {}, async (db) => {
-    const storage = opts.purgeStorage ? await openProvisionStorage(env, ctx.signal) : undefined;
+  await withDeployer(config.database, ctx, {}, async (db) => {
+    const storage = purge && { ...purge, session: await openProvisionStorage(purge.target, ctx.signal) };
     try {
       await prepareProvisionLock(db.sql);
       for (const spec of specs) {
         try {
-          const done = await deprovisionOne(db.sql, storage, env, spec, opts.storageMode);
+          const done = await deprovisionOne(db.sql, storage, config, spec);
           if (done.startsWith('nothing')) result.notFound++;
           else result.removed++;
           ctx.log.info(`${spec.name}: ${done}`, { step: 'deprovision' });
@@ -99,7 +110,7 @@ export async function runDeprovision(ctx: RunInput, { env, specs, opts }: Deprov
         }
       }
     } finally {
-      storage?.client.destroy();
+      storage?.session.client.destroy();
     }
   });
   return result;

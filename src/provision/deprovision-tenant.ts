@@ -4,12 +4,11 @@
  * storage carries its proof. Then the storage (its proof last, so an interrupted purge can be run
  * again), then PostgreSQL: schema and role dropped in one transaction under the provisioning lock.
  */
-import type { ProvisionEnv } from '../config/provision-schema.js';
+import type { DeployerConfig } from '../config/targets.js';
 import type { Sql } from '../db/connect.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { SchemaError } from '../errors.js';
-import type { S3Session } from '../storage/client.js';
-import { locationSession, storageLocation } from './deployer.js';
+import { type DeployerS3, locationSession, storageLocation } from './deployer.js';
 import { lockTimeoutAs } from './failures.js';
 import { purgeStorage } from './purge.js';
 import { inspectLocation, proofMatches, where } from './storage-owner.js';
@@ -28,12 +27,11 @@ export function dropStatements(spec: TenantSpec, database: string): string[] {
 /** `storage`: the deployer's S3 session with --purge-storage, else undefined. Returns what was done. */
 export async function deprovisionOne(
   sql: Sql,
-  storage: S3Session | undefined,
-  env: ProvisionEnv,
+  storage: DeployerS3 | undefined,
+  config: DeployerConfig,
   spec: TenantSpec,
-  storageMode: 'prefix' | 'bucket',
 ): Promise<string> {
-  const { database } = env.PROVISION_DATABASE_URL;
+  const { database } = config.database.url;
   const state = await tenantState(sql, spec);
   if (!state.roleExists && !state.schemaExists) {
     if (!storage) return `nothing to remove: no role ${spec.role}, no schema ${spec.schema}`;
@@ -72,8 +70,8 @@ export async function deprovisionOne(
 
   let storageDone = '';
   if (storage) {
-    const loc = storageLocation(env, spec, storageMode);
-    const session = locationSession(storage, env, loc);
+    const loc = storageLocation(storage.layout, spec);
+    const session = locationSession(storage, loc);
     const found = await inspectLocation(session, loc);
     const verdict = proofMatches(found, loc, state.tenantId);
     if (verdict !== 'match' && verdict !== 'gone') {
@@ -97,7 +95,7 @@ export async function deprovisionOne(
     .catch(
       lockTimeoutAs(
         sql,
-        env,
+        config.database,
         [spec.schema, DEPLOYER_SCHEMA],
         `dropping tenant ${spec.name}${storageDone ? ` (its storage was already purged${storageDone})` : ''}`,
       ),

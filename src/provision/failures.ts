@@ -3,7 +3,7 @@
  * as its own SchemaError (exit 4, the other tenants go on), a lock waited for past
  * PROVISION_LOCK_TIMEOUT as a SchemaError naming who holds it.
  */
-import type { ProvisionEnv } from '../config/provision-schema.js';
+import type { DatabaseTarget } from '../config/targets.js';
 import { errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, lockTimeoutError } from '../db/locks.js';
 import { BootstrapError, SchemaError } from '../errors.js';
@@ -13,7 +13,7 @@ export function tenantFailure(spec: TenantSpec, error: unknown): BootstrapError 
   if (error instanceof BootstrapError) return error;
   return new SchemaError(
     `tenant ${spec.name}: ${(error as Error).message} (${errorCode(error) || 'error'})`,
-    'check the deployer\'s rights (README, "Provisioning")',
+    "check the deployer's rights (docs/provisioning.md)",
     { cause: error },
   );
 }
@@ -24,12 +24,13 @@ export function tenantFailure(spec: TenantSpec, error: unknown): BootstrapError 
  */
 export function lockTimeoutAs(
   sql: Sql,
-  env: ProvisionEnv,
+  database: DatabaseTarget,
   schemas: readonly string[],
   during: string,
 ): (error: unknown) => Promise<never> {
   return async (error) => {
     if (!isLockTimeout(error)) throw error;
-    throw await lockTimeoutError(sql, schemas, during, 'PROVISION_LOCK_TIMEOUT', env.PROVISION_LOCK_TIMEOUT, error);
+    const { lockTimeoutSec, vars } = database;
+    throw await lockTimeoutError(sql, schemas, during, vars.lockTimeout, lockTimeoutSec, error);
   };
 }

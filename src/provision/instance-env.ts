@@ -3,7 +3,8 @@
  * URL is the deployer's with the tenant's role and password; its storage is the tenant's folder
  * or bucket; the deployer's email settings, when it has them, are every instance's.
  */
-import type { ProvisionEnv } from '../config/provision-schema.js';
+import type { DeployerConfig } from '../config/targets.js';
+import { type StorageLayout, storageLocation } from './deployer.js';
 import { renderEnv } from './env-file.js';
 import { generatePassword } from './scram.js';
 import type { TenantSpec } from './tenants.js';
@@ -23,26 +24,27 @@ const EMAIL_KEYS = [
 
 /** The deployer's values copied into every tenant's .env (to be checked before anything is created). */
 export function copiedFromDeployer(
-  env: ProvisionEnv,
+  config: DeployerConfig,
   deployerEnv: NodeJS.ProcessEnv,
 ): Record<string, string | undefined> {
+  const storage = config.storage;
   return {
     ...Object.fromEntries(EMAIL_KEYS.map((key) => [key, deployerEnv[key] || undefined])),
-    PROVISION_STORAGE_ENDPOINT: env.PROVISION_STORAGE_ENDPOINT,
-    PROVISION_STORAGE_ACCESS_KEY: env.PROVISION_STORAGE_ACCESS_KEY,
-    PROVISION_STORAGE_SECRET_KEY: env.PROVISION_STORAGE_SECRET_KEY,
+    PROVISION_STORAGE_ENDPOINT: storage?.endpoint ?? undefined,
+    PROVISION_STORAGE_ACCESS_KEY: storage?.credentials.accessKeyId,
+    PROVISION_STORAGE_SECRET_KEY: storage?.credentials.secretAccessKey,
   };
 }
 
-/** `storageMode`: undefined when the deployer has no storage keys (the instance then gets no storage). */
+/** `layout`: undefined when the deployer has no storage keys (the instance then gets no storage). */
 export function instanceEnv(
-  env: ProvisionEnv,
+  config: DeployerConfig,
   spec: TenantSpec,
   password: string,
   deployerEnv: NodeJS.ProcessEnv,
-  storageMode: 'prefix' | 'bucket' | undefined,
+  layout: StorageLayout | undefined,
 ): Record<string, string> {
-  const { host, port, database, sslmode, sslrootcert } = env.PROVISION_DATABASE_URL;
+  const { host, port, database, sslmode, sslrootcert } = config.database.url;
   const url = new URL(`postgres://${host.includes(':') ? `[${host}]` : host}:${port}/${encodeURIComponent(database)}`);
   url.username = spec.role;
   url.password = password;
@@ -58,21 +60,20 @@ export function instanceEnv(
     AUTO_SUPERADMIN_PHONE: spec.admin.phone,
     AUTO_SUPERADMIN_PASSWORD: generatePassword(18),
   };
-  if (storageMode) {
-    const endpoint = env.PROVISION_STORAGE_ENDPOINT;
+  const storage = config.storage;
+  if (storage && layout) {
+    const { endpoint, region, forcePathStyle, credentials } = storage;
+    const location = storageLocation(layout, spec);
     Object.assign(out, {
       STORAGE_PROVIDER: 's3',
-      STORAGE_ENDPOINT: endpoint,
+      STORAGE_ENDPOINT: endpoint ?? undefined,
       STORAGE_SECURE: endpoint?.startsWith('http:') ? 'false' : undefined,
-      STORAGE_REGION: env.PROVISION_STORAGE_REGION,
-      STORAGE_BUCKET: storageMode === 'bucket' ? spec.bucket : env.PROVISION_STORAGE_BUCKET,
-      STORAGE_PREFIX: storageMode === 'prefix' ? `${spec.schema}/` : undefined,
-      STORAGE_FORCE_PATH_STYLE:
-        env.PROVISION_STORAGE_FORCE_PATH_STYLE === undefined
-          ? undefined
-          : String(env.PROVISION_STORAGE_FORCE_PATH_STYLE),
-      STORAGE_ACCESS_KEY: spec.s3?.accessKey ?? env.PROVISION_STORAGE_ACCESS_KEY,
-      STORAGE_SECRET_KEY: spec.s3?.secretKey ?? env.PROVISION_STORAGE_SECRET_KEY,
+      STORAGE_REGION: region,
+      STORAGE_BUCKET: location.bucket,
+      STORAGE_PREFIX: location.prefix || undefined,
+      STORAGE_FORCE_PATH_STYLE: forcePathStyle === undefined ? undefined : String(forcePathStyle),
+      STORAGE_ACCESS_KEY: spec.s3?.accessKey ?? credentials.accessKeyId,
+      STORAGE_SECRET_KEY: spec.s3?.secretKey ?? credentials.secretAccessKey,
     });
   }
   for (const key of EMAIL_KEYS) if (deployerEnv[key]) out[key] = deployerEnv[key];

@@ -6,7 +6,7 @@
  */
 import { loadProvisionConfig } from '../config/provision-schema.js';
 import { ConfigError } from '../errors.js';
-import { openProvisionStorage } from './deployer.js';
+import { type DeployerS3, openProvisionStorage, storageLayout } from './deployer.js';
 import { checkDeployer, warnIfCreateroleIsBroad } from './deployer-rights.js';
 import { type RunInput, withDeployer } from './deployer-session.js';
 import { assertEnvValues, assertSafeOutDir } from './env-file.js';
@@ -31,9 +31,10 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
     opaque: opts.opaqueNames,
     buckets: opts.storageMode === 'bucket',
   });
-  const env = loadProvisionConfig(ctx.env);
-  const shared = env.PROVISION_STORAGE_BUCKET;
-  if (env.PROVISION_STORAGE_ACCESS_KEY && opts.storageMode === 'prefix' && !shared) {
+  const config = loadProvisionConfig(ctx.env);
+  const shared = config.storage?.sharedBucket;
+  const layout = config.storage && storageLayout(config.storage, opts.storageMode);
+  if (config.storage && !layout) {
     throw new ConfigError(
       "PROVISION_STORAGE_BUCKET: is required with --storage-mode prefix (the shared bucket of the tenants' folders)",
       [],
@@ -41,7 +42,7 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
     );
   }
   // Copied into every tenant's .env: refused now, before anything is created, if a .env reader would change them.
-  assertEnvValues(copiedFromDeployer(env, ctx.env), "the deployer's environment");
+  assertEnvValues(copiedFromDeployer(config, ctx.env), "the deployer's environment");
   if (opts.outDir)
     assertSafeOutDir(
       opts.outDir,
@@ -54,26 +55,29 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
       [],
       'choose another tenant name, or give the shared bucket a name that does not start with superfasttt-',
     );
-  const storage = env.PROVISION_STORAGE_ACCESS_KEY ? await openProvisionStorage(env, ctx.signal) : undefined;
-  if (storage && opts.storageMode === 'prefix' && shared)
-    await assertSharedBucket(storage, shared, 'PROVISION_STORAGE_BUCKET');
+  const storage: DeployerS3 | undefined =
+    config.storage && layout
+      ? { target: config.storage, layout, session: await openProvisionStorage(config.storage, ctx.signal) }
+      : undefined;
+  if (storage?.layout.mode === 'prefix')
+    await assertSharedBucket(storage.session, storage.layout.sharedBucket, 'PROVISION_STORAGE_BUCKET');
 
-  const reports = await withDeployer(env, ctx, { max: Math.min(opts.concurrency, 8) }, async (db) => {
-    await checkDeployer(db, env);
+  const reports = await withDeployer(config.database, ctx, { max: Math.min(opts.concurrency, 8) }, async (db) => {
+    await checkDeployer(db, config.database);
     await prepareProvisionLock(db.sql);
     warnIfCreateroleIsBroad(db, ctx.log);
     // Under the lock: two first runs at once would otherwise collide on the database's ACL (XX000).
     const hardening = await withRetries(() =>
       db.sql.begin(async (tx) => {
         await lockProvisioning(tx);
-        return hardenDatabase(tx, env.PROVISION_DATABASE_URL.database);
+        return hardenDatabase(tx, config.database.url.database);
       }),
-    ).catch(lockTimeoutAs(db.sql, env, [DEPLOYER_SCHEMA], 'provision (before any tenant was changed)'));
+    ).catch(lockTimeoutAs(db.sql, config.database, [DEPLOYER_SCHEMA], 'provision (before any tenant was changed)'));
     for (const statement of hardening) ctx.log.info(`${statement.sql}: ${statement.why}`, { step: 'provision' });
 
     const done: TenantReport[] = [];
     await forEachConcurrently(specs, opts.concurrency, async (spec) => {
-      const report = await provisionOne({ db, storage, env, opts, ctx }, spec);
+      const report = await provisionOne({ db, storage, config, opts, ctx }, spec);
       done.push(report);
       const line = `${spec.name}: ${report.status}, ${report.message}`;
       if (report.status === 'failed')

@@ -7,11 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ProvisionEnv } from '../config/provision-schema.js';
+import type { DeployerConfig } from '../config/targets.js';
 import type { Connection } from '../db/connect.js';
 import { BootstrapError, SchemaError } from '../errors.js';
-import type { S3Session } from '../storage/client.js';
-import { deployerBounds, locationSession, storageLocation } from './deployer.js';
+import { type DeployerS3, locationSession, type StorageMode, storageLocation } from './deployer.js';
 import type { RunInput } from './deployer-session.js';
 import { writeEnvFile } from './env-file.js';
 import { lockTimeoutAs, tenantFailure } from './failures.js';
@@ -28,7 +27,7 @@ export interface TenantOptions {
   json: boolean;
   force: boolean;
   rotatePassword: boolean;
-  storageMode: 'prefix' | 'bucket';
+  storageMode: StorageMode;
 }
 
 export interface TenantReport {
@@ -47,8 +46,9 @@ export interface TenantReport {
 /** What every tenant of a run shares: the deployer's session and storage, the options. */
 export interface TenantRun {
   db: Connection;
-  storage: S3Session | undefined;
-  env: ProvisionEnv;
+  /** The deployer's S3 session, when it has storage keys. */
+  storage: DeployerS3 | undefined;
+  config: DeployerConfig;
   opts: TenantOptions;
   ctx: RunInput;
 }
@@ -62,16 +62,15 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
     ...(e.fix && { fix: e.fix }),
     exit_code: e.exitCode,
   });
-  const { db, storage, env, opts } = run;
-  const { database } = env.PROVISION_DATABASE_URL;
+  const { db, storage, config, opts } = run;
+  const { database } = config.database.url;
   const envFile = opts.outDir ? join(opts.outDir, `${spec.name}.env`) : undefined;
   try {
     // Read-only first: whatever is refused below is refused before anything is created.
     const before = await tenantState(db.sql, spec);
     refuseForeign(before, spec, database, envFile, opts);
-    const location = storage && storageLocation(env, spec, opts.storageMode);
-    const found =
-      storage && location ? await inspectLocation(locationSession(storage, env, location), location) : undefined;
+    const location = storage && storageLocation(storage.layout, spec);
+    const found = storage && location ? await inspectLocation(locationSession(storage, location), location) : undefined;
     if (found && location) assertMayUse(found, location, before.tenantId, before.schemaExists && !before.tenantId);
     const tenantId = before.tenantId ?? randomUUID();
 
@@ -79,13 +78,13 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
       provisionTenant(db.sql, spec, {
         database,
         rotatePassword: opts.rotatePassword,
-        connectionLimit: env.PROVISION_CONNECTION_LIMIT,
+        connectionLimit: config.connectionLimit,
         tenantId,
       }),
     ).catch(
       lockTimeoutAs(
         db.sql,
-        env,
+        config.database,
         [DEPLOYER_SCHEMA, spec.schema],
         `provisioning tenant ${spec.name} (nothing was changed for it)`,
       ),
@@ -95,7 +94,7 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
     if (storage && location && found) {
       try {
         const owner = { tenant_id: tenantId, schema: spec.schema, database };
-        storageNote = `; ${await provisionStorage(storage, env, location, found, owner, spec)}`;
+        storageNote = `; ${await provisionStorage(storage, location, found, owner, spec)}`;
       } catch (error) {
         if (!(error instanceof BootstrapError)) throw error;
         return fail(error, 'PostgreSQL ready, storage failed: ');
@@ -103,12 +102,7 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
       if (status === 'unchanged' && storageNote.includes('created')) status = 'created';
     }
 
-    const login = {
-      connectTimeoutSec: env.PROVISION_CONNECT_TIMEOUT,
-      bounds: deployerBounds(env),
-      log: run.ctx.log,
-      signal: run.ctx.signal,
-    };
+    const login = { deployer: config.database, log: run.ctx.log, signal: run.ctx.signal };
     if (!outcome.password) {
       // The role existed and kept its password: an existing .env stays the truth, once proven.
       if (!envFile) return { ...base, status, message: `role and schema in place${storageNote}` };
@@ -126,7 +120,7 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
       };
     }
 
-    const values = instanceEnv(env, spec, outcome.password, run.ctx.env, storage && opts.storageMode);
+    const values = instanceEnv(config, spec, outcome.password, run.ctx.env, storage?.layout);
     const content = renderInstanceEnv(spec, values);
     let message = (outcome.created ? 'role, schema and grants created' : 'password rotated') + storageNote;
     if (storage && !spec.s3)

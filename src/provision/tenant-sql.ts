@@ -192,16 +192,17 @@ export async function provisionTenant(
   const schema = quoteIdent(spec.schema);
   return sql.begin(async (tx) => {
     await lockProvisioning(tx);
-    const [me] = await tx<{ user: string }[]>`select current_user as user`;
+    const [row] = await tx<{ user: string }[]>`select current_user as user`;
+    const deployer = row?.user ?? 'current_user';
     const [existingRole] = await tx<
       { rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolcanlogin: boolean }[]
     >`
       select rolsuper, rolcreaterole, rolcreatedb, rolcanlogin from pg_roles where rolname = ${spec.role}`;
     const [existingSchema] = await tx<{ owner: string; comment: string | null }[]>`
       select pg_get_userbyid(nspowner) as owner, obj_description(oid, 'pg_namespace') as comment from pg_namespace where nspname = ${spec.schema}`;
-    if (existingSchema && existingSchema.owner !== me!.user) {
+    if (existingSchema && existingSchema.owner !== deployer) {
       throw new SchemaError(
-        `schema ${spec.schema} exists and belongs to ${existingSchema.owner}, not to the deployer ${me!.user}: it is someone else's`,
+        `schema ${spec.schema} exists and belongs to ${existingSchema.owner}, not to the deployer ${deployer}: it is someone else's`,
         `choose another tenant name, or remove that schema if it is not used`,
       );
     }
@@ -253,7 +254,7 @@ export async function provisionTenant(
     if (roleComment?.comment !== comment) await run(`COMMENT ON ROLE ${role} IS ${literal(comment)}`);
     await run(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}`);
     await run(`GRANT CONNECT ON DATABASE ${quoteIdent(opts.database)} TO ${role}`);
-    await verifyTenant(tx as unknown as Sql, spec, me!.user);
+    await verifyTenant(tx as unknown as Sql, spec, deployer);
     return { created: !existingRole, ...(password && { password }), statements };
   });
 }

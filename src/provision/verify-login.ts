@@ -7,9 +7,9 @@
 import { parseEnv } from 'node:util';
 import * as v from 'valibot';
 import { databaseUrl } from '../config/schema.js';
-import { type Connection, connect, type SessionBounds } from '../db/connect.js';
+import { type Connection, connect } from '../db/connect.js';
 import { BootstrapError } from '../errors.js';
-import { DEPLOYER_DATABASE_VARIABLES, urlDatabaseTarget } from '../config/targets.js';
+import { type DatabaseTarget, DEPLOYER_DATABASE_VARIABLES, urlDatabaseTarget } from '../config/targets.js';
 import type { Logger } from '../log.js';
 import type { TenantSpec } from './tenants.js';
 
@@ -17,8 +17,8 @@ import type { TenantSpec } from './tenants.js';
 const TENANT_ENV_VARIABLES = { ...DEPLOYER_DATABASE_VARIABLES, url: "DATABASE_URL of the tenant's .env" };
 
 export interface LoginSettings {
-  connectTimeoutSec: number;
-  bounds: SessionBounds;
+  /** The deployer's database: its timeouts bound the tenant's login too. */
+  deployer: DatabaseTarget;
   log: Logger;
   signal: AbortSignal;
 }
@@ -33,8 +33,7 @@ export async function loginProblem(envText: string, spec: TenantSpec, s: LoginSe
   if (url.output.user !== spec.role) return `its DATABASE_URL logs in as ${url.output.user}, not ${spec.role}`;
   let db: Connection | undefined;
   try {
-    const limits = { connectTimeoutSec: s.connectTimeoutSec, ...s.bounds };
-    db = await connect(urlDatabaseTarget(url.output, limits, TENANT_ENV_VARIABLES), s.log, s.signal);
+    db = await connect(urlDatabaseTarget(url.output, s.deployer, TENANT_ENV_VARIABLES), s.log, s.signal);
   } catch (error) {
     if (error instanceof BootstrapError) return `logging in with its DATABASE_URL failed: ${error.message}`;
     throw error;

@@ -190,9 +190,3 @@ export async function reportFolder(folder: Folder, send: Send, s3: S3Module): Pr
   const present = await folderExists(folder, send, s3);
   return present ? `folder ${folder.prefix} present` : `folder ${folder.prefix} missing (the bootstrap creates it)`;
 }
-
-/** Reports the folder's marker, creating it when missing if `create` (provision's callers; the steps use the two above). */
-export async function folderMarker(s: StorageSettings, send: Send, s3: S3Module, create: boolean): Promise<string> {
-  const folder = { bucket: s.bucket, prefix: s.prefix ?? '' };
-  return create ? await ensureFolder(folder, send, s3) : await reportFolder(folder, send, s3);
-}
