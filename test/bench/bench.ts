@@ -1,10 +1,25 @@
 // npm run bench: speed and memory of the built executable against the same real PostgreSQL as the
 // tests. Medians of several runs; each figure also as a ratio to `node -e 0` measured in this run.
+//
+// Every measured process (the baseline included) runs exactly as in production: `node BUNDLE`, nothing
+// preloaded, nothing injected. Wall time is taken by this process, from spawn to exit; peak RSS is
+// the child's ru_maxrss as the kernel reports it to its parent, read through GNU time
+// (`/usr/bin/time -f %M`, KiB), which wraps each measured command. GNU time's own fork, exec and
+// wait cost about 1 ms (a constant that would understate every ratio to the baseline, by some 4% for
+// a 10× row): it is measured at the start of each run (`node -e 0` wrapped and not, interleaved) and
+// subtracted from every wall time. Its RSS figure is that of the measured process alone (it agrees
+// with the process's own resourceUsage().maxRSS within 0.2 MiB). The `--import` RSS probe used
+// before added 5 to 7 ms and 2.6 MiB to every process, the baseline's 28 ms and 37.6 MiB included.
+//
+// GNU time is required: Debian/Ubuntu `apt-get install time`, Alpine `apk add time`, Fedora
+// `dnf install time`, macOS `brew install gnu-time` (then BENCH_TIME=gtime). The bench checks for it
+// first and says how to install it, rather than installing packages itself. BENCH_TIME: another path
+// to GNU time. BENCH_RUNS (default 7) and BENCH_SCALE_TENANTS (default 1000; 0 skips the scale run)
+// shorten a run (BENCH_RUNS=2 BENCH_SCALE_TENANTS=0: about a minute, to check the bench itself).
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BUNDLE } from '../harness/cli.js';
 import { instanceEnv, verifiedServices } from '../harness/instance.js';
 import { createTenant, startPostgres, type Tenant } from '../harness/postgres.js';
@@ -19,7 +34,9 @@ const NODE = process.env.BENCH_NODE ?? process.execPath;
 const NODE_VERSION =
   execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim() +
   (process.env.BENCH_NODE_OPTIONS ? ` ${process.env.BENCH_NODE_OPTIONS}` : '');
-const probe = fileURLToPath(new URL('./rss-probe.mjs', import.meta.url));
+/** GNU time, which reports the peak RSS of the command it runs (see the header). */
+const TIME = process.env.BENCH_TIME ?? '/usr/bin/time';
+assertGnuTime();
 const rssDir = tempDir('sf-bench-');
 let measured = 0;
 
@@ -29,22 +46,15 @@ interface Sample {
   output: string;
 }
 
-/**
- * One measured process: wall time from spawn to exit, peak RSS from inside the process.
- * Asynchronous: the S3 and SMTP test servers live in this process and must keep answering.
- */
-async function measure(args: string[], env: Record<string, string | undefined> = {}): Promise<Sample> {
+/** Spawns a command and waits for its exit: milliseconds from spawn to exit, and its output. */
+async function run(
+  command: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ ms: number; output: string }> {
   const started = performance.now();
-  // A file per process: concurrent measurements must not share one.
-  const rssFile = join(rssDir, `${process.pid}-${++measured}`);
-  const child = spawn(NODE, ['--import', probe, ...args], {
-    env: {
-      PATH: process.env.PATH,
-      NO_COLOR: '1',
-      BENCH_RSS_FILE: rssFile,
-      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS,
-      ...env,
-    },
+  const child = spawn(command, args, {
+    env: { PATH: process.env.PATH, NO_COLOR: '1', NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -52,8 +62,63 @@ async function measure(args: string[], env: Record<string, string | undefined> =
   child.stderr.on('data', (d: Buffer) => (output += d));
   const [code] = (await once(child, 'close')) as [number | null];
   const ms = performance.now() - started;
-  if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}:\n${output}`);
-  return { ms, rssMiB: Number(readFileSync(rssFile, 'utf8')) / 1024, output };
+  if (code !== 0) throw new Error(`${[command, ...args].join(' ')} exited ${code}:\n${output}`);
+  return { ms, output };
+}
+
+/** GNU time as it wraps a measured process: it writes the peak RSS (KiB) to its own file. */
+function timed(args: string[]): { args: string[]; rssMiB: () => number } {
+  const rssFile = join(rssDir, `${process.pid}-${++measured}`); // one per process: some run concurrently
+  return {
+    args: ['-f', '%M', '-o', rssFile, '--', NODE, ...args],
+    rssMiB() {
+      // The last line: GNU time writes "Command exited with non-zero status" lines before it.
+      const kib = Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1));
+      if (!Number.isFinite(kib) || kib <= 0) throw new Error(`${TIME} gave no peak RSS for ${args.join(' ')}`);
+      return kib / 1024;
+    },
+  };
+}
+
+/**
+ * GNU time's own cost on the wall time: `node -e 0` wrapped and not, interleaved, difference of the
+ * medians (never below 0).
+ */
+async function wrapperCost(): Promise<number> {
+  const [direct, wrapped]: [number[], number[]] = [[], []];
+  for (let i = 0; i < 21; i++) {
+    direct.push((await run(NODE, ['-e', '0'])).ms);
+    wrapped.push((await run(TIME, timed(['-e', '0']).args)).ms);
+  }
+  return Math.max(0, median(wrapped) - median(direct));
+}
+
+/**
+ * One measured process, started as in production (no preload): wall time from spawn to exit,
+ * measured here less GNU time's own cost; peak RSS from GNU time (the child's ru_maxrss).
+ * Asynchronous: the S3 and SMTP test servers live in this process and must keep answering.
+ */
+async function measure(args: string[], env: Record<string, string | undefined> = {}): Promise<Sample> {
+  const wrapped = timed(args);
+  const { ms, output } = await run(TIME, wrapped.args, env);
+  return { ms: ms - timeCost, rssMiB: wrapped.rssMiB(), output };
+}
+
+/** Stops with how to install GNU time when TIME is missing or another time (BusyBox, BSD). */
+function assertGnuTime(): void {
+  let version = '';
+  try {
+    version = execFileSync(TIME, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    version = String((error as { stderr?: unknown }).stderr ?? '');
+  }
+  if (/\(GNU Time\)/.test(version)) return;
+  console.error(
+    `npm run bench needs GNU time at ${TIME} to read each process's peak RSS without preloading anything into it.\n` +
+      'Install it: Debian/Ubuntu `apt-get install time`, Alpine `apk add time`, Fedora `dnf install time`, ' +
+      'macOS `brew install gnu-time` and BENCH_TIME=gtime; or set BENCH_TIME to its path.',
+  );
+  process.exit(2);
 }
 
 /** The q-quantile (nearest rank) of the samples. */
@@ -70,6 +135,9 @@ async function series(make: () => Promise<Sample>): Promise<{ ms: number; rssMiB
 function dirSize(dir: string): number {
   return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
 }
+
+/** GNU time's own cost, subtracted from every wall time (measured before any server starts). */
+const timeCost = await wrapperCost();
 
 const pg = await startPostgres({ tls: true });
 const s3 = await startS3();
@@ -140,7 +208,7 @@ try {
   const jsBytes = js.reduce((sum, f) => sum + statSync(join(dist, f)).size, 0);
   const fmt = (n: number, d = 0) => n.toFixed(d);
   console.log(
-    `\nsuperfasttt-bootstrap benchmark: Node ${NODE_VERSION}, ${RUNS} runs each (median), PostgreSQL 16 with TLS, s3rver over HTTPS, smtp-server with STARTTLS, all on loopback`,
+    `\nsuperfasttt-bootstrap benchmark: Node ${NODE_VERSION}, ${RUNS} runs each (median), PostgreSQL 16 with TLS, s3rver over HTTPS, smtp-server with STARTTLS, all on loopback; every process as in production (nothing preloaded), wall time from spawn to exit, peak RSS by GNU time (its own ${fmt(timeCost, 1)} ms subtracted from every wall time)`,
   );
   console.log('| What | Wall time (ms) | × node -e 0 | Peak RSS (MiB) | × node -e 0 |');
   console.log('| --- | ---: | ---: | ---: | ---: |');
