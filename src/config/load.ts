@@ -109,13 +109,18 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
   return { config: instanceConfig(env), secretSources: sources, warnings };
 }
 
+/** Where a valibot issue is: the variable (or field) name, dotted for nested ones. */
+export function issuePath(issue: v.BaseIssue<unknown>, fallback: string): string {
+  return issue.path?.map((p) => String(p.key)).join('.') ?? fallback;
+}
+
 /** One line per valibot issue, "VARIABLE: message", the way every configuration error lists them. */
 export function issueProblems(
   issues: readonly v.BaseIssue<unknown>[] | undefined,
   suffix: (name: string) => string = () => '',
 ): string[] {
   return (issues ?? []).map((issue) => {
-    const name = issue.path?.map((p) => String(p.key)).join('.') ?? 'environment';
+    const name = issuePath(issue, 'environment');
     return `${name}: ${issue.message}${suffix(name)}`;
   });
 }

@@ -11,6 +11,7 @@ import { ConfigError } from '../errors.js';
 import { email, phoneE164, text } from '../config/fields.js';
 import { envValueProblem } from './env-file.js';
 import { readTenantsFile } from './tenants-file.js';
+import { issuePath } from '../config/load.js';
 
 export const PREFIX = 'tenant_';
 const MAX_NAME = 63 - PREFIX.length;
@@ -93,7 +94,7 @@ export function tenantSpecs(
     const parsed = v.safeParse(rowSchema, row);
     const name = v.safeParse(nameSchema, row.name);
     for (const issue of [...(parsed.issues ?? []), ...(name.issues ?? [])]) {
-      problems.push(`${where}: ${issue.path?.map((p) => String(p.key)).join('.') ?? 'name'} ${issue.message}`);
+      problems.push(`${where}: ${issuePath(issue, 'name')} ${issue.message}`);
     }
     if (!parsed.success || !name.success) continue;
     if (seen.has(name.output)) {
