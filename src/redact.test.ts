@@ -67,6 +67,13 @@ describe('redact', () => {
     assert.equal(redact('postgres://app:@db/app'), `postgres://app:${MASK}@db/app`);
   });
 
+  it('masks the whole of a registered password that holds an @, inside a URL too', () => {
+    registerSecret('ab@cdef-secret');
+    const out = redact('connect postgres://u:ab@cdef-secret@db/app failed');
+    assert.ok(!out.includes('cdef-secret'), out);
+    assert.equal(out, `connect postgres://u:${MASK}@db/app failed`);
+  });
+
   it('leaves URLs without a password, host:port pairs and email addresses alone', () => {
     for (const text of [
       'postgres://app@db:5432/app',

@@ -19,10 +19,11 @@ export function registerSecret(value: string | undefined): void {
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):[^@\s/]*@/gi;
 
 export function redact(text: string): string {
-  let out = text.replace(URL_CREDENTIALS, `$1:${MASK}@`);
-  // Longest first, so a secret containing another one is masked whole.
+  let out = text;
+  // Registered secrets first, longest first (a secret containing another one is masked whole): the
+  // URL rule below stops at the first @, and would leave the rest of a password holding one.
   for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
     out = out.split(secret).join(MASK);
   }
-  return out;
+  return out.replace(URL_CREDENTIALS, `$1:${MASK}@`);
 }
