@@ -58,7 +58,9 @@ await esbuild.build({
   define: { __VERSION__: JSON.stringify(pkg.version) },
   // Some dependencies call require() (node:* built-ins, the .node binding): give the ESM bundle one.
   banner: {
-    js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+    js:
+      "import { createRequire as __createRequire } from 'node:module'; const require = " +
+      '__createRequire(import.meta.url);',
   },
   // The binding loader tries ./argon2.<platform>.node, then the @node-rs/argon2-<platform> package.
   external: ['*.node', '@node-rs/argon2-*'],

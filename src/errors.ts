@@ -36,7 +36,10 @@ export class DatabaseError extends BootstrapError {
   readonly exitCode = 3;
 }
 
-/** 4: tenant schema missing, not usable by the role, not ours, or locked past its timeout; provision: a tenant refused. */
+/**
+ * 4: tenant schema missing, not usable by the role, not ours, or locked past its timeout;
+ * provision: a tenant refused.
+ */
 export class SchemaError extends BootstrapError {
   readonly exitCode = 4;
 }
@@ -87,7 +90,10 @@ export const EXIT_CODES: ReadonlyArray<{ code: number; meaning: string }> = [
   {
     code: 4,
     meaning:
-      "tenant schema missing, not usable by the role, already used by something else, or holding objects or triggers that are not the instance's own; a lock held past DATABASE_LOCK_TIMEOUT (another bootstrap, or the app holding one of our tables); provision / deprovision: a right the deployer lacks, a tenant refused, or a lock held past PROVISION_LOCK_TIMEOUT",
+      'tenant schema missing, not usable by the role, already used by something else, or holding objects or triggers ' +
+      "that are not the instance's own; a lock held past DATABASE_LOCK_TIMEOUT (another bootstrap, or the app " +
+      'holding one of our tables); provision / deprovision: a right the deployer lacks, a tenant refused, or a lock ' +
+      'held past PROVISION_LOCK_TIMEOUT',
   },
   { code: 5, meaning: 'migration failed, changed since it was applied, or schema migrated by a newer version' },
   { code: 6, meaning: 'storage (S3)' },

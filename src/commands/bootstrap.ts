@@ -19,7 +19,8 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
   }
   if (skip !== 'true') {
     throw new ConfigError(
-      `SKIP_SETUP must be true or false, not ${JSON.stringify(skip.slice(0, 40))}: an instance left in wizard mode by a typo can be claimed by whoever opens it first`,
+      `SKIP_SETUP must be true or false, not ${JSON.stringify(skip.slice(0, 40))}: an instance left in wizard mode ` +
+        `by a typo can be claimed by whoever opens it first`,
       [],
       'set SKIP_SETUP=true to bootstrap, or remove it (or set false) to keep the setup wizard',
     );

@@ -40,13 +40,15 @@ export async function deprovision(input: CommandInput, opts: DeprovisionOptions)
   if (!opts.yes) {
     const lines = deprovisionPlan(run).map((line) => `  ${line}`);
     process.stdout.write(
-      `deprovision (dry run: add --yes to do it) would run on database ${run.config.database.url.database}, for each tenant that exists and is not connected:\n${lines.join('\n')}\n`,
+      `deprovision (dry run: add --yes to do it) would run on database ${run.config.database.url.database}, for each ` +
+        `tenant that exists and is not connected:\n${lines.join('\n')}\n`,
     );
     return 0;
   }
   const { removed, notFound, failures } = await runDeprovision(input, run);
   process.stdout.write(
-    `deprovision: ${run.specs.length} tenant(s): ${removed} removed, ${notFound} not found, ${failures.length} failed\n`,
+    `deprovision: ${run.specs.length} tenant(s): ` +
+      `${removed} removed, ${notFound} not found, ${failures.length} failed\n`,
   );
   return failures[0]?.exitCode ?? 0;
 }

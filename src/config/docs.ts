@@ -59,18 +59,22 @@ export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
   {
     usage: 'check [--env-file PATH] [--json] [--no-write]',
     description:
-      'run every verification of bootstrap read-only and print a report (the storage probe writes one object and deletes it; --no-write skips it)',
+      'run every verification of bootstrap read-only and print a report (the storage probe writes one object and ' +
+      'deletes it; --no-write skips it)',
   },
   {
     usage:
-      'provision (--tenant NAME ... | --tenants FILE) [--out-dir DIR] [--format json] [--force] [--rotate-password] [--concurrency N] [--storage-mode prefix|bucket] [--opaque-names]',
+      'provision (--tenant NAME ... | --tenants FILE) [--out-dir DIR] [--format json] [--force] [--rotate-password] ' +
+      '[--concurrency N] [--storage-mode prefix|bucket] [--opaque-names]',
     description:
-      "deployment machine: create each tenant's role and schema with least privilege, and write its .env (PROVISION_DATABASE_URL)",
+      "deployment machine: create each tenant's role and schema with " +
+      'least privilege, and write its .env (PROVISION_DATABASE_URL)',
   },
   {
     usage: 'deprovision --tenant NAME ... [--yes] [--purge-storage] [--storage-mode prefix|bucket] [--opaque-names]',
     description:
-      "deployment machine: drop the tenants' schemas and roles, and their storage with --purge-storage (a dry run without --yes)",
+      "deployment machine: drop the tenants' schemas and roles, and " +
+      'their storage with --purge-storage (a dry run without --yes)',
   },
   { usage: '--help, -h', description: 'this help' },
   { usage: '--version, -V', description: 'print the version' },
@@ -78,7 +82,8 @@ export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
 
 export function renderHelp(version: string): string {
   const lines = [
-    `superfasttt-bootstrap ${version}: one-shot setup of a superfasttt instance (PostgreSQL, migrations, storage, email, super admin).`,
+    `superfasttt-bootstrap ${version}: one-shot setup of a superfasttt ` +
+      `instance (PostgreSQL, migrations, storage, email, super admin).`,
     '',
     'Usage: superfasttt-bootstrap [command] [options]',
     '',
@@ -104,7 +109,8 @@ export function renderHelp(version: string): string {
   lines.push('', 'Exit codes:', ...EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`));
   lines.push(
     '',
-    'Full documentation: README.md of the superfasttt-bootstrap repository (label org.opencontainers.image.source of the image).',
+    'Full documentation: README.md of the superfasttt-bootstrap ' +
+      'repository (label org.opencontainers.image.source of the image).',
   );
   return lines.join('\n');
 }
@@ -116,7 +122,10 @@ export function renderVariableTable(): string {
   ];
   for (const doc of variableDocs()) {
     rows.push(
-      `| \`${doc.name}\` | ${requirement(doc)} | ${doc.default !== undefined ? `\`${doc.default}\`` : (doc.defaultText ?? '')} | ${doc.secret ? 'yes' : ''} | ${doc.description.replace(/\|/g, '\\|')} |`,
+      `| \`${doc.name}\` | ${requirement(doc)} ` +
+        `| ${doc.default !== undefined ? `\`${doc.default}\`` : (doc.defaultText ?? '')} ` +
+        `| ${doc.secret ? 'yes' : ''} ` +
+        `| ${doc.description.replace(/\|/g, '\\|')} |`,
     );
   }
   return rows.join('\n');

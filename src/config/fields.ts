@@ -121,7 +121,9 @@ export function controlCharacterMessage(value: string): string {
   const name = CONTROL_NAMES[first.code] ?? 'control character';
   const last = first.position === chars.length;
   const more = found.length > 1 ? ` (and ${found.length - 1} more)` : '';
-  let message = `must not contain control characters: ${code} (${name}) at character ${first.position}${last ? ', the last one' : ''}${more}`;
+  let message =
+    `must not contain control characters: ${code} (${name}) at character ` +
+    `${first.position}${last ? ', the last one' : ''}${more}`;
   // Only line breaks, all at the end: a secret file with one newline too many.
   const trailingLineBreaks = found.every(
     (c, i) => (c.code === 0x0a || c.code === 0x0d) && c.position === chars.length - found.length + 1 + i,

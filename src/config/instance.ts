@@ -132,7 +132,8 @@ export function combinationProblems(env: ParsedEnv): string[] {
   const problems: string[] = [];
   if (env.STORAGE_SECURE && env.STORAGE_ENDPOINT?.startsWith('http:')) {
     problems.push(
-      'STORAGE_ENDPOINT: is http but STORAGE_SECURE=true; use the https endpoint (or STORAGE_SECURE=false on a trusted network only)',
+      'STORAGE_ENDPOINT: is http but STORAGE_SECURE=true; use the https ' +
+        'endpoint (or STORAGE_SECURE=false on a trusted network only)',
     );
   }
   if (env.AUTO_SUPERADMIN_WELCOME_EMAIL && !env.EMAIL_PROVIDER) {
@@ -146,7 +147,8 @@ export function combinationProblems(env: ParsedEnv): string[] {
   if (caSources.length > 1) {
     problems.push(`DATABASE_SSL_CA: set the CA in one place only (found ${caSources.join(', ')})`);
   }
-  // What libpq refuses (sslrootcert=system with a weaker sslmode, verify-ca without a root), and DATABASE_SSL=true with a weaker sslmode.
+  // What libpq refuses (sslrootcert=system with a weaker sslmode, verify-ca without a root),
+  // and DATABASE_SSL=true with a weaker sslmode.
   problems.push(...tlsConfigProblems(databaseTarget(env)));
   return problems;
 }

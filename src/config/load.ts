@@ -98,7 +98,8 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
   const rawSchema = input.DATABASE_SCHEMA?.trim();
   if (rawSchema && rawSchema !== env.DATABASE_SCHEMA) {
     warnings.push(
-      `DATABASE_SCHEMA "${rawSchema}" is used as "${env.DATABASE_SCHEMA}": PostgreSQL folds unquoted identifiers to lowercase. Write it in lowercase to silence this warning.`,
+      `DATABASE_SCHEMA "${rawSchema}" is used as "${env.DATABASE_SCHEMA}": PostgreSQL folds unquoted identifiers to ` +
+        `lowercase. Write it in lowercase to silence this warning.`,
     );
   }
   for (const name of Object.keys(raw)) {

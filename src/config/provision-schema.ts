@@ -19,7 +19,8 @@ import {
 export const provisionSchema = v.object({
   PROVISION_DATABASE_URL: required(
     databaseUrl(),
-    "URL of the deployer role: CREATEROLE and CREATE on the database (ideally its owner), not a superuser. The tenants' URLs are derived from it (host, port, database, sslmode).",
+    'URL of the deployer role: CREATEROLE and CREATE on the database (ideally its owner), not a superuser. The ' +
+      "tenants' URLs are derived from it (host, port, database, sslmode).",
     {
       group: 'provision',
       secret: true,
@@ -87,7 +88,8 @@ export const provisionSchema = v.object({
   PROVISION_LOCK_TIMEOUT: withDefault(
     integer(1, 3600, ' (seconds)'),
     '30',
-    "Seconds any statement of provision or deprovision waits for a lock (another provisioning run, or a tenant's open transaction on the schema being dropped) before that tenant fails, naming the holder.",
+    "Seconds any statement of provision or deprovision waits for a lock (another provisioning run, or a tenant's " +
+      'open transaction on the schema being dropped) before that tenant fails, naming the holder.',
     { group: 'provision', example: '30' },
   ),
   PROVISION_STATEMENT_TIMEOUT: withDefault(
@@ -112,7 +114,8 @@ export function loadProvisionConfig(raw: NodeJS.ProcessEnv): DeployerConfig {
   problems.push(...issueProblems(result.issues));
   if ((input.PROVISION_STORAGE_ACCESS_KEY === undefined) !== (input.PROVISION_STORAGE_SECRET_KEY === undefined)) {
     problems.push(
-      'PROVISION_STORAGE_ACCESS_KEY: set both PROVISION_STORAGE_ACCESS_KEY and PROVISION_STORAGE_SECRET_KEY, or neither',
+      'PROVISION_STORAGE_ACCESS_KEY: set both PROVISION_STORAGE_ACCESS_KEY ' +
+        'and PROVISION_STORAGE_SECRET_KEY, or neither',
     );
   }
   const config = result.success ? deployerConfig(result.output) : undefined;

@@ -52,7 +52,8 @@ export const databaseUrl = () =>
         url = new URL(dataset.value);
       } catch {
         return fail(
-          'is not a valid URL: expected postgres://USER:PASSWORD@HOST:5432/DATABASE (percent-encode special characters in the password)',
+          'is not a valid URL: expected postgres://USER:PASSWORD@HOST:5432/DATABASE ' +
+            '(percent-encode special characters in the password)',
         );
       }
       if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
@@ -206,13 +207,16 @@ const apiList = () =>
 export const envSchema = v.object({
   SKIP_SETUP: optional(
     oneOf(['true', 'false']),
-    'true: bootstrap the instance and disable the setup wizard for good. Unset or false: change nothing and leave the wizard enabled. Any other value is an error.',
+    'true: bootstrap the instance and disable the setup wizard for good. Unset or false: change nothing and leave ' +
+      'the wizard enabled. Any other value is an error.',
     { group: 'setup', example: 'true' },
   ),
 
   DATABASE_URL: required(
     databaseUrl(),
-    'PostgreSQL URL of the tenant role: postgres[ql]://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=...]. sslmode (disable|allow|prefer|require|verify-ca|verify-full) and sslrootcert (a CA file, or system) mean what they mean to libpq 16 (README, "PostgreSQL connection and TLS"). libpq\'s PG* variables are ignored.',
+    'PostgreSQL URL of the tenant role: postgres[ql]://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=...]. sslmode ' +
+      '(disable|allow|prefer|require|verify-ca|verify-full) and sslrootcert (a CA file, or system) mean what they ' +
+      'mean to libpq 16 (README, "PostgreSQL connection and TLS"). libpq\'s PG* variables are ignored.',
     {
       group: 'database',
       secret: true,
@@ -227,35 +231,42 @@ export const envSchema = v.object({
   DATABASE_SSL: withDefault(
     boolean(),
     'false',
-    'true: TLS is required, at least sslmode=require (sslmode unset: require, or verify-full with sslrootcert=system; disable, allow or prefer: a configuration error); a server without TLS is an error, never a plaintext fallback.',
+    'true: TLS is required, at least sslmode=require (sslmode unset: require, or verify-full with ' +
+      'sslrootcert=system; disable, allow or prefer: a configuration error); a server without TLS is an error, ' +
+      'never a plaintext fallback.',
     { group: 'database', example: 'true' },
   ),
   DATABASE_SSL_CA: optional(
     pem(),
-    'PEM certificate(s) of the CA that signed the server certificate: as sslrootcert=FILE, the chain is verified in every sslmode that uses TLS (require included), and verify-full also checks the host name.',
+    'PEM certificate(s) of the CA that signed the server certificate: as sslrootcert=FILE, the chain is verified in ' +
+      'every sslmode that uses TLS (require included), and verify-full also checks the host name.',
     { group: 'database', example: '' },
   ),
   DATABASE_SSL_CA_FILE: optional(
     text(4096),
-    'Path of a PEM file with the CA certificate(s); alternative to DATABASE_SSL_CA and to sslrootcert in DATABASE_URL (one of the three at most).',
+    'Path of a PEM file with the CA certificate(s); alternative to DATABASE_SSL_CA and to sslrootcert in ' +
+      'DATABASE_URL (one of the three at most).',
     { group: 'database', example: '/run/secrets/postgres-ca.pem' },
   ),
   DATABASE_CONNECT_TIMEOUT: withDefault(
     integer(1, 3600, ' (seconds)'),
     '60',
-    'Seconds to keep retrying an unreachable server (it may still be starting). Authentication, unknown database and TLS failures are not retried.',
+    'Seconds to keep retrying an unreachable server (it may still be starting). Authentication, unknown database and ' +
+      'TLS failures are not retried.',
     { group: 'database', example: '60' },
   ),
   DATABASE_LOCK_TIMEOUT: withDefault(
     integer(1, 3600, ' (seconds)'),
     '120',
-    'Seconds to wait for a lock before giving up, naming its holder: another bootstrap of the same schema (another replica), or a session of the app holding one of our tables. Every statement has this lock_timeout.',
+    'Seconds to wait for a lock before giving up, naming its holder: another bootstrap of the same schema (another ' +
+      'replica), or a session of the app holding one of our tables. Every statement has this lock_timeout.',
     { group: 'database', example: '120' },
   ),
   DATABASE_STATEMENT_TIMEOUT: withDefault(
     integer(1, 86_400, ' (seconds)'),
     '300',
-    "Seconds any one statement may run (statement_timeout, lock waits included; a migration on a large table may need more), whatever the role's own defaults say.",
+    'Seconds any one statement may run (statement_timeout, lock waits included; a migration on a large table may ' +
+      "need more), whatever the role's own defaults say.",
     { group: 'database', example: '300' },
   ),
 
@@ -310,7 +321,8 @@ export const envSchema = v.object({
   ),
   STORAGE_PREFIX: optional(
     storagePrefix(),
-    'Folder of the tenant in a shared bucket (tenant_clienta/); a trailing / is added. The probe runs inside it, and a folder marker is created if missing.',
+    'Folder of the tenant in a shared bucket (tenant_clienta/); a trailing / is added. The probe runs inside it, and ' +
+      'a folder marker is created if missing.',
     { group: 'storage', example: 'tenant_clienta/' },
   ),
   STORAGE_FORCE_PATH_STYLE: optional(
@@ -325,13 +337,15 @@ export const envSchema = v.object({
   STORAGE_TIMEOUT: withDefault(
     integer(1, 300, ' (seconds)'),
     '10',
-    'Seconds allowed for each S3 request (3 attempts at most), so an endpoint that never answers fails in bounded time.',
+    'Seconds allowed for each S3 request (3 attempts at most), ' +
+      'so an endpoint that never answers fails in bounded time.',
     { group: 'storage', example: '10' },
   ),
 
   EMAIL_PROVIDER: optional(
     oneOf(EMAIL_PROVIDERS),
-    'smtp or sendgrid to verify the email provider before the instance is marked ready; unset: email is not checked (logged).',
+    'smtp or sendgrid to verify the email provider before the ' +
+      'instance is marked ready; unset: email is not checked (logged).',
     {
       group: 'email',
       example: 'smtp',
@@ -367,7 +381,8 @@ export const envSchema = v.object({
   SMTP_SECURE: withDefault(
     oneOf(['starttls', 'tls', 'none']),
     'starttls',
-    'starttls (a server that does not offer STARTTLS is refused), tls (implicit TLS, usually port 465), or none (plaintext: only when chosen explicitly).',
+    'starttls (a server that does not offer STARTTLS is refused), tls (implicit TLS, usually port 465), or none ' +
+      '(plaintext: only when chosen explicitly).',
     { group: 'email', example: 'starttls' },
   ),
   SENDGRID_API_KEY: optional(
@@ -403,7 +418,10 @@ export const envSchema = v.object({
   }),
   AUTO_SUPERADMIN_PASSWORD: required(
     adminPassword(),
-    'Initial password of the super admin: at least 12 characters, no placeholder, no control character (tab, newline, ...); spaces are kept. From AUTO_SUPERADMIN_PASSWORD_FILE, one final newline (\\n or \\r\\n) is removed, nothing else. Hashed with argon2id; never changed on an existing account unless AUTO_SUPERADMIN_RESET_PASSWORD=true.',
+    'Initial password of the super admin: at least 12 characters, no placeholder, no control character (tab, ' +
+      'newline, ...); spaces are kept. From AUTO_SUPERADMIN_PASSWORD_FILE, one final newline (\\n or \\r\\n) is ' +
+      'removed, nothing else. Hashed with argon2id; never changed on an existing account unless ' +
+      'AUTO_SUPERADMIN_RESET_PASSWORD=true.',
     { group: 'superadmin', secret: true, example: 'CHANGE_ME' },
   ),
   AUTO_SUPERADMIN_PHONE: optional(phoneE164(), 'Phone of the super admin in E.164 format (optional).', {
@@ -420,7 +438,8 @@ export const envSchema = v.object({
   AUTO_SUPERADMIN_WELCOME_EMAIL: withDefault(
     boolean(),
     'false',
-    'true: send the super admin one welcome email with the login link (never the password) when the account is created; needs EMAIL_PROVIDER and APP_URL.',
+    'true: send the super admin one welcome email with the login link (never the password) when the account is ' +
+      'created; needs EMAIL_PROVIDER and APP_URL.',
     { group: 'superadmin', example: 'false' },
   ),
   APP_URL: optional(
@@ -434,7 +453,8 @@ export const envSchema = v.object({
   ),
   ENABLED_APIS: optional(
     apiList(),
-    'Comma-separated API modules to enable; unset: all API modules are enabled from the first boot. Recorded in instance_settings (key apis).',
+    'Comma-separated API modules to enable; unset: all API modules are enabled from the first boot. Recorded in ' +
+      'instance_settings (key apis).',
     { group: 'setup', example: 'auth,users,files' },
   ),
 
@@ -453,7 +473,8 @@ export const envSchema = v.object({
   }),
   TERMINATION_LOG: optional(
     text(4096),
-    'Where the failure message is also written (default /dev/termination-log, when it exists: Kubernetes shows it in kubectl describe pod).',
+    'Where the failure message is also written (default /dev/termination-log, ' +
+      'when it exists: Kubernetes shows it in kubectl describe pod).',
     { group: 'logging', example: '/dev/termination-log' },
   ),
 });

@@ -162,7 +162,8 @@ export async function connect(
   // A server without TLS where TLS is asked for: the guard's SSLRequest finds it (TlsNotOffered).
   const session = async (sql: Sql): Promise<Connection> => {
     const [row] = await sql<{ version: string; num: number; tls: boolean }[]>`
-      select (select count(pg_catalog.set_config(key, value, false)) from pg_catalog.json_each_text(${JSON.stringify(settings)}::text::pg_catalog.json)) as applied,
+      select (select count(pg_catalog.set_config(key, value, false))
+                from pg_catalog.json_each_text(${JSON.stringify(settings)}::text::pg_catalog.json)) as applied,
              pg_catalog.current_setting('server_version') as version,
              pg_catalog.current_setting('server_version_num')::int as num,
              coalesce((select ssl from pg_catalog.pg_stat_ssl where pid = pg_catalog.pg_backend_pid()), false) as tls`;
@@ -215,7 +216,8 @@ export function connectionLost(error: unknown, during: string): DatabaseError | 
   const code = errorCode(error);
   if (!CONNECTION_LOST.test(code)) return undefined;
   return new DatabaseError(
-    `the connection to PostgreSQL was lost during ${during} (${code}: ${(error as Error).message}); nothing was half-applied (each change is one transaction)`,
+    `the connection to PostgreSQL was lost during ${during} (${code}: ${(error as Error).message}); nothing was ` +
+      `half-applied (each change is one transaction)`,
     'run again once the server is back: the bootstrap resumes where it stopped',
     { cause: error },
   );
@@ -246,7 +248,8 @@ export function classifyConnectError(error: unknown, target: DatabaseTarget): Da
     case '28000':
       return new DatabaseError(
         `${where} refused user "${user}" on database "${database}": ${detail}`,
-        `allow this role and client in pg_hba.conf, or enable TLS (${requireTls}) if the server only accepts TLS connections`,
+        `allow this role and client in pg_hba.conf, or enable TLS ` +
+          `(${requireTls}) if the server only accepts TLS connections`,
         cause,
       );
     case '42501':
@@ -279,21 +282,25 @@ export function classifyConnectError(error: unknown, target: DatabaseTarget): Da
     const ca = vars.ca ?? `sslrootcert in ${vars.url}`;
     return new DatabaseError(
       `TLS connection to ${where} failed: ${detail}`,
-      `give the CA that signed the server certificate in ${ca} (or NODE_EXTRA_CA_CERTS), check that the host in ${vars.url} matches the certificate, or use sslmode=require to encrypt without verifying`,
+      `give the CA that signed the server certificate in ${ca} (or NODE_EXTRA_CA_CERTS), check that the host in ` +
+        `${vars.url} matches the certificate, or use sslmode=require to encrypt without verifying`,
       cause,
     );
   }
   if (code === 'CONNECT_TIMEOUT') {
     return new DatabaseError(
-      `no answer from ${where} within ${timeout} (the connection was not established, or established and never answered)`,
-      `check host and port in ${vars.url} (is it PostgreSQL listening there?) and that the network lets this container reach it; raise ${vars.connectTimeout} if it starts slowly`,
+      `no answer from ${where} within ${timeout} (the connection ` +
+        `was not established, or established and never answered)`,
+      `check host and port in ${vars.url} (is it PostgreSQL listening there?) and that the network lets this ` +
+        `container reach it; raise ${vars.connectTimeout} if it starts slowly`,
       cause,
     );
   }
   if (RETRYABLE.has(code)) {
     return new DatabaseError(
       `${where} unreachable for ${target.connectTimeoutSec} s (${code}: ${detail})`,
-      `check host and port in ${vars.url}, that the server runs and that the network lets this container reach it; raise ${vars.connectTimeout} if it starts slowly`,
+      `check host and port in ${vars.url}, that the server runs and that the network lets this container reach it; ` +
+        `raise ${vars.connectTimeout} if it starts slowly`,
       cause,
     );
   }

@@ -162,8 +162,10 @@ function watch(
         : setTimeout(
             () =>
               fail(
-                `${where} did not complete an answer within ${deadlineSec} s (${opts.vars.statementTimeout} + ${DEADLINE_SLACK_SEC} s): the connection was closed; nothing of an unfinished transaction is kept`,
-                `check that the URL points at PostgreSQL itself (or a pooler in session mode) and that the network to it is sound; raise ${opts.vars.statementTimeout} if a statement legitimately runs longer`,
+                `${where} did not complete an answer within ${deadlineSec} s (${opts.vars.statementTimeout} + ` +
+                  `${DEADLINE_SLACK_SEC} s): the connection was closed; nothing of an unfinished transaction is kept`,
+                `check that the URL points at PostgreSQL itself (or a pooler in session mode) and that the network ` +
+                  `to it is sound; raise ${opts.vars.statementTimeout} if a statement legitimately runs longer`,
               ),
             deadlineSec * 1000,
           );
@@ -197,7 +199,8 @@ function watch(
     read += chunk.length;
     if (read > MAX_ANSWER_BYTES) {
       return fail(
-        `${where} sent more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB without completing an answer (the most this program reads for one statement): the connection was closed`,
+        `${where} sent more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB without completing an answer (the most this ` +
+          `program reads for one statement): the connection was closed`,
         'check that the URL points at PostgreSQL itself (or a pooler in session mode), not another service',
       );
     }

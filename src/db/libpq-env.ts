@@ -68,5 +68,9 @@ export function libpqEnvironmentWarning(names: readonly string[]): string | unde
   if (names.length === 0) return undefined;
   const known = names.filter((name) => (LIBPQ_VARIABLES as readonly string[]).includes(name));
   const list = names.length > 12 ? `${names.slice(0, 12).join(', ')} and ${names.length - 12} more` : names.join(', ');
-  return `${list} ${names.length > 1 ? 'are' : 'is'} set but ignored${known.length > 0 ? ' (libpq variables)' : ''}: the connection comes from DATABASE_URL (PROVISION_DATABASE_URL for provision and deprovision) and DATABASE_SSL* only; put host, port, user, password, database, sslmode and sslrootcert in the URL`;
+  return (
+    `${list} ${names.length > 1 ? 'are' : 'is'} set but ignored${known.length > 0 ? ' (libpq variables)' : ''}: ` +
+    `the connection comes from DATABASE_URL (PROVISION_DATABASE_URL for provision and deprovision) and DATABASE_SSL* ` +
+    `only; put host, port, user, password, database, sslmode and sslrootcert in the URL`
+  );
 }

@@ -44,7 +44,8 @@ export async function lockHolders(
       and (${opts.exclude ?? null}::text is null or c.relname <> ${opts.exclude ?? null})
       and (${opts.conflicting ?? false}::text::boolean is false or l.mode <> 'AccessShareLock')
     order by array_position(array['AccessExclusiveLock', 'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock',
-             'ShareUpdateExclusiveLock', 'RowExclusiveLock', 'RowShareLock', 'AccessShareLock'], l.mode::text), since nulls last, l.pid
+             'ShareUpdateExclusiveLock', 'RowExclusiveLock', 'RowShareLock', 'AccessShareLock'], l.mode::text),
+             since nulls last, l.pid
     limit 5`;
   return rows.map(describe);
 }
@@ -56,7 +57,10 @@ function describe(h: Holder): string {
     h.application_name,
     h.state && `${h.state}${h.since ? ` since ${h.since.toISOString()}` : ''}`,
   ].filter(Boolean);
-  return `table ${h.relname}: ${h.mode} held by PostgreSQL backend pid ${h.pid}${who.length > 0 ? ` (${who.join(', ')})` : ''}`;
+  return (
+    `table ${h.relname}: ${h.mode} held by PostgreSQL backend pid ` +
+    `${h.pid}${who.length > 0 ? ` (${who.join(', ')})` : ''}`
+  );
 }
 
 /** What to tell the operator when a statement gave up waiting: the holders, and how to stop one. */
@@ -74,8 +78,15 @@ async function lockTimeoutMessage(
   const pid = /pid (\d+)/.exec(holders[0] ?? '')?.[1] ?? '<pid>';
   const where = schemas.map((schema) => `'${schema.replace(/'/g, "''")}'`).join(', ');
   return {
-    message: `${during} waited ${seconds} s (${variable}) for a lock in schema ${schemas.join(' or ')} and gave up: ${holders.length > 0 ? holders.join('; ') : 'the holder is gone or not visible to this role'}`,
-    fix: `end that session's transaction (commit, or SELECT pg_terminate_backend(${pid}); as its role or a superuser), then run again; or raise ${variable}. Inspect: SELECT l.pid, l.mode, c.relname, a.usename, a.application_name, a.state, a.xact_start FROM pg_locks l JOIN pg_class c ON c.oid = l.relation LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN (${where}));`,
+    message:
+      `${during} waited ${seconds} s (${variable}) for a lock in schema ${schemas.join(' or ')} and gave up: ` +
+      `${holders.length > 0 ? holders.join('; ') : 'the holder is gone or not visible to this role'}`,
+    fix:
+      `end that session's transaction (commit, or SELECT pg_terminate_backend(${pid}); as its role or a ` +
+      `superuser), then run again; or raise ${variable}. Inspect: SELECT l.pid, l.mode, c.relname, a.usename, ` +
+      `a.application_name, a.state, a.xact_start FROM pg_locks l JOIN pg_class c ON c.oid = l.relation LEFT JOIN ` +
+      `pg_stat_activity a ON a.pid = l.pid WHERE c.relnamespace IN ` +
+      `(SELECT oid FROM pg_namespace WHERE nspname IN (${where}));`,
   };
 }
 

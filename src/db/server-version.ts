@@ -20,10 +20,16 @@ export function unsupportedServerWarning(version: string): string | undefined {
   const range = `PostgreSQL ${POSTGRES_MIN_SUPPORTED} to ${POSTGRES_MAX_SUPPORTED}`;
   if (major === undefined) return `PostgreSQL "${version}": cannot tell its major version; supported: ${range}`;
   if (major < POSTGRES_MIN_SUPPORTED) {
-    return `PostgreSQL ${version} is older than the supported versions (${range}): untested, and its defaults are weaker (every role may create in schema public): upgrade the server`;
+    return (
+      `PostgreSQL ${version} is older than the supported versions (${range}): untested, and its defaults are ` +
+      `weaker (every role may create in schema public): upgrade the server`
+    );
   }
   if (major > POSTGRES_MAX_SUPPORTED) {
-    return `PostgreSQL ${version} is newer than the supported versions (${range}): untested with this release of superfasttt-bootstrap; check the instance (check command) and the tenants' isolation`;
+    return (
+      `PostgreSQL ${version} is newer than the supported versions (${range}): untested with this release of ` +
+      `superfasttt-bootstrap; check the instance (check command) and the tenants' isolation`
+    );
   }
   return undefined;
 }

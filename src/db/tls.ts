@@ -63,17 +63,21 @@ export function tlsConfigProblems(target: DatabaseTarget): string[] {
   const problems: string[] = [];
   if (target.requireTls && sslmode && ['disable', 'allow', 'prefer'].includes(sslmode)) {
     problems.push(
-      `${urlVariable}: sslmode=${sslmode} contradicts ${target.vars.requireTls ?? 'TLS required'}=true; use sslmode=require, verify-ca or verify-full`,
+      `${urlVariable}: sslmode=${sslmode} contradicts ${target.vars.requireTls ?? 'TLS required'}=true; use ` +
+        `sslmode=require, verify-ca or verify-full`,
     );
   }
   if (root === 'system' && sslmode && sslmode !== 'verify-full') {
     problems.push(
-      `${urlVariable}: sslmode=${sslmode} may not be used with sslrootcert=system (as in libpq 16: any certificate a public CA signed would pass); use sslmode=verify-full, or give the CA file in sslrootcert`,
+      `${urlVariable}: sslmode=${sslmode} may not be used with sslrootcert=system (as in libpq 16: any certificate a ` +
+        `public CA signed would pass); use sslmode=verify-full, or give the CA file in sslrootcert`,
     );
   }
   if (sslmode === 'verify-ca' && root === 'none') {
     problems.push(
-      `${urlVariable}: sslmode=verify-ca needs a root certificate to verify against (libpq refuses it without one); set sslrootcert=/path/ca.pem${target.vars.ca ? `, ${target.vars.ca}` : ''}, or use verify-full (with sslrootcert=system for a public CA)`,
+      `${urlVariable}: sslmode=verify-ca needs a root certificate to verify against (libpq refuses it without one); ` +
+        `set sslrootcert=/path/ca.pem${target.vars.ca ? `, ${target.vars.ca}` : ''}, or use verify-full (with ` +
+        `sslrootcert=system for a public CA)`,
     );
   }
   return problems;
@@ -157,7 +161,9 @@ export function tlsNotOffered(host: string, port: number, vars: DatabaseVariable
     ? `set ${vars.requireTls}=false and sslmode=prefer or disable`
     : 'set sslmode=prefer or disable';
   return new TlsNotOffered(
-    `PostgreSQL at ${host}:${port} does not offer TLS, but TLS is required (${required}sslmode=require/verify-ca/verify-full or sslrootcert=system in ${vars.url}); refusing to connect in plaintext`,
+    `PostgreSQL at ${host}:${port} does not offer TLS, but TLS is required ` +
+      `(${required}sslmode=require/verify-ca/verify-full or ` +
+      `sslrootcert=system in ${vars.url}); refusing to connect in plaintext`,
     `enable ssl on the server, or (only on a trusted network) ${relax} in ${vars.url}`,
   );
 }

@@ -58,7 +58,9 @@ export function sendgridProvider(target: SendgridTarget): EmailProvider {
       const list = (body as { scopes?: unknown } | null)?.scopes;
       if (!Array.isArray(list) || !list.every((scope) => typeof scope === 'string')) {
         throw new EmailError(
-          `email: ${where}: GET /v3/scopes answered ${typeof body === 'string' ? 'something that is not JSON' : 'JSON without a list of scopes'} (${said(typeof body === 'string' ? body : (JSON.stringify(body) ?? ''))})`,
+          `email: ${where}: GET /v3/scopes answered ` +
+            `${typeof body === 'string' ? 'something that is not JSON' : 'JSON without a list of scopes'} ` +
+            `(${said(typeof body === 'string' ? body : (JSON.stringify(body) ?? ''))})`,
           'check SENDGRID_API_URL: it is not the SendGrid v3 API (a proxy or captive portal answering in its place?)',
         );
       }
@@ -100,13 +102,16 @@ function sendgridFailure(error: unknown, where: string, timeoutSec: number): Ema
   const fail = (message: string, fix: string) => new EmailError(`email: ${where}: ${message}`, fix, { cause: error });
   if (error instanceof EmailDeadline) {
     return fail(
-      `did not complete within 2 × EMAIL_TIMEOUT = ${error.ms / 1000} s (the API answers too slowly, or never finishes its answer)`,
-      'check SENDGRID_API_URL and the network to it (egress policy, proxy); raise EMAIL_TIMEOUT only for a link known to be that slow',
+      `did not complete within 2 × EMAIL_TIMEOUT = ${error.ms / 1000} s ` +
+        `(the API answers too slowly, or never finishes its answer)`,
+      'check SENDGRID_API_URL and the network to it (egress policy, ' +
+        'proxy); raise EMAIL_TIMEOUT only for a link known to be that slow',
     );
   }
   if (/maxContentLength size of \d+ exceeded/.test(e.message ?? '')) {
     return fail(
-      `the API's answer is longer than ${MAX_SENDGRID_RESPONSE_BYTES} bytes, more than any answer this program expects: cut there`,
+      `the API's answer is longer than ${MAX_SENDGRID_RESPONSE_BYTES} ` +
+        `bytes, more than any answer this program expects: cut there`,
       'check SENDGRID_API_URL: it is not the SendGrid v3 API, or not a well-behaved one',
     );
   }

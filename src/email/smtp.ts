@@ -58,7 +58,10 @@ export function smtpProvider(target: SmtpTarget): EmailProvider {
       } catch (error) {
         throw smtpFailure(error, where, target);
       }
-      return `${where}: connected${s.secure === 'none' ? ' without TLS' : ' with TLS'} and authenticated as ${target.username}`;
+      return (
+        `${where}: connected${s.secure === 'none' ? ' without TLS' : ' with TLS'} ` +
+        `and authenticated as ${target.username}`
+      );
     },
     async send(mail: Mail, signal: AbortSignal) {
       // nodemailer closes the connection when the signal aborts.
@@ -130,14 +133,17 @@ function smtpFailure(error: unknown, where: string, target: SmtpTarget): EmailEr
   const e = (error ?? {}) as SmtpError;
   if (e instanceof EmailDeadline) {
     return new EmailError(
-      `email: ${where}: did not complete within 2 × EMAIL_TIMEOUT = ${e.ms / 1000} s (the server answers too slowly, or never finishes its answer)`,
-      'check SMTP_HOST and SMTP_PORT, and the network to the server; raise EMAIL_TIMEOUT only for a server known to be that slow',
+      `email: ${where}: did not complete within 2 × EMAIL_TIMEOUT = ${e.ms / 1000} s (the server answers too slowly, ` +
+        `or never finishes its answer)`,
+      'check SMTP_HOST and SMTP_PORT, and the network to the server; ' +
+        'raise EMAIL_TIMEOUT only for a server known to be that slow',
       { cause: error },
     );
   }
   if (/exceeds maximum allowed size/.test(e.message ?? '')) {
     return new EmailError(
-      `email: ${where}: the server sent a reply longer than ${MAX_SMTP_REPLY_BYTES} bytes, more than any SMTP reply should be: connection closed`,
+      `email: ${where}: the server sent a reply longer than ${MAX_SMTP_REPLY_BYTES} ` +
+        `bytes, more than any SMTP reply should be: connection closed`,
       'check SMTP_HOST and SMTP_PORT: this is not an SMTP server, or not a well-behaved one',
       { cause: error },
     );
@@ -161,7 +167,8 @@ function smtpFailure(error: unknown, where: string, target: SmtpTarget): EmailEr
   if (e.code === 'ETLS' || (e.code === 'ESOCKET' && /STARTTLS/i.test(detail))) {
     return fail(
       'the server does not offer STARTTLS',
-      'if the server uses implicit TLS set SMTP_SECURE=tls (usually port 465); SMTP_SECURE=none only on a trusted network',
+      'if the server uses implicit TLS set SMTP_SECURE=tls (usually ' +
+        'port 465); SMTP_SECURE=none only on a trusted network',
     );
   }
   if (e.code === 'EDNS' || /ENOTFOUND|EAI_AGAIN/.test(detail)) {
@@ -176,13 +183,15 @@ function smtpFailure(error: unknown, where: string, target: SmtpTarget): EmailEr
   if (e.code === 'ETIMEDOUT' || /time(d)? ?out/i.test(detail)) {
     return fail(
       `no answer within EMAIL_TIMEOUT=${target.timeoutSec} s`,
-      'check SMTP_HOST, SMTP_PORT and SMTP_SECURE (implicit TLS on a STARTTLS port, or the reverse, looks like this too)',
+      'check SMTP_HOST, SMTP_PORT and SMTP_SECURE (implicit TLS ' +
+        'on a STARTTLS port, or the reverse, looks like this too)',
     );
   }
   if (isTlsFailure(e.code, detail)) {
     return fail(
       `TLS failed: ${detail}`,
-      'check SMTP_SECURE against the port (tls for 465, starttls for 587), and that the server certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)',
+      'check SMTP_SECURE against the port (tls for 465, starttls for 587), and that the server certificate is ' +
+        'trusted (NODE_EXTRA_CA_CERTS for a private CA)',
     );
   }
   if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') {

@@ -34,7 +34,8 @@ export async function checkDeployer(db: Connection, target: DatabaseTarget): Pro
 export function warnIfCreateroleIsBroad(db: Connection, log: Logger): void {
   if (Number.parseInt(db.serverVersion, 10) <= 15) {
     log.warn(
-      `PostgreSQL ${db.serverVersion}: before 16, CREATEROLE lets the deployer take almost any right (even run programs on the server): keep its credentials like a superuser's`,
+      `PostgreSQL ${db.serverVersion}: before 16, CREATEROLE lets the deployer take almost any right (even run ` +
+        `programs on the server): keep its credentials like a superuser's`,
       { step: 'provision' },
     );
   }

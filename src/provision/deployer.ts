@@ -13,7 +13,10 @@ export type StorageMode = 'prefix' | 'bucket';
 /** Where the tenants' storage goes: --storage-mode prefix always has its shared bucket. */
 export type StorageLayout = { mode: 'bucket' } | { mode: 'prefix'; sharedBucket: string };
 
-/** The layout of `mode`, or undefined when prefix mode has no PROVISION_STORAGE_BUCKET (the caller says why it needs one). */
+/**
+ * The layout of `mode`, or undefined when prefix mode has no PROVISION_STORAGE_BUCKET
+ * (the caller says why it needs one).
+ */
 export function storageLayout(storage: DeployerStorage, mode: StorageMode): StorageLayout | undefined {
   if (mode === 'bucket') return { mode };
   return storage.sharedBucket ? { mode, sharedBucket: storage.sharedBucket } : undefined;

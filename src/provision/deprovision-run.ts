@@ -63,7 +63,8 @@ export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Dep
     opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === config.storage?.sharedBucket) : undefined;
   if (clash)
     throw new ConfigError(
-      `tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders: nothing was removed`,
+      `tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared ` +
+        `bucket of the tenants' folders: nothing was removed`,
       [],
       'check the tenant name and --storage-mode',
     );
@@ -76,7 +77,8 @@ export function deprovisionPlan({ config, specs, purge }: Deprovision): string[]
   return specs.flatMap((spec) => [
     ...dropStatements(spec, database).map((s) => `${s};`),
     purge
-      ? `${where(storageLocation(purge.layout, spec))}: every object deleted, if it carries this tenant's proof of ownership`
+      ? `${where(storageLocation(purge.layout, spec))}: every object ` +
+        `deleted, if it carries this tenant's proof of ownership`
       : 'storage left alone (--purge-storage to delete it)',
   ]);
 }

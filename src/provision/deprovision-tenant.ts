@@ -36,26 +36,34 @@ export async function deprovisionOne(
   if (!state.roleExists && !state.schemaExists) {
     if (!storage) return `nothing to remove: no role ${spec.role}, no schema ${spec.schema}`;
     throw new SchemaError(
-      `tenant ${spec.name} does not exist (no role ${spec.role}, no schema ${spec.schema}) in database ${database}: its storage was left alone, nothing was removed`,
-      'check the tenant name (and --opaque-names, --storage-mode): storage is purged only for a tenant that exists and whose storage carries its proof of ownership',
+      `tenant ${spec.name} does not exist (no role ${spec.role}, no schema ${spec.schema}) in database ${database}: ` +
+        `its storage was left alone, nothing was removed`,
+      'check the tenant name (and --opaque-names, --storage-mode): storage is purged only for a tenant that exists ' +
+        'and whose storage carries its proof of ownership',
     );
   }
   if (!state.schemaExists) {
     // The role alone proves nothing: roles are shared by every database of the cluster, and this
     // program drops schema and role in one transaction, so a role without schema is not its own.
     throw new SchemaError(
-      `tenant ${spec.name} has no schema ${spec.schema} in database ${database}, only a role ${spec.role} (a tenant of another database of this cluster, or a role made by hand): nothing was removed`,
-      'run deprovision against the database the tenant was provisioned in (PROVISION_DATABASE_URL); remove the role by hand only after checking whose it is',
+      `tenant ${spec.name} has no schema ${spec.schema} in database ${database}, only a role ${spec.role} (a tenant ` +
+        `of another database of this cluster, or a role made by hand): nothing was removed`,
+      'run deprovision against the database the tenant was provisioned in (PROVISION_DATABASE_URL); remove the role ' +
+        'by hand only after checking whose it is',
     );
   }
   const [me] = await sql<{ user: string; sessions: string | null }[]>`
     select current_user as user,
-           (select string_agg(format('pid %s (%s, %s)', pid, coalesce(nullif(application_name, ''), 'no application name'), coalesce(state, 'state hidden')), '; ')
+           (select string_agg(format('pid %s (%s, %s)', pid,
+                                     coalesce(nullif(application_name, ''), 'no application name'),
+                                     coalesce(state, 'state hidden')), '; ')
               from pg_stat_activity where usename = ${spec.role}) as sessions`;
   if (state.schemaOwner !== me?.user) {
     throw new SchemaError(
-      `schema ${spec.schema} belongs to ${state.schemaOwner}, not to the deployer ${me?.user}: provision did not make it, and nothing was removed`,
-      `if it is this tenant's schema, as ${quoteIdent(state.schemaOwner ?? '?')} or a superuser run: ALTER SCHEMA ${quoteIdent(spec.schema)} OWNER TO ${quoteIdent(me?.user ?? '?')}; then run deprovision again`,
+      `schema ${spec.schema} belongs to ${state.schemaOwner}, not to the deployer ${me?.user}: provision did not ` +
+        `make it, and nothing was removed`,
+      `if it is this tenant's schema, as ${quoteIdent(state.schemaOwner ?? '?')} or a superuser run: ALTER SCHEMA ` +
+        `${quoteIdent(spec.schema)} OWNER TO ${quoteIdent(me?.user ?? '?')}; then run deprovision again`,
     );
   }
   const roleRefused = roleProblem(state, spec, database);
@@ -64,7 +72,8 @@ export async function deprovisionOne(
   if (me?.sessions) {
     throw new SchemaError(
       `tenant ${spec.name} is still connected (${me.sessions}): nothing was removed`,
-      `stop its instance first (every replica), then run deprovision again; or, as a superuser: SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${spec.role}';`,
+      `stop its instance first (every replica), then run deprovision again; or, as a superuser: SELECT ` +
+        `pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${spec.role}';`,
     );
   }
 
@@ -77,7 +86,8 @@ export async function deprovisionOne(
     if (verdict !== 'match' && verdict !== 'gone') {
       throw new SchemaError(
         `tenant ${spec.name}: ${verdict}; nothing was removed`,
-        "check whose storage it is; deprovision deletes only storage that provision marked as this tenant's (run provision for the tenant once to mark storage made before proofs existed)",
+        "check whose storage it is; deprovision deletes only storage that provision marked as this tenant's (run " +
+          'provision for the tenant once to mark storage made before proofs existed)',
       );
     }
     storageDone = verdict === 'gone' ? `; ${where(loc)} already gone` : `; ${await purgeStorage(session, loc)}`;

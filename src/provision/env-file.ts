@@ -76,7 +76,9 @@ export function envValueProblem(value: string): string | undefined {
 
 /** What to do about a refused value. */
 export const ENV_VALUE_FIX =
-  'use a value without line breaks, control characters, #, $ or \\, that does not start with a quote nor start or end with a space (a generated password: letters, digits and - _ . + / = @ % ! ~ ,); for a secret you cannot change, unset it here and give it to the instance another way (e.g. SMTP_PASSWORD_FILE)';
+  'use a value without line breaks, control characters, #, $ or \\, that does not start with a quote nor start or ' +
+  'end with a space (a generated password: letters, digits and - _ . + / = @ % ! ~ ,); for a secret you cannot ' +
+  'change, unset it here and give it to the instance another way (e.g. SMTP_PASSWORD_FILE)';
 
 /**
  * Refuses, all at once, the values that would not reach the instance unchanged through its .env.
@@ -137,7 +139,8 @@ export function assertSafeOutDir(dir: string, files: readonly string[] = []): vo
   }
   if (st.isSymbolicLink()) {
     throw new ConfigError(
-      `--out-dir ${dir} is a symbolic link: the .env files (passwords) would go wherever it points, which whoever can change the link decides`,
+      `--out-dir ${dir} is a symbolic link: the .env files (passwords) ` +
+        `would go wherever it points, which whoever can change the link decides`,
       [],
       'give the real directory, after checking it is yours: --out-dir "$(readlink -f ' + dir + ')"',
     );
@@ -151,7 +154,8 @@ export function assertSafeOutDir(dir: string, files: readonly string[] = []): vo
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) {
     throw new ConfigError(
-      `--out-dir ${dir} belongs to uid ${st.uid}, not to the user running provision (uid ${uid}): its owner could read or replace the .env files (passwords)`,
+      `--out-dir ${dir} belongs to uid ${st.uid}, not to the user running provision (uid ${uid}): its owner could ` +
+        `read or replace the .env files (passwords)`,
       [],
       `use a directory of your own (e.g. mkdir -m 700 DIR), or give this one to uid ${uid}: chown ${uid} ${dir}`,
     );
@@ -159,7 +163,8 @@ export function assertSafeOutDir(dir: string, files: readonly string[] = []): vo
   if ((st.mode & 0o022) !== 0) {
     const who = [st.mode & 0o020 && 'its group', st.mode & 0o002 && 'every user'].filter(Boolean).join(' and ');
     throw new ConfigError(
-      `--out-dir ${dir} is writable by ${who} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): another user could plant a file or a symbolic link where a .env (passwords) is written`,
+      `--out-dir ${dir} is writable by ${who} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): another ` +
+        `user could plant a file or a symbolic link where a .env (passwords) is written`,
       [],
       `chmod 700 ${dir}`,
     );
@@ -170,7 +175,9 @@ export function assertSafeOutDir(dir: string, files: readonly string[] = []): vo
     const p = statSync(parent);
     if ((p.mode & 0o022) !== 0 && (p.mode & 0o1000) === 0) {
       throw new ConfigError(
-        `--out-dir ${dir} is inside ${parent}, which ${p.mode & 0o002 ? 'every user' : 'its group'} may write (mode ${(p.mode & 0o7777).toString(8).padStart(4, '0')}, no sticky bit): another user could replace the directory the .env files (passwords) go to`,
+        `--out-dir ${dir} is inside ${parent}, which ${p.mode & 0o002 ? 'every user' : 'its group'} may write (mode ` +
+          `${(p.mode & 0o7777).toString(8).padStart(4, '0')}, no sticky bit): another user could replace the ` +
+          `directory the .env files (passwords) go to`,
         [],
         `use a directory whose parents only their owners may write, or: chmod go-w ${parent}`,
       );
@@ -188,9 +195,11 @@ export function assertSafeOutDir(dir: string, files: readonly string[] = []): vo
   const ignored = spawnSync('git', ['-C', resolve(dir), 'check-ignore', '-q', probe]);
   if (ignored.status !== 0) {
     throw new ConfigError(
-      `--out-dir ${dir} is inside a git work tree and its .env files are not ignored: they hold clear-text passwords, which must never be committed`,
+      `--out-dir ${dir} is inside a git work tree and its .env files are not ignored: they hold clear-text ` +
+        `passwords, which must never be committed`,
       [],
-      `write them outside the repository, or add the directory to .gitignore (e.g. echo '${dir.replace(/\/$/, '')}/' >> .gitignore)`,
+      `write them outside the repository, or add the directory to ` +
+        `.gitignore (e.g. echo '${dir.replace(/\/$/, '')}/' >> .gitignore)`,
     );
   }
 }
@@ -214,7 +223,8 @@ export function writeEnvFile(path: string, content: string, overwrite: boolean):
     if (!(error instanceof ConfigError)) throw error;
     // Called once PostgreSQL holds the new password: say how not to lose it.
     const again =
-      'then run provision again, with --rotate-password if the role was just created or rotated (its new password is saved nowhere else)';
+      'then run provision again, with --rotate-password if the role was ' +
+      'just created or rotated (its new password is saved nowhere else)';
     throw new ConfigError(error.message, error.problems, error.fix ? `${error.fix}; ${again}` : again);
   }
 }
@@ -288,7 +298,10 @@ function notRegularFile(path: string, st: Stats): ConfigError {
   );
 }
 
-/** After a rename or link, the directory entry itself is made durable; some file systems cannot: the rename is atomic anyway. */
+/**
+ * After a rename or link, the directory entry itself is made durable;
+ * some file systems cannot: the rename is atomic anyway.
+ */
 function syncDirectory(dir: string): void {
   try {
     const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);

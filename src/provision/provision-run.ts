@@ -51,7 +51,8 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
   const clash = opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === shared) : undefined;
   if (clash)
     throw new ConfigError(
-      `tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared bucket of the tenants' folders`,
+      `tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared ` +
+        `bucket of the tenants' folders`,
       [],
       'choose another tenant name, or give the shared bucket a name that does not start with superfasttt-',
     );

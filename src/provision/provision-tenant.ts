@@ -125,7 +125,8 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
     let message = (outcome.created ? 'role, schema and grants created' : 'password rotated') + storageNote;
     if (storage && !spec.s3)
       message +=
-        '; the instance gets the shared S3 keys (give per-tenant keys in the tenants file: s3_access_key, s3_secret_key)';
+        '; the instance gets the shared S3 keys (give per-tenant ' +
+        'keys in the tenants file: s3_access_key, s3_secret_key)';
     if (envFile) {
       // Overwriting is safe here: a file of another role was refused above unless --force.
       writeEnvFile(envFile, content, true);
@@ -136,7 +137,8 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
     if (problem)
       throw new SchemaError(
         `the new credentials do not boot the tenant: ${problem}`,
-        "check the deployer's URL (host, port, sslmode: the tenants' URLs are derived from it) and pg_hba.conf for the tenant roles",
+        "check the deployer's URL (host, port, sslmode: the tenants' " +
+          'URLs are derived from it) and pg_hba.conf for the tenant roles',
       );
     message += ', its login verified';
     if (!spec.admin.email)
@@ -169,7 +171,8 @@ function refuseForeign(
   }
   if (!before.roleExists && envFile && existsSync(envFile) && !opts.force) {
     throw new SchemaError(
-      `${envFile} exists but role ${spec.role} does not: that file holds another role's password (an earlier tenant of this name, or someone else's file), and the new password could be written nowhere; nothing was created`,
+      `${envFile} exists but role ${spec.role} does not: that file holds another role's password (an earlier tenant ` +
+        `of this name, or someone else's file), and the new password could be written nowhere; nothing was created`,
       `check that file; run again with --force to overwrite it, or remove it`,
     );
   }

@@ -31,7 +31,8 @@ export async function purgeStorage(session: S3Session, loc: StorageLocation): Pr
   const others = keys.filter((key) => key.endsWith(`/${MARKER_NAME}`));
   if (others.length > 0) {
     throw new SchemaError(
-      `${where(loc)} also holds the folders of other tenants (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', ...' : ''}): nothing was removed`,
+      `${where(loc)} also holds the folders of other tenants ` +
+        `(${others.slice(0, 3).join(', ')}${others.length > 3 ? ', ...' : ''}): nothing was removed`,
       "move those tenants' folders out of this bucket first",
     );
   }
@@ -39,5 +40,8 @@ export async function purgeStorage(session: S3Session, loc: StorageLocation): Pr
   const deleted = keys.length;
   await send('DeleteObject', new s3.DeleteObjectCommand({ Bucket: loc.bucket, Key: proof }));
   if (loc.mode === 'bucket') await send('DeleteBucket', new s3.DeleteBucketCommand({ Bucket: loc.bucket }));
-  return `${deleted} object(s) and the proof of ownership deleted from ${loc.bucket}/${loc.prefix}${loc.mode === 'bucket' ? `, bucket ${loc.bucket} deleted` : ''}`;
+  return (
+    `${deleted} object(s) and the proof of ownership deleted from ` +
+    `${loc.bucket}/${loc.prefix}${loc.mode === 'bucket' ? `, bucket ${loc.bucket} deleted` : ''}`
+  );
 }

@@ -13,7 +13,10 @@ export function scramVerifier(password: string, salt = randomBytes(16)): string 
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();
   const storedKey = createHash('sha256').update(clientKey).digest();
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return `SCRAM-SHA-256$${ITERATIONS}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+  return (
+    `SCRAM-SHA-256$${ITERATIONS}:${salt.toString('base64')}$` +
+    `${storedKey.toString('base64')}:${serverKey.toString('base64')}`
+  );
 }
 
 /** A strong random password that survives URLs, .env files and shells unquoted. */

@@ -133,7 +133,8 @@ export async function writeMarker(session: S3Session, loc: StorageLocation, owne
   const found = await readMarker(session, loc);
   if (found === undefined || found === 'invalid' || found.tenant_id !== owner.tenant_id) {
     throw new ConfigError(
-      `${where(loc)} was claimed by ${found === undefined || found === 'invalid' ? 'someone else' : describe(found)} while this tenant was being provisioned: it is not this tenant's storage`,
+      `${where(loc)} was claimed by ${found === undefined || found === 'invalid' ? 'someone else' : describe(found)} ` +
+        `while this tenant was being provisioned: it is not this tenant's storage`,
       [],
       'choose another tenant name, or find out which deployment provisions the same name into this storage',
     );
@@ -159,7 +160,8 @@ export function assertMayUse(
     new ConfigError(
       `${where(loc)} ${found}: it is not this tenant's storage, and nothing was created`,
       [],
-      'choose another tenant name; if it is what a deprovisioned tenant of this name left behind, delete it first (deprovision --purge-storage before removing a tenant, or by hand after checking whose it is)',
+      'choose another tenant name; if it is what a deprovisioned tenant of this name left behind, delete it first ' +
+        '(deprovision --purge-storage before removing a tenant, or by hand after checking whose it is)',
     );
   if (state.marker === 'invalid')
     throw refuse(`holds a marker object ${loc.prefix}${MARKER_NAME} that superfasttt did not write`);
@@ -182,9 +184,12 @@ export async function assertSharedBucket(session: S3Session, bucket: string, var
   const owner = await readMarker(session, { mode: 'bucket', bucket, prefix: '' });
   if (owner !== undefined) {
     throw new ConfigError(
-      `${variable}=${bucket} is ${owner === 'invalid' ? "marked as a tenant's own bucket" : `the own bucket of ${describe(owner)}`}: tenants' folders must not live in another tenant's bucket`,
+      `${variable}=${bucket} is ` +
+        `${owner === 'invalid' ? "marked as a tenant's own bucket" : `the own bucket of ${describe(owner)}`}: ` +
+        `tenants' folders must not live in another tenant's bucket`,
       [],
-      `give ${variable} a bucket of its own, whose name does not start with superfasttt- (the names of --storage-mode bucket)`,
+      `give ${variable} a bucket of its own, whose name does not ` +
+        `start with superfasttt- (the names of --storage-mode bucket)`,
     );
   }
 }

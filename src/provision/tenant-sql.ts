@@ -43,14 +43,19 @@ export async function prepareProvisionLock(sql: Sql): Promise<void> {
     { me: string; schema_owner: string | null; table_owner: string | null; others: string | null }[]
   >`
     select current_user as me, pg_get_userbyid(n.nspowner) as schema_owner,
-           (select pg_get_userbyid(relowner) from pg_class where relnamespace = n.oid and relname = ${PROVISION_LOCK_TABLE}) as table_owner,
+           (select pg_get_userbyid(relowner) from pg_class
+              where relnamespace = n.oid and relname = ${PROVISION_LOCK_TABLE}) as table_owner,
            (select string_agg(distinct coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC'), ', ')
-              from aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a where a.grantee <> n.nspowner) as others
+              from aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+              where a.grantee <> n.nspowner) as others
     from (select 1) one left join pg_namespace n on n.nspname = ${DEPLOYER_SCHEMA}`;
   if (!state || state.schema_owner !== state.me || state.table_owner !== state.me || state.others) {
     throw new SchemaError(
-      `schema ${DEPLOYER_SCHEMA} (where provisioning takes its lock) must belong to the deployer ${state?.me} alone: owner ${state?.schema_owner ?? 'none'}, lock table owner ${state?.table_owner ?? 'none'}${state?.others ? `, also granted to ${state.others}` : ''}`,
-      `as its owner or a superuser, run: DROP SCHEMA ${quoteIdent(DEPLOYER_SCHEMA)} CASCADE; then run provision again (it recreates it)`,
+      `schema ${DEPLOYER_SCHEMA} (where provisioning takes its lock) must belong to the deployer ${state?.me} alone: ` +
+        `owner ${state?.schema_owner ?? 'none'}, lock table owner ` +
+        `${state?.table_owner ?? 'none'}${state?.others ? `, also granted to ${state.others}` : ''}`,
+      `as its owner or a superuser, run: DROP SCHEMA ${quoteIdent(DEPLOYER_SCHEMA)} ` +
+        `CASCADE; then run provision again (it recreates it)`,
     );
   }
 }
@@ -81,12 +86,16 @@ export async function hardenDatabase(sql: Sql | TransactionSql, database: string
   if (acl?.connect || acl?.temp)
     statements.push({
       sql: `REVOKE ALL ON DATABASE ${db} FROM PUBLIC`,
-      why: 'every role may connect to (and create temporary tables in) a new database by default; tenants get CONNECT one by one',
+      why:
+        'every role may connect to (and create temporary tables in) ' +
+        'a new database by default; tenants get CONNECT one by one',
     });
   if (acl?.public_create)
     statements.push({
       sql: 'REVOKE CREATE ON SCHEMA public FROM PUBLIC',
-      why: 'before PostgreSQL 15 (and in upgraded databases) every role may create objects in public, where all tenants would meet',
+      why:
+        'before PostgreSQL 15 (and in upgraded databases) every role ' +
+        'may create objects in public, where all tenants would meet',
     });
   for (const statement of statements) await sql.unsafe(statement.sql);
   const [after] = await sql<
@@ -101,12 +110,17 @@ export async function hardenDatabase(sql: Sql | TransactionSql, database: string
     // bootstrap superuser even when the deployer owns the database.
     const fixes = [
       after.connect &&
-        `as ${after.db_owner} (owner of the database) or a superuser: REVOKE ALL ON DATABASE ${db} FROM PUBLIC; or ALTER DATABASE ${db} OWNER TO ${quoteIdent(after.me)}`,
+        `as ${after.db_owner} (owner of the database) or a superuser: REVOKE ALL ON DATABASE ${db} FROM PUBLIC; or ` +
+          `ALTER DATABASE ${db} OWNER TO ${quoteIdent(after.me)}`,
       after.create &&
-        `as ${after.public_owner} (owner of schema public) or a superuser: REVOKE CREATE ON SCHEMA public FROM PUBLIC; or ALTER SCHEMA public OWNER TO ${quoteIdent(after.me)}`,
+        `as ${after.public_owner} (owner of schema public) or a superuser: REVOKE CREATE ON SCHEMA public FROM ` +
+          `PUBLIC; or ALTER SCHEMA public OWNER TO ${quoteIdent(after.me)}`,
     ].filter(Boolean);
     throw new SchemaError(
-      `the deployer ${after.me} could not take PUBLIC's default rights away on database ${database}: ${[after.connect && 'PUBLIC may still connect', after.create && 'PUBLIC may still create in schema public'].filter(Boolean).join(', ')}`,
+      `the deployer ${after.me} could not take PUBLIC's default rights away on database ${database}: ` +
+        [after.connect && 'PUBLIC may still connect', after.create && 'PUBLIC may still create in schema public']
+          .filter(Boolean)
+          .join(', '),
       `run once, in database ${database}: ${fixes.join('; ')}`,
     );
   }
@@ -136,12 +150,23 @@ export interface TenantState {
 export function roleProblem(state: TenantState, spec: TenantSpec, database: string): string | undefined {
   if (!state.roleExists) return undefined;
   if (!state.roleIsTenantLike)
-    return `role ${spec.role} has other attributes than a tenant's (superuser, createrole, createdb or no login): provision did not make it`;
+    return (
+      `role ${spec.role} has other attributes than a tenant's (superuser, ` +
+      `createrole, createdb or no login): provision did not make it`
+    );
   if (state.roleTenantId && state.roleTenantId !== state.tenantId) {
-    return `role ${spec.role} belongs to tenant id ${state.roleTenantId}, ${state.schemaExists ? `not to schema ${spec.schema} of database ${database} (tenant id ${state.tenantId ?? 'none'})` : `which has no schema in database ${database} (a tenant of another database of this cluster)`}`;
+    return (
+      `role ${spec.role} belongs to tenant id ${state.roleTenantId}, ` +
+      (state.schemaExists
+        ? `not to schema ${spec.schema} of database ${database} (tenant id ${state.tenantId ?? 'none'})`
+        : `which has no schema in database ${database} (a tenant of another database of this cluster)`)
+    );
   }
   if (!state.roleTenantId && !state.tenantId)
-    return `role ${spec.role} exists but provision did not make it (no tenant id on it, nor a schema ${spec.schema} of ours in database ${database})`;
+    return (
+      `role ${spec.role} exists but provision did not make it (no tenant id on it, nor a schema ${spec.schema} ` +
+      `of ours in database ${database})`
+    );
   return undefined;
 }
 
@@ -158,7 +183,8 @@ export async function tenantState(sql: Sql, spec: TenantSpec): Promise<TenantSta
     }[]
   >`
     select exists (select 1 from pg_roles where rolname = ${spec.role}) as role,
-           (select rolcanlogin and not (rolsuper or rolcreaterole or rolcreatedb) from pg_roles where rolname = ${spec.role}) as tenant_like,
+           (select rolcanlogin and not (rolsuper or rolcreaterole or rolcreatedb)
+              from pg_roles where rolname = ${spec.role}) as tenant_like,
            (select shobj_description(oid, 'pg_authid') from pg_roles where rolname = ${spec.role}) as role_comment,
            n.oid is not null as schema,
            pg_get_userbyid(n.nspowner) as owner,
@@ -199,10 +225,12 @@ export async function provisionTenant(
     >`
       select rolsuper, rolcreaterole, rolcreatedb, rolcanlogin from pg_roles where rolname = ${spec.role}`;
     const [existingSchema] = await tx<{ owner: string; comment: string | null }[]>`
-      select pg_get_userbyid(nspowner) as owner, obj_description(oid, 'pg_namespace') as comment from pg_namespace where nspname = ${spec.schema}`;
+      select pg_get_userbyid(nspowner) as owner, obj_description(oid, 'pg_namespace') as comment
+      from pg_namespace where nspname = ${spec.schema}`;
     if (existingSchema && existingSchema.owner !== deployer) {
       throw new SchemaError(
-        `schema ${spec.schema} exists and belongs to ${existingSchema.owner}, not to the deployer ${deployer}: it is someone else's`,
+        `schema ${spec.schema} exists and belongs to ${existingSchema.owner}, ` +
+          `not to the deployer ${deployer}: it is someone else's`,
         `choose another tenant name, or remove that schema if it is not used`,
       );
     }
@@ -298,7 +326,8 @@ async function verifyTenant(sql: Sql, spec: TenantSpec, deployer: string): Promi
     throw new SchemaError(
       `tenant ${spec.name}: ${problem}`,
       problem.includes('CONNECT')
-        ? `as the database owner, run: GRANT CONNECT ON DATABASE <database> TO ${quoteIdent(deployer)} WITH GRANT OPTION; or make the deployer the owner of the database`
+        ? `as the database owner, run: GRANT CONNECT ON DATABASE <database> TO ${quoteIdent(deployer)} WITH GRANT ` +
+            `OPTION; or make the deployer the owner of the database`
         : 'choose another tenant name, or fix the schema by hand',
     );
   }

@@ -38,7 +38,10 @@ const BOM = '\uFEFF';
 describe('tenants file: CSV', () => {
   it('a header line and rows; cells trimmed, empty cells left out, blank and # lines skipped', () => {
     const path = file(
-      '# tenants of the spring batch\nname, email ,first_name,last_name,phone\n\nalpha, admin@alpha.example ,Alice,Martin,+33612345678\n   \n#beta,x,y,z,\nbeta,admin@beta.example,Bob,Durand,\n',
+      '# tenants of the spring batch\n' +
+        'name, email ,first_name,last_name,phone\n\n' +
+        'alpha, admin@alpha.example ,Alice,Martin,+33612345678\n   \n' +
+        '#beta,x,y,z,\nbeta,admin@beta.example,Bob,Durand,\n',
     );
     assert.deepEqual(readTenantsFile(path), [
       { name: 'alpha', email: 'admin@alpha.example', first_name: 'Alice', last_name: 'Martin', phone: '+33612345678' },
@@ -48,7 +51,10 @@ describe('tenants file: CSV', () => {
 
   it('quoted fields hold commas, doubled quotes and line breaks; an unquoted " stays as it is', () => {
     const path = file(
-      'name,first_name,last_name\nalpha,"Anne, Marie","Martin ""the elder"""\nbeta,"Two\nlines",Bob "the" Builder\ngamma,  "  kept spaces  "  ,x\n',
+      'name,first_name,last_name\n' +
+        'alpha,"Anne, Marie","Martin ""the elder"""\n' +
+        'beta,"Two\nlines",Bob "the" Builder\n' +
+        'gamma,  "  kept spaces  "  ,x\n',
     );
     assert.deepEqual(readTenantsFile(path), [
       { name: 'alpha', first_name: 'Anne, Marie', last_name: 'Martin "the elder"' },
@@ -82,7 +88,8 @@ describe('tenants file: CSV', () => {
 
   it('what a French-locale spreadsheet exports: BOM, ; and CRLF together, quoted header included', () => {
     const path = file(
-      `${BOM}"name";"email";"first_name";"last_name";"phone"\r\n"alpha";"admin@alpha.example";"Élodie";"Dupont, née Martin";""\r\n`,
+      `${BOM}"name";"email";"first_name";"last_name";"phone"\r\n` +
+        '"alpha";"admin@alpha.example";"Élodie";"Dupont, née Martin";""\r\n',
     );
     assert.deepEqual(readTenantsFile(path), [
       { name: 'alpha', email: 'admin@alpha.example', first_name: 'Élodie', last_name: 'Dupont, née Martin' },
@@ -109,7 +116,8 @@ describe('tenants file: CSV', () => {
 describe('tenants file: JSON lines', () => {
   it('one object per line, with a BOM, CRLF, blank and # lines', () => {
     const path = file(
-      `${BOM}{"name":"alpha","email":"admin@alpha.example"}\r\n\r\n# later\r\n{"name":"beta","s3_access_key":"k","s3_secret_key":"s"}\r\n`,
+      `${BOM}{"name":"alpha","email":"admin@alpha.example"}\r\n\r\n# later\r\n` +
+        '{"name":"beta","s3_access_key":"k","s3_secret_key":"s"}\r\n',
       'jsonl',
     );
     assert.deepEqual(readTenantsFile(path), [

@@ -92,7 +92,8 @@ function csvRows(content: string, delimiter: ',' | ';', file: string): TenantRow
       throw new ConfigError(
         `--tenants: line ${lineOf[i + 1]} of ${file} has ${cells.length} field(s), its header line ${header.length}`,
         [],
-        `quote a value that holds the separator ${delimiter} ("Martin${delimiter} Jr."); give every line as many fields as the header (empty ones included)`,
+        `quote a value that holds the separator ${delimiter} ("Martin${delimiter} Jr."); give every line as many ` +
+          `fields as the header (empty ones included)`,
       );
     }
     return Object.fromEntries(

@@ -70,9 +70,15 @@ export function bucketOf(identifier: string): string {
 /** Why a name cannot have a bucket of its own, or undefined. */
 export function bucketProblem(name: string): string | undefined {
   if (name.length > MAX_BUCKET_NAME)
-    return `is longer than ${MAX_BUCKET_NAME} characters: its bucket ${BUCKET_PREFIX}<name> would not fit S3's 63 (use --opaque-names, or a shorter name)`;
+    return (
+      `is longer than ${MAX_BUCKET_NAME} characters: its bucket ${BUCKET_PREFIX}<name> would not fit S3's 63 ` +
+      `(use --opaque-names, or a shorter name)`
+    );
   if (name.endsWith('_'))
-    return "ends with _: bucket names must end with a letter or digit, and trimming it would give another tenant's bucket";
+    return (
+      'ends with _: bucket names must end with a letter or ' +
+      "digit, and trimming it would give another tenant's bucket"
+    );
   if (name.includes('__')) return 'holds __: its bucket name would hold --, which S3 reserves';
   if (bucketOf(PREFIX + name).endsWith('-s3alias'))
     return 'ends with s3alias: S3 reserves bucket names ending with -s3alias';
@@ -104,7 +110,8 @@ export function tenantSpecs(
     seen.add(name.output);
     if (!opts.opaque && OPAQUE_SHAPE.test(name.output)) {
       problems.push(
-        `${where}: name looks like an --opaque-names identifier (20 hexadecimal digits), which could be another tenant's: choose another name`,
+        `${where}: name looks like an --opaque-names identifier (20 hexadecimal digits), which could be another ` +
+          `tenant's: choose another name`,
       );
       continue;
     }

@@ -45,7 +45,10 @@ export async function loginProblem(envText: string, spec: TenantSpec, s: LoginSe
              coalesce(has_schema_privilege(${spec.schema}, 'CREATE'), false) as create`;
     if (row?.user !== spec.role) return `its DATABASE_URL logs in as ${row?.user}, not ${spec.role}`;
     if (!row.usage || !row.create)
-      return `role ${spec.role} lacks ${[!row.usage && 'USAGE', !row.create && 'CREATE'].filter(Boolean).join(' and ')} on schema ${spec.schema}`;
+      return (
+        `role ${spec.role} lacks ` +
+        `${[!row.usage && 'USAGE', !row.create && 'CREATE'].filter(Boolean).join(' and ')} on schema ${spec.schema}`
+      );
     return undefined;
   } finally {
     await db.sql.end({ timeout: 1 });

@@ -1,4 +1,7 @@
-/** Connect to PostgreSQL (with retries) and report what we are talking to, warning when it is outside the supported versions. */
+/**
+ * Connect to PostgreSQL (with retries) and report what we are talking to,
+ * warning when it is outside the supported versions.
+ */
 import { type Connection, connect } from '../db/connect.js';
 import { POSTGRES_MAX_SUPPORTED, POSTGRES_MIN_SUPPORTED, unsupportedServerWarning } from '../db/server-version.js';
 import { DatabaseError } from '../errors.js';
@@ -28,7 +31,8 @@ async function open(ctx: StepContext, readOnly: boolean) {
     : '';
   const session = readOnly ? ', read-only session' : '';
   return done(
-    `connected to ${host}:${port}/${database} as ${user} (PostgreSQL ${db.serverVersion}${support}, TLS ${db.tls ? 'on' : 'off'}${session})`,
+    `connected to ${host}:${port}/${database} as ${user} (PostgreSQL ${db.serverVersion}${support}, TLS ` +
+      `${db.tls ? 'on' : 'off'}${session})`,
     db,
   );
 }

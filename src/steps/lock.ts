@@ -48,7 +48,8 @@ async function assertPrimary(ctx: StepContext, db: TenantSession): Promise<void>
   if (!recovery?.standby) return;
   const { url, vars } = ctx.config.database;
   throw new SchemaError(
-    `PostgreSQL at ${url.host}:${url.port} is a standby (in recovery): it refuses every write, so the bootstrap cannot run there`,
+    `PostgreSQL at ${url.host}:${url.port} is a standby (in recovery): ` +
+      `it refuses every write, so the bootstrap cannot run there`,
     `point ${vars.url} at the primary (read-write) server, or at a pooler or service that routes to it`,
   );
 }
@@ -68,14 +69,18 @@ async function waitLikeBootstrap(ctx: StepContext, db: TenantSession): Promise<s
   const started = Date.now();
   const deadline = started + lockTimeoutSec * 1000;
   ctx.log.info(
-    `another bootstrap of schema ${schema} is running (${holder}); watching it for up to ${lockTimeoutSec} s, as long as the bootstrap would wait`,
+    `another bootstrap of schema ${schema} is running (${holder}); watching it for up to ${lockTimeoutSec} s, as ` +
+      `long as the bootstrap would wait`,
     { step: 'lock' },
   );
   while (Date.now() < deadline) {
     await sleep(Math.min(250, deadline - Date.now()), ctx.signal);
     throwIfAborted(ctx.signal);
     if ((await holders()).length === 0)
-      return `a bootstrap of schema ${schema} was running (${holder}); it ended after ${Date.now() - started} ms, within ${vars.lockTimeout}`;
+      return (
+        `a bootstrap of schema ${schema} was running (${holder}); it ` +
+        `ended after ${Date.now() - started} ms, within ${vars.lockTimeout}`
+      );
   }
   throw await lockTimeoutError(sql, [schema], OTHER_BOOTSTRAP, vars.lockTimeout, lockTimeoutSec, undefined);
 }
@@ -115,7 +120,8 @@ async function takeLock(ctx: StepContext, db: TenantSession): Promise<boolean> {
     },
   });
   const lock = (wait: boolean) =>
-    session`lock table ${session(schema)}.${session(BOOTSTRAP_LOCK_TABLE)} in exclusive mode ${wait ? session`` : session`nowait`}`;
+    session`lock table ${session(schema)}.${session(BOOTSTRAP_LOCK_TABLE)}
+            in exclusive mode ${wait ? session`` : session`nowait`}`;
   let waited = false;
   try {
     await session`begin`;
@@ -127,7 +133,8 @@ async function takeLock(ctx: StepContext, db: TenantSession): Promise<boolean> {
       await session`rollback`;
       const [holder] = await lockHolders(session, schema, { relation: BOOTSTRAP_LOCK_TABLE });
       ctx.log.info(
-        `another bootstrap of schema ${schema} is running (${holder ?? 'holder not visible'}); waiting up to ${lockTimeoutSec} s`,
+        `another bootstrap of schema ${schema} is running ` +
+          `(${holder ?? 'holder not visible'}); waiting up to ${lockTimeoutSec} s`,
         { step: 'lock' },
       );
       await session`begin`;

@@ -14,7 +14,8 @@ import type { Migration } from './migrations.js';
 // migrations.ts is imported.
 register(
   `data:text/javascript,${encodeURIComponent(
-    "export async function resolve(specifier, context, next) { return specifier === 'virtual:migrations' ? { url: 'data:text/javascript,export default []', shortCircuit: true } : next(specifier, context); }",
+    "export async function resolve(specifier, context, next) { return specifier === 'virtual:migrations' " +
+      "? { url: 'data:text/javascript,export default []', shortCircuit: true } : next(specifier, context); }",
   )}`,
 );
 const { createdTables, pendingMigrations } = await import('./migrations.js');

@@ -49,7 +49,8 @@ export const migrationsStep = defineStep({
     const summary =
       pending.length === 0
         ? `up to date: ${applied.length} applied, none pending`
-        : `${applied.length} applied, ${pending.length} pending (${pending.map((m) => m.name).join(', ')}): the bootstrap applies them`;
+        : `${applied.length} applied, ${pending.length} pending ` +
+          `(${pending.map((m) => m.name).join(', ')}): the bootstrap applies them`;
     return done(summary, { ...db, pendingMigrations: pending.length });
   },
   async apply(ctx, { db }): Promise<Done<MigratedSession>> {
@@ -82,7 +83,8 @@ export const migrationsStep = defineStep({
         if (lost) throw lost;
         const code = errorCode(error);
         throw new MigrationError(
-          `migration ${migration.name} failed and was rolled back: ${(error as Error).message}${code ? ` (SQLSTATE ${code})` : ''}`,
+          `migration ${migration.name} failed and was rolled back: ` +
+            `${(error as Error).message}${code ? ` (SQLSTATE ${code})` : ''}`,
           code === '42501'
             ? `the role lacks a privilege the migration needs; grant it (see the README's grants) and run again`
             : 'nothing of this migration was applied; fix the cause above and run again',
@@ -111,14 +113,18 @@ async function assertNotAppliedYet(sql: Sql, schema: string, pending: readonly M
   const found = await sql<{ relname: string }[]>`
     select c.relname from pg_class c
     where c.relnamespace = ${schema}::regnamespace
-      and c.relname in (select value from json_array_elements_text(${JSON.stringify(created.map((c) => c.table))}::text::json))
+      and c.relname in (
+        select value from json_array_elements_text(${JSON.stringify(created.map((c) => c.table))}::text::json))
     order by 1`;
   if (found.length === 0) return;
   const names = found.map((r) => r.relname);
   const migration = created.find((c) => names.includes(c.table))?.migration;
   throw new MigrationError(
-    `migration ${migration} is not in the history (${HISTORY_TABLE}), but table(s) it creates already exist in schema ${schema}: ${names.join(', ')}; applying it would fail. The history lost rows, or these tables were made by hand`,
-    `if this schema was migrated by superfasttt-bootstrap, restore the missing rows of ${HISTORY_TABLE} (name and checksum of each applied migration) from a backup; otherwise give the instance an empty schema`,
+    `migration ${migration} is not in the history (${HISTORY_TABLE}), but table(s) it creates already exist in ` +
+      `schema ${schema}: ${names.join(', ')}; applying it would fail. ` +
+      `The history lost rows, or these tables were made by hand`,
+    `if this schema was migrated by superfasttt-bootstrap, restore the missing rows of ${HISTORY_TABLE} (name and ` +
+      `checksum of each applied migration) from a backup; otherwise give the instance an empty schema`,
   );
 }
 
@@ -145,13 +151,16 @@ export function pendingMigrations(migrations: readonly Migration[], applied: rea
     const migration = known.get(row.name);
     if (!migration) {
       throw new MigrationError(
-        `the schema was migrated by a newer superfasttt-bootstrap (${row.bootstrap_version}): migration ${row.name} is unknown to this version`,
-        `run superfasttt-bootstrap ${row.bootstrap_version} or newer (the version that matches the app); a schema is never migrated down`,
+        `the schema was migrated by a newer superfasttt-bootstrap ` +
+          `(${row.bootstrap_version}): migration ${row.name} is unknown to this version`,
+        `run superfasttt-bootstrap ${row.bootstrap_version} or newer (the ` +
+          `version that matches the app); a schema is never migrated down`,
       );
     }
     if (migration.checksum !== row.checksum) {
       throw new MigrationError(
-        `migration ${row.name} was changed after it was applied (checksum ${row.checksum.slice(0, 12)} in the history, ${migration.checksum.slice(0, 12)} in this version)`,
+        `migration ${row.name} was changed after it was applied (checksum ${row.checksum.slice(0, 12)} in the ` +
+          `history, ${migration.checksum.slice(0, 12)} in this version)`,
         'restore the original migration file and put the change in a new migration; never edit an applied migration',
       );
     }
@@ -162,7 +171,8 @@ export function pendingMigrations(migrations: readonly Migration[], applied: rea
   const early = last === undefined ? undefined : pending.find((m) => m.name < last);
   if (early) {
     throw new MigrationError(
-      `migration ${early.name} sorts before ${last}, which is already applied: migrations must only be added at the end`,
+      `migration ${early.name} sorts before ${last}, which is ` +
+        `already applied: migrations must only be added at the end`,
       'rename the new migration so that it sorts after every applied one',
     );
   }

@@ -378,7 +378,8 @@ export async function foreignObjects(
       select c.oid, c.relname, c.relowner, c.relrowsecurity, c.relforcerowsecurity,
              pg_identify_object('pg_class'::regclass, c.oid, 0) as id
       from members m join pg_class c on c.oid = m.objid
-      where m.classid = 'pg_class'::regclass and c.relname in (select jsonb_array_elements_text(o -> 'tables') from ours)),
+      where m.classid = 'pg_class'::regclass
+        and c.relname in (select jsonb_array_elements_text(o -> 'tables') from ours)),
     owned(rank, kind, name, owner, inspect) as (
       select case m.classid when 'pg_proc'::regclass then 4 when 'pg_class'::regclass then 5 else 6 end,
              coalesce((select case t.typtype when 'd' then 'domain' when 'e' then 'enum type' when 'r' then 'range type'
@@ -394,7 +395,8 @@ export async function foreignObjects(
       left join pg_shdepend sh on sh.dbid = (select oid from pg_database where datname = current_database())
         and sh.classid = m.classid and sh.objid = m.objid and sh.objsubid = 0 and sh.deptype = 'o'
       where not exists (select from pg_depend d where d.classid = m.classid and d.objid = m.objid
-                          and d.deptype = 'i' and d.refclassid = 'pg_type'::regclass and m.classid = 'pg_proc'::regclass)
+                          and d.deptype = 'i' and d.refclassid = 'pg_type'::regclass
+                          and m.classid = 'pg_proc'::regclass)
       union all
       select 7, i.type, i.identity, c.relowner, format('SELECT pg_get_indexdef(%s)', c.oid)
       from members m join pg_index x on x.indrelid = m.objid join pg_class c on c.oid = x.indexrelid
@@ -404,7 +406,8 @@ export async function foreignObjects(
       select rank, kind, name, pg_get_userbyid(owner)::text, null::text, inspect
       from owned where owner is distinct from (select oid from me)
       union all
-      select 0, 'trigger', (pg_identify_object('pg_trigger'::regclass, tg.oid, 0)).identity, pg_get_userbyid(p.proowner)::text,
+      select 0, 'trigger', (pg_identify_object('pg_trigger'::regclass, tg.oid, 0)).identity,
+             pg_get_userbyid(p.proowner)::text,
              'executes ' || (pg_identify_object('pg_proc'::regclass, p.oid, 0)).identity,
              format('SELECT pg_get_triggerdef(%s), pg_get_functiondef(%s)', tg.oid, p.oid)
       from our_tables c join pg_trigger tg on tg.tgrelid = c.oid join pg_proc p on p.oid = tg.tgfoid
@@ -413,29 +416,39 @@ export async function foreignObjects(
           select from ours, jsonb_to_recordset(o -> 'triggers') x("table" text, name text, function text, body text)
           where x."table" = c.relname and x.name = tg.tgname and x.function = p.proname and p.pronargs = 0
             and case when x.body is null then p.pronamespace = 'pg_catalog'::regnamespace
-                     else p.pronamespace = (select oid from ns) and p.proowner = (select oid from me) and p.prosrc = x.body end)
+                     else p.pronamespace = (select oid from ns) and p.proowner = (select oid from me)
+                          and p.prosrc = x.body end)
       union all
-      select 1, 'rule', (pg_identify_object('pg_rewrite'::regclass, r.oid, 0)).identity, pg_get_userbyid(c.relowner)::text, null,
+      select 1, 'rule', (pg_identify_object('pg_rewrite'::regclass, r.oid, 0)).identity,
+             pg_get_userbyid(c.relowner)::text, null,
              format('SELECT pg_get_ruledef(%s, true)', r.oid)
       from our_tables c join pg_rewrite r on r.ev_class = c.oid
       where not exists (select from ours, jsonb_to_recordset(o -> 'rules') x("table" text, name text)
                         where x."table" = c.relname and x.name = r.rulename)
       union all
-      select 2, 'policy', (pg_identify_object('pg_policy'::regclass, pol.oid, 0)).identity, pg_get_userbyid(c.relowner)::text, null,
-             format('SELECT * FROM pg_policies WHERE schemaname = %L AND tablename = %L AND policyname = %L', ${schema}::text, c.relname, pol.polname)
+      select 2, 'policy', (pg_identify_object('pg_policy'::regclass, pol.oid, 0)).identity,
+             pg_get_userbyid(c.relowner)::text, null,
+             format('SELECT * FROM pg_policies WHERE schemaname = %L AND tablename = %L AND policyname = %L',
+                    ${schema}::text, c.relname, pol.polname)
       from our_tables c join pg_policy pol on pol.polrelid = c.oid
       where not exists (select from ours, jsonb_to_recordset(o -> 'policies') x("table" text, name text)
                         where x."table" = c.relname and x.name = pol.polname)
       union all
       select 3, 'row level security', concat_ws(' and ',
-               case when c.relrowsecurity is distinct from coalesce(x.enabled, false) then case when c.relrowsecurity then 'enabled' else 'disabled' end end,
-               case when c.relforcerowsecurity is distinct from coalesce(x.forced, false) then case when c.relforcerowsecurity then 'forced' else 'not forced' end end)
+               case when c.relrowsecurity is distinct from coalesce(x.enabled, false)
+                    then case when c.relrowsecurity then 'enabled' else 'disabled' end end,
+               case when c.relforcerowsecurity is distinct from coalesce(x.forced, false)
+                    then case when c.relforcerowsecurity then 'forced' else 'not forced' end end)
                || ' on ' || (c.id).identity,
              pg_get_userbyid(c.relowner)::text, null,
-             format('SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = %s', c.oid)
+             format('SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = %s',
+                    c.oid)
       from our_tables c
-      left join (select y.* from ours, jsonb_to_recordset(o -> 'rls') y("table" text, enabled boolean, forced boolean)) x on x."table" = c.relname
-      where c.relrowsecurity is distinct from coalesce(x.enabled, false) or c.relforcerowsecurity is distinct from coalesce(x.forced, false))
+      left join (select y.* from ours,
+                   jsonb_to_recordset(o -> 'rls') y("table" text, enabled boolean, forced boolean)) x
+        on x."table" = c.relname
+      where c.relrowsecurity is distinct from coalesce(x.enabled, false)
+         or c.relforcerowsecurity is distinct from coalesce(x.forced, false))
     select kind, name, owner, detail, inspect, (count(*) over ())::int as total
     from problems order by rank, kind, name limit ${limit}`;
   return { objects: rows.map(({ total: _, ...object }) => object), total: rows[0]?.total ?? 0 };
@@ -459,14 +472,23 @@ export async function assertSchemaIsOurs(sql: Sql | TransactionSql, schema: stri
   const more = total > objects.length ? `, and ${total - objects.length} more` : '';
   const listAll =
     total > objects.length
-      ? ` To list everything in the schema with its owner: SELECT pg_describe_object(d.classid, d.objid, 0) AS object, pg_get_userbyid(o.refobjid) AS owner FROM pg_depend d LEFT JOIN pg_shdepend o ON o.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND o.classid = d.classid AND o.objid = d.objid AND o.deptype = 'o' WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = '${target.replace(/'/g, "''")}'::regnamespace ORDER BY 2, 1; (an empty owner is the bootstrap superuser).`
+      ? ` To list everything in the schema with its owner: SELECT pg_describe_object(d.classid, d.objid, 0) AS ` +
+        `object, pg_get_userbyid(o.refobjid) AS owner FROM pg_depend d LEFT JOIN pg_shdepend o ON o.dbid = (SELECT ` +
+        `oid FROM pg_database WHERE datname = current_database()) AND o.classid = d.classid AND o.objid = d.objid ` +
+        `AND o.deptype = 'o' WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ` +
+        `'${target.replace(/'/g, "''")}'::regnamespace ORDER BY 2, 1; (an empty owner is the bootstrap superuser).`
       : '';
   throw new SchemaError(
-    `schema ${schema} holds ${total} object(s) that are not the instance's own: ${objects.map(describeObject).join('; ')}${more}. ` +
-      `Every object in the schema must belong to role ${role}, and the instance's tables (${ours.tables.join(', ')}) must carry only the triggers, rules and policies its migrations create: ` +
-      `otherwise another role's code would see or change what the bootstrap writes (the super admin's email and password hash). The instance's tables were neither read nor written`,
-    `inspect: ${objects.map((o) => `${o.inspect};`).join(' ')}${listAll} Then, as the schema owner or a superuser, drop what is not the instance's ` +
+    `schema ${schema} holds ${total} object(s) that are not the instance's own: ` +
+      `${objects.map(describeObject).join('; ')}${more}. ` +
+      `Every object in the schema must belong to role ${role}, and the instance's tables (${ours.tables.join(', ')}) ` +
+      `must carry only the triggers, rules and policies its migrations create: ` +
+      `otherwise another role's code would see or change what the bootstrap writes (the super admin's email and ` +
+      `password hash). The instance's tables were neither read nor written`,
+    `inspect: ${objects.map((o) => `${o.inspect};`).join(' ')}${listAll} Then, as the schema owner or a superuser, ` +
+      `drop what is not the instance's ` +
       `and revoke CREATE on the schema from every role but ${role} (REVOKE CREATE ON SCHEMA ${target} FROM <role>;); ` +
-      `if nothing in the schema is needed: DROP SCHEMA ${target} CASCADE; CREATE SCHEMA ${target}; GRANT USAGE, CREATE ON SCHEMA ${target} TO ${quoteIdent(role)};`,
+      `if nothing in the schema is needed: DROP SCHEMA ${target} CASCADE; CREATE SCHEMA ${target}; GRANT USAGE, ` +
+      `CREATE ON SCHEMA ${target} TO ${quoteIdent(role)};`,
   );
 }

@@ -51,7 +51,8 @@ async function useSchema(ctx: StepContext, { db }: { db: Connection }): Promise<
       ? ` (a schema with other letter case exists: ${info.similar}; schema names are case-sensitive when quoted)`
       : '';
     throw new SchemaError(
-      `schema ${schema} does not exist in database ${ctx.config.database.url.database}${similar}; the instance never creates its schema`,
+      `schema ${schema} does not exist in database ` +
+        `${ctx.config.database.url.database}${similar}; the instance never creates its schema`,
       `as the deployment role, run: CREATE SCHEMA ${target}; GRANT USAGE, CREATE ON SCHEMA ${target} TO ${role};`,
     );
   }
@@ -73,7 +74,8 @@ async function useSchema(ctx: StepContext, { db }: { db: Connection }): Promise<
         and a.grantee <> n.nspowner and a.grantee <> (select oid from pg_roles where rolname = current_user)`;
   if (acl?.others) {
     throw new SchemaError(
-      `schema ${schema} lets ${acl.others} create objects in it besides ${info.role}: another role could add a trigger or a table next to the instance's after any check; nothing was written`,
+      `schema ${schema} lets ${acl.others} create objects in it besides ${info.role}: another role could add a ` +
+        `trigger or a table next to the instance's after any check; nothing was written`,
       `as the schema owner (${info.owner}), run: REVOKE CREATE ON SCHEMA ${target} FROM ${acl.others
         .split(', ')
         .map((r) => (r === 'PUBLIC' ? r : quoteIdent(r)))
@@ -90,8 +92,11 @@ async function useSchema(ctx: StepContext, { db }: { db: Connection }): Promise<
               and relname <> ${BOOTSTRAP_LOCK_TABLE}) rel`;
   if (content && content.relations > 0 && !content.history) {
     throw new SchemaError(
-      `schema ${schema} already holds ${content.relations} table(s) or other relations (${content.sample}${content.relations > 5 ? ', ...' : ''}) but no superfasttt migration history: it is used by something else`,
-      `give this instance its own schema (DATABASE_SCHEMA), or, if that content is not needed, empty the schema: DROP SCHEMA ${target} CASCADE; CREATE SCHEMA ${target}; GRANT USAGE, CREATE ON SCHEMA ${target} TO ${role};`,
+      `schema ${schema} already holds ${content.relations} table(s) or other relations ` +
+        `(${content.sample}${content.relations > 5 ? ', ...' : ''}) but ` +
+        `no superfasttt migration history: it is used by something else`,
+      `give this instance its own schema (DATABASE_SCHEMA), or, if that content is not needed, empty the schema: ` +
+        `DROP SCHEMA ${target} CASCADE; CREATE SCHEMA ${target}; GRANT USAGE, CREATE ON SCHEMA ${target} TO ${role};`,
     );
   }
 

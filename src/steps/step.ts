@@ -227,7 +227,8 @@ export async function classifyFailure(
   }
   if (errorCode(error) === STATEMENT_TIMEOUT) {
     return new step.errorClass(
-      `${step.name}: a statement ran longer than ${target.vars.statementTimeout}=${target.statementTimeoutSec} s and was cancelled (nothing of its transaction was kept)`,
+      `${step.name}: a statement ran longer than ${target.vars.statementTimeout}=${target.statementTimeoutSec} s and ` +
+        `was cancelled (nothing of its transaction was kept)`,
       `look for what slows the server down (pg_stat_activity), or raise ${target.vars.statementTimeout}`,
       { cause: error },
     );

@@ -54,7 +54,10 @@ async function probe(target: StorageTarget, signal: AbortSignal, how: { probe: b
     const folder = s.prefix ? { bucket: s.bucket, prefix: s.prefix } : undefined;
     if (!how.probe) {
       const state = folder ? `; ${await reportFolder(folder, send, s3)}` : '';
-      return `${place(s)}: bucket reachable, write probe skipped (--no-write)${state}${notes.length ? `; ${notes.join('; ')}` : ''}`;
+      return (
+        `${place(s)}: bucket reachable, write probe skipped ` +
+        `(--no-write)${state}${notes.length ? `; ${notes.join('; ')}` : ''}`
+      );
     }
     const probeKey = `${prefix}.superfasttt-bootstrap-probe-${randomBytes(8).toString('hex')}`;
     const body = randomBytes(PROBE_BYTES);
@@ -81,13 +84,15 @@ async function probe(target: StorageTarget, signal: AbortSignal, how: { probe: b
       }
       if (read.length > PROBE_BYTES) {
         throw new StorageError(
-          `storage: the probe object read back is longer than the ${PROBE_BYTES} bytes written in ${s.bucket}/${prefix} (reading stopped there)`,
+          `storage: the probe object read back is longer than the ${PROBE_BYTES} bytes written in ` +
+            `${s.bucket}/${prefix} (reading stopped there)`,
           'the provider alters uploads; check STORAGE_ENDPOINT and that it is S3-compatible',
         );
       }
       if (!read.equals(body)) {
         throw new StorageError(
-          `storage: the probe object read back differs from what was written (${read.length} bytes instead of ${body.length}) in ${s.bucket}/${prefix}`,
+          `storage: the probe object read back differs from what was written (${read.length} bytes instead of ` +
+            `${body.length}) in ${s.bucket}/${prefix}`,
           'the provider alters uploads; check STORAGE_ENDPOINT and that it is S3-compatible',
         );
       }

@@ -61,7 +61,8 @@ function welcomeMail(to: string, firstName: string, appUrl: string): Mail {
     'Your password was set by whoever deployed the instance; it is not sent by email.',
   ].join('\n');
   const html =
-    `<p>Hello ${escapeHtml(firstName)},</p><p>Your superfasttt instance is ready and your super admin account has been created.</p>` +
+    `<p>Hello ${escapeHtml(firstName)},</p><p>Your superfasttt instance ` +
+    `is ready and your super admin account has been created.</p>` +
     `<p><a href="${escapeHtml(link)}">Sign in</a> with this email address (${escapeHtml(to)}).</p>` +
     '<p>Your password was set by whoever deployed the instance; it is not sent by email.</p>';
   return { to, subject: 'Your superfasttt instance is ready', text, html };

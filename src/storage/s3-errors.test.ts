@@ -159,7 +159,8 @@ describe('s3Failure: answers without a body (HEAD), by HTTP status', () => {
     assert.match(bare.message, /access denied \(HTTP 403\)$/);
     assert.equal(
       bare.fix,
-      'check STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY, and that the key has s3:ListBucket on superfasttt-acme/tenant_acme*',
+      'check STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY, and that the key has s3:ListBucket on ' +
+        'superfasttt-acme/tenant_acme*',
     );
     assert.match(classify(sdk('Forbidden', 403), 'HeadObject').message, /access denied \(HTTP 403, Forbidden\)$/);
   });

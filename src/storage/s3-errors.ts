@@ -70,14 +70,17 @@ export function s3Failure(
   const deadline = causeNamed(error, 'OperationDeadline');
   if (deadline) {
     return fail(
-      `did not complete within ${MAX_ATTEMPTS_TEXT} × ${timeout} + 2 s${deadline.ms === undefined ? '' : ` = ${deadline.ms / 1000} s`} (the endpoint answers too slowly, or never finishes its answer)`,
+      `did not complete within ${MAX_ATTEMPTS_TEXT} × ${timeout} + 2 s` +
+        (deadline.ms === undefined ? '' : ` = ${deadline.ms / 1000} s`) +
+        ' (the endpoint answers too slowly, or never finishes its answer)',
       `check ${vars.endpoint} and the network to it${raiseTimeout}`,
     );
   }
   const tooLarge = causeNamed(error, 'ResponseTooLarge');
   if (tooLarge) {
     return fail(
-      `the endpoint's answer is longer than ${tooLarge.limit} bytes, more than any answer this program expects: cut there`,
+      `the endpoint's answer is longer than ${tooLarge.limit} ` +
+        `bytes, more than any answer this program expects: cut there`,
       `check ${vars.endpoint}: it is not an S3 service, or not a well-behaved one`,
     );
   }
@@ -111,7 +114,9 @@ export function s3Failure(
     case 'AccessDenied':
       return fail(
         `access denied: the key lacks ${PERMISSION[operation] ?? operation}`,
-        `grant ${PERMISSION[operation] ?? operation} on arn:aws:s3:::${s.bucket}/${s.prefix ?? ''}* to this key (per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on ${s.bucket}/${s.prefix ?? ''}*, s3:ListBucket with the prefix condition)`,
+        `grant ${PERMISSION[operation] ?? operation} on arn:aws:s3:::${s.bucket}/${s.prefix ?? ''}* to this key ` +
+          `(per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on ${s.bucket}/${s.prefix ?? ''}*, ` +
+          `s3:ListBucket with the prefix condition)`,
       );
     case 'PermanentRedirect':
     case 'AuthorizationHeaderMalformed':
@@ -130,7 +135,8 @@ export function s3Failure(
   if (status === 403) {
     return fail(
       `access denied (HTTP 403${code ? `, ${code}` : ''})`,
-      `check ${vars.accessKey} and ${vars.secretKey}, and that the key has ${PERMISSION[operation] ?? operation} on ${target}*`,
+      `check ${vars.accessKey} and ${vars.secretKey}, and that the ` +
+        `key has ${PERMISSION[operation] ?? operation} on ${target}*`,
     );
   }
   if (status === 301) {
@@ -141,7 +147,8 @@ export function s3Failure(
   }
   if (status !== undefined && status >= 500) {
     return fail(
-      `the provider answered HTTP ${status} (${code || 'server error'}) after ${e.$metadata?.attempts ?? 'several'} attempt(s)`,
+      `the provider answered HTTP ${status} (${code || 'server error'}) ` +
+        `after ${e.$metadata?.attempts ?? 'several'} attempt(s)`,
       `the provider has an outage or ${vars.endpoint} points at the wrong service; retry later`,
     );
   }
@@ -151,7 +158,8 @@ export function s3Failure(
   if (isTlsFailure(errno, e.message)) {
     return fail(
       `TLS failed: ${(e.message ?? '').slice(0, 300)}`,
-      `check ${vars.endpoint} (https host name) and that its certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)`,
+      `check ${vars.endpoint} (https host name) and that its ` +
+        `certificate is trusted (NODE_EXTRA_CA_CERTS for a private CA)`,
     );
   }
   if (
