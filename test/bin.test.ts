@@ -30,7 +30,10 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
 const dist = join(root, 'dist');
 const MISSING = /FAIL --env-file: missing\.env does not exist\n\s+fix: give the path of the instance \.env file/;
 
-/** Runs a command as a shell would: PATH holds `dirs` first, then this Node's directory (the one the entry's `exec node` finds). */
+/**
+ * Runs a command as a shell would: PATH holds `dirs` first, then this Node's directory
+ * (the one the entry's `exec node` finds).
+ */
 function run(command: string, args: string[], opts: { dirs?: string[]; cwd?: string } = {}): Promise<RunResult> {
   const PATH = [...(opts.dirs ?? []), dirname(process.execPath), '/usr/bin', '/bin'].join(delimiter);
   const child = spawn(command, args, {
@@ -128,14 +131,17 @@ describe('the superfasttt-bootstrap command (bin)', () => {
     assertExit(r, 2, /SKIP_SETUP: must be one of: true, false/);
   });
 
-  it('a bare `node dist/superfasttt-bootstrap.mjs` (no --) lets Node take --env-file: exit 9, as the README warns', async () => {
-    // Node scans its whole command line up to `--` for --env-file, script arguments included, and
-    // exits 9 before any of the program runs when the file is missing. Nothing in the bundle can
-    // change that: the README always writes `node --`. If this starts failing, Node stopped doing
-    // it: the README's warnings (The executable, Diagnostics) can go.
-    const r = await run('node', ['dist/superfasttt-bootstrap.mjs', 'check', '--env-file', 'missing.env']);
-    assert.equal(r.code, 9, r.output);
-    assert.match(r.stderr, /missing\.env: not found/);
-    assert.doesNotMatch(r.output, /FAIL/);
-  });
+  it(
+    'a bare `node dist/superfasttt-bootstrap.mjs` (no --) lets Node take --env-file: ' + 'exit 9, as the README warns',
+    async () => {
+      // Node scans its whole command line up to `--` for --env-file, script arguments included, and
+      // exits 9 before any of the program runs when the file is missing. Nothing in the bundle can
+      // change that: the README always writes `node --`. If this starts failing, Node stopped doing
+      // it: the README's warnings (The executable, Diagnostics) can go.
+      const r = await run('node', ['dist/superfasttt-bootstrap.mjs', 'check', '--env-file', 'missing.env']);
+      assert.equal(r.code, 9, r.output);
+      assert.match(r.stderr, /missing\.env: not found/);
+      assert.doesNotMatch(r.output, /FAIL/);
+    },
+  );
 });

@@ -166,23 +166,26 @@ describe('the bundle', () => {
 });
 
 describe('secrets from files', () => {
-  it('DATABASE_URL_FILE and AUTO_SUPERADMIN_PASSWORD_FILE (with trailing newlines) bootstrap the instance', async () => {
-    const { writeFileSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const tenant = await createTenant(pg);
-    const dir = tempDir('sf-secrets-');
-    writeFileSync(join(dir, 'url'), tenant.url + '\n');
-    writeFileSync(join(dir, 'password'), ADMIN.password + '\n');
-    const r = await run(tenant, {
-      DATABASE_URL: undefined,
-      DATABASE_URL_FILE: join(dir, 'url'),
-      AUTO_SUPERADMIN_PASSWORD: undefined,
-      AUTO_SUPERADMIN_PASSWORD_FILE: join(dir, 'password'),
-    });
-    assertExit(r, 0, /created/);
-    const [user] = await users(pg, tenant.schema);
-    assert.ok(await verify(user!.password_hash, ADMIN.password), 'the newline must not be part of the password');
-  });
+  it(
+    'DATABASE_URL_FILE and AUTO_SUPERADMIN_PASSWORD_FILE ' + '(with trailing newlines) bootstrap the instance',
+    async () => {
+      const { writeFileSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      const tenant = await createTenant(pg);
+      const dir = tempDir('sf-secrets-');
+      writeFileSync(join(dir, 'url'), tenant.url + '\n');
+      writeFileSync(join(dir, 'password'), ADMIN.password + '\n');
+      const r = await run(tenant, {
+        DATABASE_URL: undefined,
+        DATABASE_URL_FILE: join(dir, 'url'),
+        AUTO_SUPERADMIN_PASSWORD: undefined,
+        AUTO_SUPERADMIN_PASSWORD_FILE: join(dir, 'password'),
+      });
+      assertExit(r, 0, /created/);
+      const [user] = await users(pg, tenant.schema);
+      assert.ok(await verify(user!.password_hash, ADMIN.password), 'the newline must not be part of the password');
+    },
+  );
 });
 
 describe('ENABLED_APIS', () => {
@@ -312,14 +315,16 @@ describe('migration history problems (exit 5)', () => {
   it('an applied migration whose content changed is refused', async () => {
     const tenant = await createTenant(pg);
     assertExit(await run(tenant), 0);
-    await pg.admin`update ${pg.admin(tenant.schema)}.superfasttt_migrations set checksum = ${'0'.repeat(64)} where name = '0001_initial'`;
+    await pg.admin`update ${pg.admin(tenant.schema)}.superfasttt_migrations set checksum = ${'0'.repeat(64)}
+      where name = '0001_initial'`;
     assertExit(await run(tenant), 5, /migration 0001_initial was changed after it was applied/, /new migration/);
   });
 
   it('a schema migrated by a newer version is never migrated down', async () => {
     const tenant = await createTenant(pg);
     assertExit(await run(tenant), 0);
-    await pg.admin`insert into ${pg.admin(tenant.schema)}.superfasttt_migrations (name, checksum, bootstrap_version) values ('9999_future', 'x', '99.0.0')`;
+    await pg.admin`insert into ${pg.admin(tenant.schema)}.superfasttt_migrations (name, checksum, bootstrap_version)
+      values ('9999_future', 'x', '99.0.0')`;
     assertExit(await run(tenant), 5, /migrated by a newer superfasttt-bootstrap \(99\.0\.0\)/);
   });
 });
@@ -402,26 +407,30 @@ describe('connection problems (exit 3, not retried)', () => {
   });
 
   for (const tls of [false, true]) {
-    it(`a server that accepts the connection and never answers: exit 3 within DATABASE_CONNECT_TIMEOUT${tls ? ' (TLS required)' : ''}`, async () => {
-      const silent = await startSilentServer();
-      try {
-        const tenant = await createTenant(pg);
-        const url = new URL(tenant.url);
-        url.port = String(silent.port);
-        const r = await runCli(
-          instanceEnv(tenant, {
-            DATABASE_URL: url.toString(),
-            DATABASE_CONNECT_TIMEOUT: '2',
-            DATABASE_SSL: String(tls),
-          }),
-          { timeoutMs: 30_000 },
-        );
-        outputs.push(r);
-        assertExit(r, 3, /no answer from PostgreSQL at 127\.0\.0\.1:\d+ within DATABASE_CONNECT_TIMEOUT=2 s/);
-      } finally {
-        await silent.stop();
-      }
-    });
+    it(
+      `a server that accepts the connection and never answers: ` +
+        `exit 3 within DATABASE_CONNECT_TIMEOUT${tls ? ' (TLS required)' : ''}`,
+      async () => {
+        const silent = await startSilentServer();
+        try {
+          const tenant = await createTenant(pg);
+          const url = new URL(tenant.url);
+          url.port = String(silent.port);
+          const r = await runCli(
+            instanceEnv(tenant, {
+              DATABASE_URL: url.toString(),
+              DATABASE_CONNECT_TIMEOUT: '2',
+              DATABASE_SSL: String(tls),
+            }),
+            { timeoutMs: 30_000 },
+          );
+          outputs.push(r);
+          assertExit(r, 3, /no answer from PostgreSQL at 127\.0\.0\.1:\d+ within DATABASE_CONNECT_TIMEOUT=2 s/);
+        } finally {
+          await silent.stop();
+        }
+      },
+    );
   }
 
   it('an unreachable server is retried until DATABASE_CONNECT_TIMEOUT, then exit 3', async () => {

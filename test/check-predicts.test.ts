@@ -126,8 +126,11 @@ const STATES: Array<{ name: string; code: number; build: () => Promise<State> }>
     async build() {
       const tenant = await bootstrapped();
       const s = quote(tenant.schema);
-      await pg.admin.unsafe(`create function ${s}.steal() returns trigger language plpgsql as $$ begin return new; end $$;
-        create trigger audit before insert or update on ${s}.users for each row execute function ${s}.steal()`);
+      await pg.admin.unsafe(
+        `create function ${s}.steal() returns trigger language plpgsql as $$ begin return new; ` +
+          `end $$;
+        create trigger audit before insert or update on ${s}.users for each row execute function ${s}.steal()`,
+      );
       return { tenant, env: fullEnv(tenant) };
     },
   },
@@ -188,7 +191,8 @@ const STATES: Array<{ name: string; code: number; build: () => Promise<State> }>
     code: 5,
     async build() {
       const tenant = await bootstrapped();
-      await pg.admin`insert into ${pg.admin(tenant.schema)}.superfasttt_migrations (name, checksum, bootstrap_version) values ('9999_future', 'x', '99.0.0')`;
+      await pg.admin`insert into ${pg.admin(tenant.schema)}.superfasttt_migrations (name, checksum, bootstrap_version)
+        values ('9999_future', 'x', '99.0.0')`;
       return { tenant, env: fullEnv(tenant) };
     },
   },
@@ -244,7 +248,8 @@ const STATES: Array<{ name: string; code: number; build: () => Promise<State> }>
       const tenant = await bootstrapped({ AUTO_SUPERADMIN_EMAIL: 'first@client.example' });
       await asTenant(tenant, (sql) =>
         sql.unsafe(
-          `alter table ${quote(tenant.schema)}.users add constraint one_admin check (role <> 'super_admin' or email = 'first@client.example') not valid`,
+          `alter table ${quote(tenant.schema)}.users add constraint one_admin check (role <> 'super_admin' or email ` +
+            `= 'first@client.example') not valid`,
         ),
       );
       return { tenant, env: fullEnv(tenant) };
@@ -257,7 +262,8 @@ const STATES: Array<{ name: string; code: number; build: () => Promise<State> }>
       const tenant = await bootstrapped({ AUTO_SUPERADMIN_EMAIL: 'first@client.example' });
       await asTenant(tenant, (sql) =>
         sql.unsafe(
-          `alter table ${quote(tenant.schema)}.users add column org text; update ${quote(tenant.schema)}.users set org = 'x'; alter table ${quote(tenant.schema)}.users alter column org set not null`,
+          `alter table ${quote(tenant.schema)}.users add column org text; update ${quote(tenant.schema)}.users set ` +
+            `org = 'x'; alter table ${quote(tenant.schema)}.users alter column org set not null`,
         ),
       );
       return { tenant, env: fullEnv(tenant) };
@@ -289,7 +295,8 @@ describe('check exits with the code bootstrap exits with, for every broken state
       assert.equal(
         checked.code,
         booted.code,
-        `check exited ${checked.code}, bootstrap ${booted.code}\ncheck:\n${checked.output}\nbootstrap:\n${booted.output}`,
+        `check exited ${checked.code}, bootstrap ` +
+          `${booted.code}\ncheck:\n${checked.output}\nbootstrap:\n${booted.output}`,
       );
       assertExit(checked, state.code);
       assertExit(booted, state.code);

@@ -139,7 +139,8 @@ describe('check on a fresh schema', () => {
   it('reports a non-admin account that the bootstrap would promote', async () => {
     const tenant = await createTenant(pg);
     assertExit(await runCli(fullEnv(tenant, { AUTO_SUPERADMIN_EMAIL: 'first@client.example' })), 0);
-    await pg.admin`insert into ${pg.admin(tenant.schema)}.users (email, first_name, last_name, password_hash, role) values ('bob@client.example', 'Bob', 'B', 'x', 'user')`;
+    await pg.admin`insert into ${pg.admin(tenant.schema)}.users (email, first_name, last_name, password_hash, role)
+      values ('bob@client.example', 'Bob', 'B', 'x', 'user')`;
     const { report } = await checkJson(fullEnv(tenant, { AUTO_SUPERADMIN_EMAIL: 'bob@client.example' }));
     assert.match(
       report.checks.find((c) => c.name === 'superadmin')!.message,

@@ -72,9 +72,8 @@ describe('the bootstrap lock', () => {
     const { result } = spawnCli(instanceEnv(tenant));
     await sleep(700);
     // While it waits, the run holds two connections: its own, and the one that will hold the lock.
-    const [sessions] = await pg.admin<
-      { n: number }[]
-    >`select count(*)::int as n from pg_stat_activity where usename = ${tenant.role} and application_name = 'superfasttt-bootstrap'`;
+    const [sessions] = await pg.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity
+      where usename = ${tenant.role} and application_name = 'superfasttt-bootstrap'`;
     assert.equal(sessions!.n, 2);
     await lock.release();
     const r = await result;
@@ -82,7 +81,8 @@ describe('the bootstrap lock', () => {
       r,
       0,
       new RegExp(
-        `another bootstrap of schema ${tenant.schema} is running \\(table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`,
+        `another bootstrap of schema ${tenant.schema} is running \\(table superfasttt_lock: ExclusiveLock held by ` +
+          `PostgreSQL backend pid ${lock.pid}`,
       ),
       /after waiting \d+ ms/,
     );
@@ -98,7 +98,9 @@ describe('the bootstrap lock', () => {
         r,
         4,
         new RegExp(
-          `another bootstrap of this schema\\) waited 1 s \\(DATABASE_LOCK_TIMEOUT\\) for a lock in schema ${tenant.schema} and gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`,
+          `another bootstrap of this schema\\) waited 1 s \\(DATABASE_LOCK_TIMEOUT\\) for a lock in schema ` +
+            `${tenant.schema} and gave up: table superfasttt_lock: ` +
+            `ExclusiveLock held by PostgreSQL backend pid ${lock.pid}`,
         ),
         new RegExp(`pg_terminate_backend\\(${lock.pid}\\)`),
       );
@@ -117,7 +119,8 @@ describe('the bootstrap lock', () => {
         r,
         4,
         new RegExp(
-          `held by PostgreSQL backend pid ${lock.pid} \\(role ${tenant.role}, superfasttt-bootstrap, idle in transaction since \\d{4}-\\d\\d-\\d\\dT`,
+          `held by PostgreSQL backend pid ${lock.pid} \\(role ${tenant.role}, superfasttt-bootstrap, idle in ` +
+            `transaction since \\d{4}-\\d\\d-\\d\\dT`,
         ),
       );
     } finally {

@@ -196,18 +196,25 @@ describe('_FILE secrets', () => {
     assertExit(r, 2, /AUTO_SUPERADMIN_PASSWORD: must be at least 12 characters/);
   });
 
-  it('a password file ending with two newlines: exit 2, naming the variable, its file and where, never the password', async () => {
-    const file = join(dir, 'password-two-newlines');
-    writeFileSync(file, `${PASSWORD}\n\n`);
-    const r = await runCli({ ...valid, AUTO_SUPERADMIN_PASSWORD: undefined, AUTO_SUPERADMIN_PASSWORD_FILE: file });
-    assertExit(
-      r,
-      2,
-      /AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+000A \(line feed\) at character 24, the last one; only one final newline/,
-      /\(value read from AUTO_SUPERADMIN_PASSWORD_FILE\)/,
-    );
-    assertNoSecrets(r, [PASSWORD, `${PASSWORD}\n`]);
-  });
+  it(
+    'a password file ending with two newlines: ' +
+      'exit 2, naming the variable, its file and where, never the password',
+    async () => {
+      const file = join(dir, 'password-two-newlines');
+      writeFileSync(file, `${PASSWORD}\n\n`);
+      const r = await runCli({ ...valid, AUTO_SUPERADMIN_PASSWORD: undefined, AUTO_SUPERADMIN_PASSWORD_FILE: file });
+      assertExit(
+        r,
+        2,
+        new RegExp(
+          'AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\\+000A \\(line feed\\) at character ' +
+            '24, the last one; only one final newline',
+        ),
+        /\(value read from AUTO_SUPERADMIN_PASSWORD_FILE\)/,
+      );
+      assertNoSecrets(r, [PASSWORD, `${PASSWORD}\n`]);
+    },
+  );
 
   // Exactly one final \n or \r\n is removed; anything else stays, and a control character is refused.
   const contents: Array<[string, string, string | RegExp]> = [
@@ -218,17 +225,26 @@ describe('_FILE secrets', () => {
     [
       'two newlines',
       `${PASSWORD}\n\n`,
-      /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+000A \(line feed\) at character 24, the last one; /,
+      new RegExp(
+        '^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\\+000A \\(line feed\\) at character 24, ' +
+          'the last one; ',
+      ),
     ],
     [
       'two CRLF',
       `${PASSWORD}\r\n\r\n`,
-      /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+000D \(carriage return\) at character 24 \(and 1 more\); /,
+      new RegExp(
+        '^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\\+000D \\(carriage return\\) at ' +
+          'character 24 \\(and 1 more\\); ',
+      ),
     ],
     [
       'a lone CR',
       `${PASSWORD}\r`,
-      /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+000D \(carriage return\) at character 24, the last one; /,
+      new RegExp(
+        '^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\\+000D \\(carriage return\\) at ' +
+          'character 24, the last one; ',
+      ),
     ],
     [
       'a leading newline',
@@ -238,7 +254,10 @@ describe('_FILE secrets', () => {
     [
       'a tab before the newline',
       `${PASSWORD}\t\n`,
-      /^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\+0009 \(tab\) at character 24, the last one \(value/,
+      new RegExp(
+        '^AUTO_SUPERADMIN_PASSWORD: must not contain control characters: U\\+0009 \\(tab\\) at character 24, the ' +
+          'last one \\(value',
+      ),
     ],
     [
       'a NUL',
@@ -345,7 +364,10 @@ describe('storage and email variables', () => {
     [
       'smtp variables required',
       { EMAIL_PROVIDER: 'smtp' },
-      /EMAIL_FROM: is required when EMAIL_PROVIDER is set[\s\S]*SMTP_HOST: is required when EMAIL_PROVIDER=smtp[\s\S]*SMTP_USERNAME[\s\S]*SMTP_PASSWORD/,
+      new RegExp(
+        'EMAIL_FROM: is required when EMAIL_PROVIDER is set[\\s\\S]*SMTP_HOST: is required when ' +
+          'EMAIL_PROVIDER=smtp[\\s\\S]*SMTP_USERNAME[\\s\\S]*SMTP_PASSWORD',
+      ),
     ],
     [
       'smtp secure value',

@@ -399,7 +399,8 @@ describe('queries.ts inside a postgres.js transaction', () => {
       for (const migration of MIGRATIONS) await tx.unsafe(migration.sql).simple();
     });
     await pg.admin.unsafe(
-      `create table ${quote(tenant.schema)}.${quote(HISTORY_TABLE)} (like ${quote(built.schema)}.${quote(HISTORY_TABLE)} including all); ` +
+      `create table ${quote(tenant.schema)}.${quote(HISTORY_TABLE)} (like ` +
+        `${quote(built.schema)}.${quote(HISTORY_TABLE)} including all); ` +
         `alter table ${quote(tenant.schema)}.${quote(HISTORY_TABLE)} owner to ${quote(tenant.role)}`,
     );
     const sql = await session(tenant, 2);
@@ -438,53 +439,56 @@ describe('queries.ts inside a postgres.js transaction', () => {
 });
 
 describe('kysely is loaded lazily', () => {
-  it('bundled as build.mjs does, database.ts, kysely.ts and queries.ts load no kysely code until loadKysely()', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sf-kysely-lazy-'));
-    try {
-      const src = (file: string) => fileURLToPath(new URL(`../src/db/${file}`, import.meta.url));
-      const entry = join(dir, 'entry.ts');
-      writeFileSync(
-        entry,
-        [
-          `export * from ${JSON.stringify(src('database.ts'))};`,
-          `export * from ${JSON.stringify(src('kysely.ts'))};`,
-          `export * from ${JSON.stringify(src('queries.ts'))};`,
-        ].join('\n'),
-      );
-      const result = await esbuild.build({
-        entryPoints: { entry },
-        outdir: join(dir, 'out'),
-        bundle: true,
-        splitting: true,
-        format: 'esm',
-        platform: 'node',
-        target: 'node20',
-        minify: true,
-        write: false,
-        metafile: true,
-        logLevel: 'silent',
-      });
-      const outputs = result.metafile.outputs;
-      const [entryOut] = Object.entries(outputs).find(([, o]) => o.entryPoint?.endsWith('entry.ts')) ?? [];
-      assert.ok(entryOut);
-      // Everything the entry loads before any dynamic import.
-      const eager = new Set<string>();
-      const visit = (file: string) => {
-        if (eager.has(file)) return;
-        eager.add(file);
-        for (const imported of outputs[file]?.imports ?? [])
-          if (imported.kind === 'import-statement') visit(imported.path);
-      };
-      visit(entryOut);
-      const kyselyIn = (file: string) =>
-        Object.keys(outputs[file]?.inputs ?? {}).filter((input) => input.includes('node_modules/kysely/'));
-      for (const file of eager) assert.deepEqual(kyselyIn(file), [], `${file} is loaded eagerly and holds kysely`);
-      const lazy = Object.keys(outputs).filter((file) => !eager.has(file) && kyselyIn(file).length > 0);
-      assert.ok(lazy.length > 0, 'kysely is in a chunk of its own');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it(
+    'bundled as build.mjs does, ' + 'database.ts, kysely.ts and queries.ts load no kysely code until loadKysely()',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'sf-kysely-lazy-'));
+      try {
+        const src = (file: string) => fileURLToPath(new URL(`../src/db/${file}`, import.meta.url));
+        const entry = join(dir, 'entry.ts');
+        writeFileSync(
+          entry,
+          [
+            `export * from ${JSON.stringify(src('database.ts'))};`,
+            `export * from ${JSON.stringify(src('kysely.ts'))};`,
+            `export * from ${JSON.stringify(src('queries.ts'))};`,
+          ].join('\n'),
+        );
+        const result = await esbuild.build({
+          entryPoints: { entry },
+          outdir: join(dir, 'out'),
+          bundle: true,
+          splitting: true,
+          format: 'esm',
+          platform: 'node',
+          target: 'node20',
+          minify: true,
+          write: false,
+          metafile: true,
+          logLevel: 'silent',
+        });
+        const outputs = result.metafile.outputs;
+        const [entryOut] = Object.entries(outputs).find(([, o]) => o.entryPoint?.endsWith('entry.ts')) ?? [];
+        assert.ok(entryOut);
+        // Everything the entry loads before any dynamic import.
+        const eager = new Set<string>();
+        const visit = (file: string) => {
+          if (eager.has(file)) return;
+          eager.add(file);
+          for (const imported of outputs[file]?.imports ?? [])
+            if (imported.kind === 'import-statement') visit(imported.path);
+        };
+        visit(entryOut);
+        const kyselyIn = (file: string) =>
+          Object.keys(outputs[file]?.inputs ?? {}).filter((input) => input.includes('node_modules/kysely/'));
+        for (const file of eager) assert.deepEqual(kyselyIn(file), [], `${file} is loaded eagerly and holds kysely`);
+        const lazy = Object.keys(outputs).filter((file) => !eager.has(file) && kyselyIn(file).length > 0);
+        assert.ok(lazy.length > 0, 'kysely is in a chunk of its own');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 // Compile-time checks (tsc --noEmit reads the tests): never called.

@@ -147,59 +147,67 @@ describe('envValueProblem: values every .env reader reads back unchanged', () =>
     });
   }
 
-  it('accepts plain values, quotes after the first character (O\'Brien, Acme "Cloud") and any other Unicode: all readers read them back as they are', () => {
-    const values = [
-      "O'Brien",
-      'say "hi" now',
-      'Acme "Cloud"',
-      "it's'",
-      'end`',
-      'a`b',
-      'p@ss:w/rd+=%!~,;*?&|<>()[]{}',
-      'Émilie Müller',
-      '東京 😀',
-      '',
-      'a b  c',
-      'https://s3.example.com:9000',
-      'SG.abc-def_ghi.jkl',
-      'x=y=z',
-      'export',
-      'a\u200bb',
-    ];
-    const env = Object.fromEntries(values.map((v, i) => [`V${i}`, v]));
-    for (const v of values) assert.equal(envValueProblem(v), undefined, JSON.stringify(v));
-    const content = renderEnv(env, HEADER);
-    for (const [name, read] of Object.entries(readAll(content))) assert.deepEqual(read, env, name);
-  });
+  it(
+    'accepts plain values, quotes after the first character (O\'Brien, Acme "Cloud") and any other Unicode: ' +
+      'all readers read them back as they are',
+    () => {
+      const values = [
+        "O'Brien",
+        'say "hi" now',
+        'Acme "Cloud"',
+        "it's'",
+        'end`',
+        'a`b',
+        'p@ss:w/rd+=%!~,;*?&|<>()[]{}',
+        'Émilie Müller',
+        '東京 😀',
+        '',
+        'a b  c',
+        'https://s3.example.com:9000',
+        'SG.abc-def_ghi.jkl',
+        'x=y=z',
+        'export',
+        'a\u200bb',
+      ];
+      const env = Object.fromEntries(values.map((v, i) => [`V${i}`, v]));
+      for (const v of values) assert.equal(envValueProblem(v), undefined, JSON.stringify(v));
+      const content = renderEnv(env, HEADER);
+      for (const [name, read] of Object.entries(readAll(content))) assert.deepEqual(read, env, name);
+    },
+  );
 
-  it('property: a generated value is refused, or reads back unchanged through util.parseEnv, docker --env-file and Compose env_file', () => {
-    let accepted = 0;
-    let refusedCount = 0;
-    fc.assert(
-      fc.property(fc.array(valueArb, { maxLength: 8 }), (values) => {
-        const env: Record<string, string> = {};
-        values.forEach((value, i) => {
-          if (envValueProblem(value) === undefined) {
-            env[`V${i}`] = value;
-            accepted++;
-          } else {
-            refusedCount++;
-            assert.throws(
-              () => renderEnv({ [`V${i}`]: value }, HEADER),
-              ConfigError,
-              'renderEnv refuses what envValueProblem refuses',
-            );
-          }
-        });
-        const content = renderEnv(env, HEADER);
-        for (const [name, read] of Object.entries(readAll(content)))
-          assert.deepEqual(read, env, `${name}: ${JSON.stringify(content)}`);
-      }),
-      { numRuns: 1000 },
-    );
-    // Neither side is vacuous.
-    assert.ok(accepted > 500 && refusedCount > 500, `accepted ${accepted}, refused ${refusedCount}`);
-  });
+  it(
+    'property: a generated value is refused, ' +
+      'or reads back unchanged through util.parseEnv, docker --env-file and Compose env_file',
+    () => {
+      let accepted = 0;
+      let refusedCount = 0;
+      fc.assert(
+        fc.property(fc.array(valueArb, { maxLength: 8 }), (values) => {
+          const env: Record<string, string> = {};
+          values.forEach((value, i) => {
+            if (envValueProblem(value) === undefined) {
+              env[`V${i}`] = value;
+              accepted++;
+            } else {
+              refusedCount++;
+              assert.throws(
+                () => renderEnv({ [`V${i}`]: value }, HEADER),
+                ConfigError,
+                'renderEnv refuses what envValueProblem refuses',
+              );
+            }
+          });
+          const content = renderEnv(env, HEADER);
+          for (const [name, read] of Object.entries(readAll(content)))
+            assert.deepEqual(read, env, `${name}: ${JSON.stringify(content)}`);
+        }),
+        { numRuns: 1000 },
+      );
+      // Neither side is vacuous.
+      assert.ok(accepted > 500 && refusedCount > 500, `accepted ${accepted}, refused ${refusedCount}`);
+    },
+  );
 
   it("the image's Node (24) reads the accepted values back unchanged too", {
     skip: imageNodeVersion() === undefined && 'node_modules/.bin/node (the node devDependency) is not installed',
@@ -214,7 +222,8 @@ describe('envValueProblem: values every .env reader reads back unchanged', () =>
     for (const [i, env] of batches.entries()) assert.deepEqual(read[i], env, `node ${version}`);
   });
 
-  it('the docker reader of the harness agrees with the real docker CLI (any value on a line), and accepted values reach the container unchanged', {
+  it('the docker reader of the harness agrees with the real docker CLI ' +
+    '(any value on a line), and accepted values reach the container unchanged', {
     skip: !hasDockerCli() && 'no docker CLI',
   }, async () => {
     // Any single-line value, refused or not, so that the harness's reader is checked on what it must reject too.
@@ -374,7 +383,10 @@ describe("assertSafeOutDir: the runner's own directory, nobody else's", () => {
     chownSync(dir, 65534, 65534);
     assert.throws(
       () => assertSafeOutDir(dir),
-      /belongs to uid 65534, not to the user running provision \(uid 0\): its owner could read or replace the \.env files/,
+      new RegExp(
+        'belongs to uid 65534, not to the user running provision \\(uid 0\\): its owner could read or replace the ' +
+          '\\.env files',
+      ),
     );
   });
 

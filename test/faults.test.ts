@@ -31,38 +31,44 @@ async function assertComplete(schema: string) {
 }
 
 describe('PostgreSQL faults', () => {
-  it('not started yet when the bootstrap starts, up a few seconds later: the bootstrap waits and succeeds', async () => {
-    const tenant = await createTenant(pg);
-    await pg.pause();
-    const { result } = spawnCli(instanceEnv(tenant, { DATABASE_CONNECT_TIMEOUT: '60' }));
-    await sleep(2500);
-    await pg.resume();
-    const r = await result;
-    assertExit(r, 0, /not reachable yet \(ECONNREFUSED\); retrying/, /super admin .* created/);
-    await assertComplete(tenant.schema);
-  });
+  it(
+    'not started yet when the bootstrap starts, up a few seconds later: ' + 'the bootstrap waits and succeeds',
+    async () => {
+      const tenant = await createTenant(pg);
+      await pg.pause();
+      const { result } = spawnCli(instanceEnv(tenant, { DATABASE_CONNECT_TIMEOUT: '60' }));
+      await sleep(2500);
+      await pg.resume();
+      const r = await result;
+      assertExit(r, 0, /not reachable yet \(ECONNREFUSED\); retrying/, /super admin .* created/);
+      await assertComplete(tenant.schema);
+    },
+  );
 
-  it('restarted in the middle of a run: exit 3 with a clear message, nothing half-applied, the next run converges', async () => {
-    const tenant = await createTenant(pg);
-    // Hold the bootstrap lock so the run is surely in the middle (waiting in the lock step).
-    const lock = await holdBootstrapLock(tenant);
-    const { result } = spawnCli(instanceEnv(tenant, { DATABASE_CONNECT_TIMEOUT: '60' }));
-    await sleep(800);
-    await pg.pause(); // every session dies, the lock with them
-    await lock.release();
-    await pg.resume();
-    const r = await result;
-    assertExit(
-      r,
-      3,
-      /the connection to PostgreSQL was lost during the lock step/,
-      /nothing was half-applied/,
-      /run again/,
-    );
-    assert.notEqual((await setupState(pg, tenant.schema).catch(() => undefined))?.completed, true);
-    assertExit(await runCli(instanceEnv(tenant)), 0);
-    await assertComplete(tenant.schema);
-  });
+  it(
+    'restarted in the middle of a run: ' + 'exit 3 with a clear message, nothing half-applied, the next run converges',
+    async () => {
+      const tenant = await createTenant(pg);
+      // Hold the bootstrap lock so the run is surely in the middle (waiting in the lock step).
+      const lock = await holdBootstrapLock(tenant);
+      const { result } = spawnCli(instanceEnv(tenant, { DATABASE_CONNECT_TIMEOUT: '60' }));
+      await sleep(800);
+      await pg.pause(); // every session dies, the lock with them
+      await lock.release();
+      await pg.resume();
+      const r = await result;
+      assertExit(
+        r,
+        3,
+        /the connection to PostgreSQL was lost during the lock step/,
+        /nothing was half-applied/,
+        /run again/,
+      );
+      assert.notEqual((await setupState(pg, tenant.schema).catch(() => undefined))?.completed, true);
+      assertExit(await runCli(instanceEnv(tenant)), 0);
+      await assertComplete(tenant.schema);
+    },
+  );
 });
 
 describe('signals in the middle of a network wait', () => {
@@ -102,27 +108,30 @@ describe('signals in the middle of a network wait', () => {
     await assertComplete(tenant.schema);
   });
 
-  it('SIGTERM while an SMTP server stays silent: still exit 143 within a bounded time, nothing marked done', async () => {
-    const silent = await startSilentServer();
-    try {
-      const tenant = await createTenant(pg);
-      const env = instanceEnv(tenant, {
-        EMAIL_PROVIDER: 'smtp',
-        EMAIL_FROM: 'noreply@client.example',
-        SMTP_HOST: '127.0.0.1',
-        SMTP_PORT: String(silent.port),
-        SMTP_USERNAME: 'mailer',
-        SMTP_PASSWORD: 'Smtp-Password-42',
-        EMAIL_TIMEOUT: '60',
-      });
-      const { child, result } = spawnCli(env, { timeoutMs: 30_000 });
-      await sleep(1500);
-      child.kill('SIGTERM');
-      const r = await result;
-      assertExit(r, 143, /received SIGTERM/, /stopped by SIGTERM before completion/);
-      assert.notEqual((await setupState(pg, tenant.schema).catch(() => undefined))?.completed, true);
-    } finally {
-      await silent.stop();
-    }
-  });
+  it(
+    'SIGTERM while an SMTP server stays silent: ' + 'still exit 143 within a bounded time, nothing marked done',
+    async () => {
+      const silent = await startSilentServer();
+      try {
+        const tenant = await createTenant(pg);
+        const env = instanceEnv(tenant, {
+          EMAIL_PROVIDER: 'smtp',
+          EMAIL_FROM: 'noreply@client.example',
+          SMTP_HOST: '127.0.0.1',
+          SMTP_PORT: String(silent.port),
+          SMTP_USERNAME: 'mailer',
+          SMTP_PASSWORD: 'Smtp-Password-42',
+          EMAIL_TIMEOUT: '60',
+        });
+        const { child, result } = spawnCli(env, { timeoutMs: 30_000 });
+        await sleep(1500);
+        child.kill('SIGTERM');
+        const r = await result;
+        assertExit(r, 143, /received SIGTERM/, /stopped by SIGTERM before completion/);
+        assert.notEqual((await setupState(pg, tenant.schema).catch(() => undefined))?.completed, true);
+      } finally {
+        await silent.stop();
+      }
+    },
+  );
 });

@@ -41,7 +41,8 @@ after(() => {
 });
 
 const DEADLINE = new RegExp(
-  `PostgreSQL at 127\\.0\\.0\\.1:\\d+ did not complete an answer within ${STATEMENT_TIMEOUT + 5} s \\(DATABASE_STATEMENT_TIMEOUT \\+ 5 s\\)`,
+  `PostgreSQL at 127\\.0\\.0\\.1:\\d+ did not complete an answer within ${STATEMENT_TIMEOUT + 5} s ` +
+    `\\(DATABASE_STATEMENT_TIMEOUT \\+ 5 s\\)`,
 );
 const SIZE = /PostgreSQL at 127\.0\.0\.1:\d+ sent more than 8 MiB without completing an answer/;
 const CONNECT = new RegExp(
@@ -114,7 +115,8 @@ const cells: Array<['bootstrap' | 'check', PgPhase, PgBehaviour]> = [
   ['check', 'next-query', 'flood'],
 ];
 
-describe('every PostgreSQL wait and read is bounded (drip, flood, garbage, close × startup, connect query, next query)', {
+describe('every PostgreSQL wait and read is bounded ' +
+  '(drip, flood, garbage, close × startup, connect query, next query)', {
   concurrency: 7,
 }, () => {
   for (const [command, phase, behaviour] of cells) {

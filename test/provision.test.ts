@@ -50,7 +50,9 @@ describe('provision a batch from a file, then bootstrap each instance from its .
   before(async () => {
     writeFileSync(
       file,
-      'name,email,first_name,last_name,phone\nalpha,admin@alpha.example,Alice,Martin,+33612345678\nbeta,admin@beta.example,Bob,Durand,\n',
+      'name,email,first_name,last_name,phone\n' +
+        'alpha,admin@alpha.example,Alice,Martin,+33612345678\n' +
+        'beta,admin@beta.example,Bob,Durand,\n',
     );
     const r = await provision(['--tenants', file, '--out-dir', join(out, 'envs')]);
     assertExit(
@@ -85,26 +87,31 @@ describe('provision a batch from a file, then bootstrap each instance from its .
     }
   });
 
-  it("the role has exactly the seed's rights: no superuser, no createrole/createdb, a connection limit, search_path", async () => {
-    const [role] = await tenantsDb<
-      { rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolconnlimit: number; rolconfig: string[] }[]
-    >`
-      select rolsuper, rolcreaterole, rolcreatedb, rolconnlimit, rolconfig from pg_roles where rolname = 'tenant_alpha'`;
-    assert.deepEqual(
-      { ...role },
-      {
-        rolsuper: false,
-        rolcreaterole: false,
-        rolcreatedb: false,
-        rolconnlimit: 20,
-        rolconfig: ['search_path=tenant_alpha'],
-      },
-    );
-    const [schema] = await tenantsDb<
-      { owner: string }[]
-    >`select pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = 'tenant_alpha'`;
-    assert.equal(schema?.owner, 'deployer', 'the deployer owns the schema: the tenant cannot drop it');
-  });
+  it(
+    "the role has exactly the seed's rights: " +
+      'no superuser, no createrole/createdb, a connection limit, search_path',
+    async () => {
+      const [role] = await tenantsDb<
+        { rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolconnlimit: number; rolconfig: string[] }[]
+      >`
+      select rolsuper, rolcreaterole, rolcreatedb, rolconnlimit, rolconfig
+      from pg_roles where rolname = 'tenant_alpha'`;
+      assert.deepEqual(
+        { ...role },
+        {
+          rolsuper: false,
+          rolcreaterole: false,
+          rolcreatedb: false,
+          rolconnlimit: 20,
+          rolconfig: ['search_path=tenant_alpha'],
+        },
+      );
+      const [schema] = await tenantsDb<
+        { owner: string }[]
+      >`select pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = 'tenant_alpha'`;
+      assert.equal(schema?.owner, 'deployer', 'the deployer owns the schema: the tenant cannot drop it');
+    },
+  );
 
   for (const [me, other] of [
     ['alpha', 'beta'],
@@ -268,31 +275,35 @@ describe('storage provisioning', () => {
     NODE_EXTRA_CA_CERTS: s3.caFile,
   });
 
-  it('prefix mode (default): the folder marker in the shared bucket, the storage settings in the .env, and the instance boots', async () => {
-    const out = tempDir('sf-provision-');
-    const r = await provision(['--tenant', 'store_a', '--out-dir', out], storageEnv());
-    assertExit(
-      r,
-      0,
-      /store_a: created, role, schema and grants created; folder tenant_store_a\/ created/,
-      /shared S3 keys/,
-    );
-    assert.ok((await s3.listObjects('superfasttt-shared')).has('tenant_store_a/'));
-    const env = readEnvFile(join(out, 'store_a.env'));
-    assert.equal(env.STORAGE_PREFIX, 'tenant_store_a/');
-    assert.equal(env.STORAGE_BUCKET, 'superfasttt-shared');
-    const boot = await runCli({
-      ...env,
-      AUTO_SUPERADMIN_EMAIL: 'admin@store-a.example',
-      AUTO_SUPERADMIN_FIRSTNAME: 'A',
-      AUTO_SUPERADMIN_LASTNAME: 'B',
-      NODE_EXTRA_CA_CERTS: s3.caFile,
-    });
-    outputs.push(boot);
-    assertExit(boot, 0, /folder tenant_store_a\/ present/);
-    const again = await provision(['--tenant', 'store_a', '--out-dir', out], storageEnv());
-    assertExit(again, 0, /store_a: unchanged, role and schema in place; folder tenant_store_a\/ present/);
-  });
+  it(
+    'prefix mode (default): ' +
+      'the folder marker in the shared bucket, the storage settings in the .env, and the instance boots',
+    async () => {
+      const out = tempDir('sf-provision-');
+      const r = await provision(['--tenant', 'store_a', '--out-dir', out], storageEnv());
+      assertExit(
+        r,
+        0,
+        /store_a: created, role, schema and grants created; folder tenant_store_a\/ created/,
+        /shared S3 keys/,
+      );
+      assert.ok((await s3.listObjects('superfasttt-shared')).has('tenant_store_a/'));
+      const env = readEnvFile(join(out, 'store_a.env'));
+      assert.equal(env.STORAGE_PREFIX, 'tenant_store_a/');
+      assert.equal(env.STORAGE_BUCKET, 'superfasttt-shared');
+      const boot = await runCli({
+        ...env,
+        AUTO_SUPERADMIN_EMAIL: 'admin@store-a.example',
+        AUTO_SUPERADMIN_FIRSTNAME: 'A',
+        AUTO_SUPERADMIN_LASTNAME: 'B',
+        NODE_EXTRA_CA_CERTS: s3.caFile,
+      });
+      outputs.push(boot);
+      assertExit(boot, 0, /folder tenant_store_a\/ present/);
+      const again = await provision(['--tenant', 'store_a', '--out-dir', out], storageEnv());
+      assertExit(again, 0, /store_a: unchanged, role and schema in place; folder tenant_store_a\/ present/);
+    },
+  );
 
   it('bucket mode: a bucket per tenant, named validly (no _), and per-tenant keys from the tenants file', async () => {
     const out = tempDir('sf-provision-');
@@ -323,19 +334,23 @@ describe('storage provisioning', () => {
     assert.equal(env.STORAGE_PREFIX, undefined);
   });
 
-  it('--opaque-names: schema and role from a stable hash; the customer name only in the .env file name and the report', async () => {
-    const r = await provision(['--tenant', 'secret_customer', '--opaque-names', '--format', 'json'], storageEnv());
-    assertExit(r, 0);
-    const doc = JSON.parse(r.stdout) as {
-      tenants: Array<{ schema: string; role: string; env: Record<string, string> }>;
-    };
-    const t = doc.tenants[0]!;
-    assert.match(t.schema, /^tenant_[0-9a-f]{20}$/);
-    assert.equal(t.role, t.schema);
-    assert.ok(!t.env.DATABASE_URL!.includes('secret_customer') && !t.env.STORAGE_PREFIX!.includes('secret_customer'));
-    const again = await provision(['--tenant', 'secret_customer', '--opaque-names'], storageEnv());
-    assertExit(again, 0, /unchanged/);
-  });
+  it(
+    '--opaque-names: schema and role from a stable hash; ' +
+      'the customer name only in the .env file name and the report',
+    async () => {
+      const r = await provision(['--tenant', 'secret_customer', '--opaque-names', '--format', 'json'], storageEnv());
+      assertExit(r, 0);
+      const doc = JSON.parse(r.stdout) as {
+        tenants: Array<{ schema: string; role: string; env: Record<string, string> }>;
+      };
+      const t = doc.tenants[0]!;
+      assert.match(t.schema, /^tenant_[0-9a-f]{20}$/);
+      assert.equal(t.role, t.schema);
+      assert.ok(!t.env.DATABASE_URL!.includes('secret_customer') && !t.env.STORAGE_PREFIX!.includes('secret_customer'));
+      const again = await provision(['--tenant', 'secret_customer', '--opaque-names'], storageEnv());
+      assertExit(again, 0, /unchanged/);
+    },
+  );
 
   it("deprovision --purge-storage deletes the tenant's folder only; without it, storage is left alone", async () => {
     assertExit(await provision(['--tenant', 'store_p'], storageEnv()), 0);
@@ -348,7 +363,10 @@ describe('storage provisioning', () => {
     assertExit(
       dry,
       0,
-      /folder superfasttt-shared\/tenant_store_p\/: every object deleted, if it carries this tenant's proof of ownership/,
+      new RegExp(
+        "folder superfasttt-shared\\/tenant_store_p\\/: every object deleted, if it carries this tenant's proof " +
+          'of ownership',
+      ),
     );
     assert.ok((await s3.listObjects('superfasttt-shared')).has('tenant_store_p/file.txt'));
     const r = await runCli(

@@ -75,11 +75,14 @@ describe(RELEASE, () => {
     assert.deepEqual(workflow.on, { push: { tags: ['v*'] } });
   });
 
-  it('least permissions: none by default; the job reads the code, writes packages, gets an OIDC token for cosign', () => {
-    assert.deepEqual(workflow.permissions, {});
-    assert.equal(jobs.length, 1);
-    assert.deepEqual(jobs[0]!.permissions, { contents: 'read', packages: 'write', 'id-token': 'write' });
-  });
+  it(
+    'least permissions: none by default; ' + 'the job reads the code, writes packages, gets an OIDC token for cosign',
+    () => {
+      assert.deepEqual(workflow.permissions, {});
+      assert.equal(jobs.length, 1);
+      assert.deepEqual(jobs[0]!.permissions, { contents: 'read', packages: 'write', 'id-token': 'write' });
+    },
+  );
 
   it('every action is pinned to a full commit SHA, with its release in a comment', () => {
     const uses = [...text.matchAll(/^\s*(?:-\s*)?uses:\s*(.*)$/gm)].map((m) => m[1]!.trim());
@@ -88,27 +91,30 @@ describe(RELEASE, () => {
     assert.equal(step('actions/checkout').with?.['persist-credentials'], false);
   });
 
-  it('builds both platforms with QEMU and buildx, pushes to ghcr.io with the checked version, SBOM and provenance', () => {
-    assert.equal(step('docker/setup-qemu-action').with?.platforms, 'arm64');
-    step('docker/setup-buildx-action');
-    const login = step('docker/login-action').with!;
-    assert.deepEqual(login, {
-      registry: 'ghcr.io',
-      username: '${{ github.actor }}',
-      password: '${{ secrets.GITHUB_TOKEN }}',
-    });
-    const build = step('docker/build-push-action');
-    assert.equal(build.id, 'build');
-    const w = build.with!;
-    assert.equal(w.platforms, 'linux/amd64,linux/arm64');
-    assert.equal(w.push, true);
-    assert.equal(w.sbom, true);
-    assert.equal(w.provenance, 'mode=max');
-    assert.equal(w.tags, '${{ steps.version.outputs.image }}:${{ steps.version.outputs.version }}');
-    assert.equal(w['build-args'], 'VERSION=${{ steps.version.outputs.version }}');
-    // The version step runs before anything is built.
-    assert.ok(steps.findIndex((s) => s.id === 'version') < steps.indexOf(build));
-  });
+  it(
+    'builds both platforms with QEMU and buildx, ' + 'pushes to ghcr.io with the checked version, SBOM and provenance',
+    () => {
+      assert.equal(step('docker/setup-qemu-action').with?.platforms, 'arm64');
+      step('docker/setup-buildx-action');
+      const login = step('docker/login-action').with!;
+      assert.deepEqual(login, {
+        registry: 'ghcr.io',
+        username: '${{ github.actor }}',
+        password: '${{ secrets.GITHUB_TOKEN }}',
+      });
+      const build = step('docker/build-push-action');
+      assert.equal(build.id, 'build');
+      const w = build.with!;
+      assert.equal(w.platforms, 'linux/amd64,linux/arm64');
+      assert.equal(w.push, true);
+      assert.equal(w.sbom, true);
+      assert.equal(w.provenance, 'mode=max');
+      assert.equal(w.tags, '${{ steps.version.outputs.image }}:${{ steps.version.outputs.version }}');
+      assert.equal(w['build-args'], 'VERSION=${{ steps.version.outputs.version }}');
+      // The version step runs before anything is built.
+      assert.ok(steps.findIndex((s) => s.id === 'version') < steps.indexOf(build));
+    },
+  );
 
   it('signs the pushed digest keyless with cosign, then verifies it against the workflow identity', () => {
     const install = steps.indexOf(step('sigstore/cosign-installer'));

@@ -121,13 +121,16 @@ describe('what the migrations create (parsed from their SQL)', () => {
     const ours = ourObjects(
       [
         {
-          sql: `-- CREATE TRIGGER in_a_comment BEFORE INSERT ON users EXECUTE FUNCTION f();
+          sql:
+            `-- CREATE TRIGGER in_a_comment BEFORE INSERT ON users EXECUTE FUNCTION f();
           /* nested /* CREATE TABLE hidden (x int); */ still a comment */
           CREATE TABLE "Mixed" (note text DEFAULT 'CREATE TRIGGER not_one ON x EXECUTE FUNCTION y(); ');
           create unlogged table if not exists t2 (id int);
           CREATE TEMP TABLE scratch (x int);
-          CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN NEW.x = 'it''s'; RETURN NEW; END $body$;
-          CREATE TRIGGER touch BEFORE UPDATE OF note ON "Mixed" FOR EACH ROW WHEN (OLD.note IS DISTINCT FROM NEW.note) EXECUTE PROCEDURE touch();
+          CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN NEW.x = 'it''s'; ` +
+            `RETURN NEW; END $body$;
+          CREATE TRIGGER touch BEFORE UPDATE OF note ON "Mixed" FOR EACH ROW WHEN (OLD.note IS DISTINCT FROM ` +
+            `NEW.note) EXECUTE PROCEDURE touch();
           CREATE TRIGGER builtin BEFORE UPDATE ON t2 FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
           CREATE TRIGGER gone AFTER INSERT ON t2 EXECUTE FUNCTION touch();
           DROP TRIGGER IF EXISTS gone ON t2;
@@ -136,7 +139,8 @@ describe('what the migrations create (parsed from their SQL)', () => {
           CREATE POLICY own_rows ON "Mixed" USING (true);
           ALTER TABLE "Mixed" ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
           ALTER TABLE t2 RENAME TO t3;
-          CREATE TABLE dropped (x int); CREATE TRIGGER on_dropped BEFORE INSERT ON dropped EXECUTE FUNCTION touch(); DROP TABLE dropped, other;`,
+          CREATE TABLE dropped (x int); CREATE TRIGGER on_dropped BEFORE ` +
+            `INSERT ON dropped EXECUTE FUNCTION touch(); DROP TABLE dropped, other;`,
         },
         { sql: `ALTER TABLE ONLY "Mixed" NO FORCE ROW LEVEL SECURITY;` },
       ],
@@ -170,13 +174,16 @@ describe('the attack: a role with CREATE on the schema prepares it', () => {
       intruder,
       tenant.schema,
       `${migration!.sql}
-      CREATE TABLE superfasttt_migrations (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), bootstrap_version text NOT NULL);
-      INSERT INTO superfasttt_migrations (name, checksum, bootstrap_version) VALUES ('${migration!.name}', '${migration!.checksum}', '${VERSION}');
+      CREATE TABLE superfasttt_migrations (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT ` +
+        `NULL DEFAULT now(), bootstrap_version text NOT NULL);
+      INSERT INTO superfasttt_migrations (name, checksum, bootstrap_version) VALUES ('${migration!.name}', ` +
+        `'${migration!.checksum}', '${VERSION}');
       CREATE TABLE loot (email text, password_hash text);
       CREATE FUNCTION steal() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
         BEGIN INSERT INTO loot VALUES (NEW.email, NEW.password_hash); RETURN NEW; END $$;
       CREATE TRIGGER audit AFTER INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION steal();
-      GRANT SELECT, INSERT, UPDATE, DELETE ON users, setup_state, instance_settings, superfasttt_migrations TO ${quote(tenant.role)};`,
+      GRANT SELECT, INSERT, UPDATE, DELETE ON users, setup_state, ` +
+        `instance_settings, superfasttt_migrations TO ${quote(tenant.role)};`,
     );
     snapshot = await fingerprint(pg, tenant.schema);
     const result = await run(tenant);
@@ -248,11 +255,13 @@ describe("the tenant's own tables with something the migrations did not create",
   it('a trigger on users (the tenant role owns its function): exit 4 naming the trigger', async () => {
     await refused(
       `CREATE TABLE app_log (email text, hash text);
-       CREATE FUNCTION log_users() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO app_log VALUES (NEW.email, NEW.password_hash); RETURN NEW; END $$;
+       CREATE FUNCTION log_users() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO app_log VALUES ` +
+        `(NEW.email, NEW.password_hash); RETURN NEW; END $$;
        CREATE TRIGGER log_users AFTER INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION log_users();`,
       `DROP TRIGGER log_users ON users; DROP FUNCTION log_users(); DROP TABLE app_log;`,
       new RegExp(
-        `trigger log_users on ${tenant.schema}\\.users \\(executes ${tenant.schema}\\.log_users\\(\\), owner ${tenant.role}\\)`,
+        `trigger log_users on ${tenant.schema}\\.users \\(executes ` +
+          `${tenant.schema}\\.log_users\\(\\), owner ${tenant.role}\\)`,
       ),
     );
   });
@@ -290,17 +299,21 @@ describe("the tenant's own tables with something the migrations did not create",
       `CREATE OR REPLACE FUNCTION setup_state_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;`,
       original.replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION'),
       new RegExp(
-        `trigger setup_state_guard on ${tenant.schema}\\.setup_state \\(executes ${tenant.schema}\\.setup_state_guard\\(\\), owner ${tenant.role}\\)`,
+        `trigger setup_state_guard on ${tenant.schema}\\.setup_state \\(executes ` +
+          `${tenant.schema}\\.setup_state_guard\\(\\), owner ${tenant.role}\\)`,
       ),
     );
     await refused(
       `CREATE FUNCTION let_through() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
        DROP TRIGGER setup_state_guard ON setup_state;
-       CREATE TRIGGER setup_state_guard BEFORE UPDATE OR DELETE ON setup_state FOR EACH ROW EXECUTE FUNCTION let_through();`,
+       CREATE TRIGGER setup_state_guard BEFORE UPDATE OR DELETE ` +
+        `ON setup_state FOR EACH ROW EXECUTE FUNCTION let_through();`,
       `DROP TRIGGER setup_state_guard ON setup_state; DROP FUNCTION let_through();
-       CREATE TRIGGER setup_state_guard BEFORE UPDATE OR DELETE ON setup_state FOR EACH ROW EXECUTE FUNCTION setup_state_guard();`,
+       CREATE TRIGGER setup_state_guard BEFORE UPDATE OR DELETE ` +
+        `ON setup_state FOR EACH ROW EXECUTE FUNCTION setup_state_guard();`,
       new RegExp(
-        `trigger setup_state_guard on ${tenant.schema}\\.setup_state \\(executes ${tenant.schema}\\.let_through\\(\\), owner ${tenant.role}\\)`,
+        `trigger setup_state_guard on ${tenant.schema}\\.setup_state \\(executes ` +
+          `${tenant.schema}\\.let_through\\(\\), owner ${tenant.role}\\)`,
       ),
     );
   });
@@ -394,44 +407,53 @@ describe('objects of another role in the schema', () => {
 });
 
 describe("the app's own objects", () => {
-  it('a table of the app (owned by the tenant role) with its index, sequence, view, type and trigger: exit 0', async () => {
-    const tenant = await createTenant(pg);
-    assertExit(await run(tenant), 0);
-    await asRole(
-      tenant.role,
-      tenant.schema,
-      `CREATE TYPE note_kind AS ENUM ('memo', 'task');
-       CREATE TABLE notes (id serial PRIMARY KEY, kind note_kind NOT NULL, body text, author uuid REFERENCES users (id), updated_at timestamptz);
+  it(
+    'a table of the app (owned by the tenant role) with its index, sequence, view, type and trigger: ' + 'exit 0',
+    async () => {
+      const tenant = await createTenant(pg);
+      assertExit(await run(tenant), 0);
+      await asRole(
+        tenant.role,
+        tenant.schema,
+        `CREATE TYPE note_kind AS ENUM ('memo', 'task');
+       CREATE TABLE notes (id serial PRIMARY KEY, kind note_kind NOT NULL, body text, author uuid REFERENCES users ` +
+          `(id), updated_at timestamptz);
        CREATE INDEX notes_kind ON notes (kind);
-       CREATE FUNCTION notes_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at = now(); RETURN NEW; END $$;
+       CREATE FUNCTION notes_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at = now(); RETURN ` +
+          `NEW; END $$;
        CREATE TRIGGER notes_touch BEFORE UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION notes_touch();
        CREATE VIEW recent_notes AS SELECT * FROM notes;`,
-    );
-    assertExit(await run(tenant), 0, /already bootstrapped, nothing changed/);
-    assert.equal(await schemaCheck(tenant), 'pass');
-  });
+      );
+      assertExit(await run(tenant), 0, /already bootstrapped, nothing changed/);
+      assert.equal(await schemaCheck(tenant), 'pass');
+    },
+  );
 });
 
 describe('a normal instance', () => {
-  it("a fresh bootstrap and its re-run exit 0; other tenants' objects in the database are never counted as this schema's", async () => {
-    const tenant = await createTenant(pg);
-    assertExit(await run(tenant), 0, /setup marked as completed/);
-    assertExit(await run(tenant), 0, /\[schema\] schema \S+ is usable/, /already bootstrapped, nothing changed/);
-    assert.equal(await schemaCheck(tenant), 'pass');
-    // Other schemas holding the same tables, functions and types, owned by someone else.
-    const script = Array.from(
-      { length: 20 },
-      (_, i) => `CREATE SCHEMA other_${i}; SET LOCAL search_path = other_${i};\n${MIGRATIONS[0]!.sql}`,
-    );
-    await pg.admin.begin((tx) => tx.unsafe(script.join('\n')).simple());
-    const sql = postgres(tenant.url, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
-    try {
-      assert.equal((await foreignObjects(sql, tenant.schema, ourObjects(MIGRATIONS))).total, 0);
-    } finally {
-      await sql.end();
-    }
-    assertExit(await run(tenant), 0, /already bootstrapped, nothing changed/);
-  });
+  it(
+    'a fresh bootstrap and its re-run exit 0; ' +
+      "other tenants' objects in the database are never counted as this schema's",
+    async () => {
+      const tenant = await createTenant(pg);
+      assertExit(await run(tenant), 0, /setup marked as completed/);
+      assertExit(await run(tenant), 0, /\[schema\] schema \S+ is usable/, /already bootstrapped, nothing changed/);
+      assert.equal(await schemaCheck(tenant), 'pass');
+      // Other schemas holding the same tables, functions and types, owned by someone else.
+      const script = Array.from(
+        { length: 20 },
+        (_, i) => `CREATE SCHEMA other_${i}; SET LOCAL search_path = other_${i};\n${MIGRATIONS[0]!.sql}`,
+      );
+      await pg.admin.begin((tx) => tx.unsafe(script.join('\n')).simple());
+      const sql = postgres(tenant.url, { max: 1, onnotice: () => {}, ssl: { rejectUnauthorized: false } });
+      try {
+        assert.equal((await foreignObjects(sql, tenant.schema, ourObjects(MIGRATIONS))).total, 0);
+      } finally {
+        await sql.end();
+      }
+      assertExit(await run(tenant), 0, /already bootstrapped, nothing changed/);
+    },
+  );
 });
 
 describe('output', () => {

@@ -123,69 +123,79 @@ let outRoot: string;
 let runs = 0;
 let provisioned = 0;
 
-it('bootstrap, check, re-run and provision never exit 1 under any session defaults of the role or database', async () => {
-  // The counterexample and the failed assertion (its output), both in the test's error.
-  await fc
-    .assert(
-      fc.asyncProperty(
-        combination,
-        fc.boolean(),
-        fc.constantFrom('role', 'database'),
-        async (c, withLock, provisionTarget) => {
-          runs++;
-          const tenant = await createTenant(pg);
-          await applyTo(pg.admin, `role ${quote(tenant.role)}`, c);
-          const env = instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' });
+it(
+  'bootstrap, check, re-run and provision never exit 1 ' + 'under any session defaults of the role or database',
+  async () => {
+    // The counterexample and the failed assertion (its output), both in the test's error.
+    await fc
+      .assert(
+        fc.asyncProperty(
+          combination,
+          fc.boolean(),
+          fc.constantFrom('role', 'database'),
+          async (c, withLock, provisionTarget) => {
+            runs++;
+            const tenant = await createTenant(pg);
+            await applyTo(pg.admin, `role ${quote(tenant.role)}`, c);
+            const env = instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '1' });
 
-          // Provision at the same time, as the deployer, under the same defaults (its role, or the tenants' database).
-          const name = `sd${runs}`;
-          const target = provisionTarget === 'role' ? 'role deployer' : 'database tenants';
-          await applyTo(pg.admin, target, c);
-          const provisioning = runCli(
-            { PROVISION_DATABASE_URL: deployerUrl },
-            { args: ['provision', '--tenant', name, '--out-dir', join(outRoot, name)] },
-          );
+            // Provision at the same time, as the deployer, under the same defaults
+            // (its role, or the tenants' database).
+            const name = `sd${runs}`;
+            const target = provisionTarget === 'role' ? 'role deployer' : 'database tenants';
+            await applyTo(pg.admin, target, c);
+            const provisioning = runCli(
+              { PROVISION_DATABASE_URL: deployerUrl },
+              { args: ['provision', '--tenant', name, '--out-dir', join(outRoot, name)] },
+            );
 
-          try {
-            const first = await runCli(env);
-            assertExit(first, 0);
-            assert.equal((await setupState(pg, tenant.schema))?.completed, true, describeRun('bootstrap', c, first));
-            // check on a complete instance reads completed_at (a timestamp) and the history.
-            const checked = await runCli(env, { args: ['check', '--json'] });
-            assertExit(checked, 0);
-            assert.equal((JSON.parse(checked.stdout) as { ok: boolean }).ok, true, describeRun('check', c, checked));
-            assertExit(await runCli(env), 0, /nothing changed/);
-            if (withLock) {
-              // A held lock: both give up after DATABASE_LOCK_TIMEOUT naming the holder (its "since" is a timestamp).
-              const release = await holdLock(tenant);
-              try {
-                assertExit(
-                  await runCli(env),
-                  4,
-                  /gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \d+ \(role \w+, stuck-bootstrap, idle in transaction since \d{4}-\d\d-\d\dT/,
-                );
-                assertExit(
-                  await runCli(env, { args: ['check'] }),
-                  4,
-                  /gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \d+ \(role \w+, stuck-bootstrap, idle in transaction since \d{4}-\d\d-\d\dT/,
-                );
-              } finally {
-                await release();
+            try {
+              const first = await runCli(env);
+              assertExit(first, 0);
+              assert.equal((await setupState(pg, tenant.schema))?.completed, true, describeRun('bootstrap', c, first));
+              // check on a complete instance reads completed_at (a timestamp) and the history.
+              const checked = await runCli(env, { args: ['check', '--json'] });
+              assertExit(checked, 0);
+              assert.equal((JSON.parse(checked.stdout) as { ok: boolean }).ok, true, describeRun('check', c, checked));
+              assertExit(await runCli(env), 0, /nothing changed/);
+              if (withLock) {
+                // A held lock: both give up after DATABASE_LOCK_TIMEOUT naming the holder (its "since" is a timestamp).
+                const release = await holdLock(tenant);
+                try {
+                  assertExit(
+                    await runCli(env),
+                    4,
+                    new RegExp(
+                      'gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \\d+ \\(role ' +
+                        '\\w+, stuck-bootstrap, idle in transaction since \\d{4}-\\d\\d-\\d\\dT',
+                    ),
+                  );
+                  assertExit(
+                    await runCli(env, { args: ['check'] }),
+                    4,
+                    new RegExp(
+                      'gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \\d+ \\(role ' +
+                        '\\w+, stuck-bootstrap, idle in transaction since \\d{4}-\\d\\d-\\d\\dT',
+                    ),
+                  );
+                } finally {
+                  await release();
+                }
               }
+              const p = await provisioning;
+              assertExit(p, 0, new RegExp(`${name}: created`));
+              provisioned++;
+            } finally {
+              await provisioning.catch(() => undefined);
+              await pg.admin.unsafe(`alter ${target} reset all`);
             }
-            const p = await provisioning;
-            assertExit(p, 0, new RegExp(`${name}: created`));
-            provisioned++;
-          } finally {
-            await provisioning.catch(() => undefined);
-            await pg.admin.unsafe(`alter ${target} reset all`);
-          }
-        },
-      ),
-      { numRuns: 14, endOnFailure: true },
-    )
-    .catch((error: Error) => {
-      throw new Error(`${error.message}\n${(error.cause as Error | undefined)?.message ?? ''}`);
-    });
-  assert.equal(provisioned, runs);
-});
+          },
+        ),
+        { numRuns: 14, endOnFailure: true },
+      )
+      .catch((error: Error) => {
+        throw new Error(`${error.message}\n${(error.cause as Error | undefined)?.message ?? ''}`);
+      });
+    assert.equal(provisioned, runs);
+  },
+);

@@ -15,11 +15,17 @@ import { createTenant, startPostgres, type PgServer, type Tenant } from './harne
 
 const MODES = [undefined, 'disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 type Mode = (typeof MODES)[number];
-/** sslrootcert: absent, the CA of the good servers, another CA, system (Node's store), system with NODE_EXTRA_CA_CERTS = the right CA. */
+/**
+ * sslrootcert: absent, the CA of the good servers, another CA, system (Node's store),
+ * system with NODE_EXTRA_CA_CERTS = the right CA.
+ */
 const ROOTS = ['absent', 'right', 'other', 'system', 'system+extra'] as const;
 type Root = (typeof ROOTS)[number];
 const SSL = [false, true] as const;
-/** plain: no TLS. untrusted: TLS-only, certificate of the other CA. wronghost: the right CA, but only for DNS:other.example. good: the right CA, for 127.0.0.1. */
+/**
+ * plain: no TLS. untrusted: TLS-only, certificate of the other CA.
+ * wronghost: the right CA, but only for DNS:other.example. good: the right CA, for 127.0.0.1.
+ */
 const SERVERS = ['plain', 'untrusted', 'wronghost', 'good'] as const;
 type ServerKind = (typeof SERVERS)[number];
 type Outcome = 'config' | 'tls' | 'plain' | 'refused';

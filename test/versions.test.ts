@@ -61,7 +61,8 @@ function describeVersion(version: PgMajor): void {
 
     before(async () => {
       pg = await servers.get(version)!;
-      // The deployment machine's role: CREATEROLE and the owner of the tenants' database (the harness's own), not a superuser.
+      // The deployment machine's role: CREATEROLE and the owner of the tenants' database (the harness's own),
+      // not a superuser.
       await pg.admin.unsafe(`create role deployer login createrole password '${DEPLOYER_PASSWORD}'`);
       await pg.admin.unsafe(`alter database ${pg.database} owner to deployer`);
       deployerUrl = pg.url('deployer', DEPLOYER_PASSWORD, { sslmode: 'require' });
@@ -77,7 +78,8 @@ function describeVersion(version: PgMajor): void {
       const provision = () =>
         cli({ PROVISION_DATABASE_URL: deployerUrl }, ['provision', '--tenants', file, '--out-dir', join(out, 'envs')]);
       const [acl] = await pg.admin<{ create: boolean; owner: string }[]>`
-        select has_schema_privilege('public', 'public', 'CREATE') as create, pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = 'public'`;
+        select has_schema_privilege('public', 'public', 'CREATE') as create, pg_get_userbyid(nspowner) as owner
+        from pg_namespace where nspname = 'public'`;
       if (version < 15) {
         // 14: every role may create in public, a schema of the bootstrap superuser that the database
         // owner cannot change. Provision refuses to go on and names the statement; the superuser runs it.

@@ -23,7 +23,8 @@ async function runBootstrap(env: Record<string, string | undefined>): Promise<nu
 }
 
 say(
-  'starting local servers: PostgreSQL 16 (TLS, scram-sha-256), S3 (s3rver behind a SigV4 front, HTTPS), SMTP (STARTTLS + AUTH)',
+  'starting local servers: PostgreSQL 16 (TLS, scram-sha-256), ' +
+    'S3 (s3rver behind a SigV4 front, HTTPS), SMTP (STARTTLS + AUTH)',
 );
 const [pg, s3, smtp] = await Promise.all([startPostgres({ tls: true }), startS3(), startSmtp('starttls')]);
 try {
@@ -48,7 +49,8 @@ try {
   const state = await setupState(pg, tenant.schema);
   console.log(`marker    completed=${state?.completed} by=${state?.completed_by} version=${state?.bootstrap_version}`);
   console.log(
-    `storage   ${[...(await s3.listObjects('superfasttt-central')).keys()].join(', ')} (folder marker; the probe was deleted)`,
+    `storage   ${[...(await s3.listObjects('superfasttt-central')).keys()].join(', ')} ` +
+      `(folder marker; the probe was deleted)`,
   );
   for (const mail of smtp.mails)
     console.log(`email     to ${mail.to.join(', ')}: "${mail.subject}" (login link, no password)`);

@@ -29,7 +29,8 @@ export const IMAGE_NODE = fileURLToPath(new URL('../../node_modules/.bin/node', 
 export function imageNodeEnvs(contents: string[]): EnvMap[] | undefined {
   if (!existsSync(IMAGE_NODE)) return undefined;
   const script =
-    'let s="";process.stdin.setEncoding("utf8").on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify(JSON.parse(s).map(c=>require("node:util").parseEnv(c)))))';
+    'let s="";process.stdin.setEncoding("utf8").on("data",d=>s+=d)' +
+    '.on("end",()=>process.stdout.write(JSON.stringify(JSON.parse(s).map(c=>require("node:util").parseEnv(c)))))';
   const r = spawnSync(IMAGE_NODE, ['-e', script], {
     input: JSON.stringify(contents),
     encoding: 'utf8',

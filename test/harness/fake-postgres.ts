@@ -92,7 +92,8 @@ const ROWS_HEAD = Buffer.concat([parseComplete, parameters(0), rowDescription([[
 const ROW = dataRow(['a']);
 const ROWS = Buffer.concat(Array.from({ length: (64 * 1024) / ROW.length }, () => ROW));
 const HTTP_ANSWER = Buffer.from(
-  'HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nconnection: keep-alive\r\n\r\nbad request',
+  'HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n' +
+    'content-length: 11\r\nconnection: keep-alive\r\n\r\nbad request',
 );
 
 function misbehave(socket: net.Socket, behaviour: PgBehaviour, phase: PgPhase): void {

@@ -326,7 +326,8 @@ export async function startHostileSendgrid(opts: {
         // A JSON document without end: a list of scopes that never closes.
         return flood(
           socket,
-          'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n11\r\n{"scopes":["x",  \r\n',
+          'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n' +
+            '11\r\n{"scopes":["x",  \r\n',
           Buffer.from(`10000\r\n${'"mail.send",'.repeat(0x10000 / 12)}${'"'.repeat(0x10000 % 12)}\r\n`),
         );
       }

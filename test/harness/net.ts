@@ -1,7 +1,7 @@
 /**
- * Small network helpers of the test harness. One self-signed certificate per test process (openssl takes ~100 ms), valid for localhost and
- * 127.0.0.1: the test servers present it, and tests trust it through its file (NODE_EXTRA_CA_CERTS
- * for the program under test). 127.0.0.2 is deliberately not in it, to test name checks.
+ * Small network helpers of the test harness. One self-signed certificate per test process (openssl takes ~100 ms),
+ * valid for localhost and 127.0.0.1: the test servers present it, and tests trust it through its file
+ * (NODE_EXTRA_CA_CERTS for the program under test). 127.0.0.2 is deliberately not in it, to test name checks.
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -163,7 +163,8 @@ export function issueCert(ca: TestCa, subjectAltName: string): IssuedCert {
   );
   writeFileSync(
     `${base}.ext`,
-    `subjectAltName=${subjectAltName}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`,
+    `subjectAltName=${subjectAltName}\n` +
+      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n',
   );
   execFileSync(
     'openssl',

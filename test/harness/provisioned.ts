@@ -41,7 +41,8 @@ export async function assertIsolated(me: EnvFile, other: EnvFile, superuser: pos
     await assert.rejects(client.unsafe(`select * from ${theirs.schema}.users`), /permission denied/);
     await assert.rejects(
       client.unsafe(
-        `insert into ${theirs.schema}.users (email, first_name, last_name, password_hash) values ('x@x.example', 'x', 'x', 'x')`,
+        `insert into ${theirs.schema}.users (email, first_name, last_name, password_hash) ` +
+          `values ('x@x.example', 'x', 'x', 'x')`,
       ),
       /permission denied/,
     );

@@ -70,12 +70,15 @@ function s3Error(res: http.ServerResponse, method: string, status: number, code:
   res.end(
     method === 'HEAD'
       ? undefined
-      : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><RequestId>test</RequestId></Error>`,
+      : '<?xml version="1.0" encoding="UTF-8"?>' +
+          `<Error><Code>${code}</Code><Message>${message}</Message><RequestId>test</RequestId></Error>`,
   );
 }
 
-const AUTH =
-  /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$/;
+const AUTH = new RegExp(
+  '^AWS4-HMAC-SHA256 Credential=([^/]+)\\/(\\d{8})\\/([^/]+)\\/s3\\/aws4_request' +
+    ', ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$',
+);
 
 /** Recomputes the SigV4 signature of the request with the key's secret. */
 async function signatureMatches(
@@ -89,7 +92,8 @@ async function signatureMatches(
 ): Promise<boolean> {
   const amzDate = String(req.headers['x-amz-date']);
   const signingDate = new Date(
-    `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+    `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}` +
+      `T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
   );
   const headers: Record<string, string> = {};
   for (const name of signedHeaders) headers[name] = String(req.headers[name] ?? '');
@@ -186,7 +190,8 @@ export async function startS3(): Promise<S3Server> {
       );
     const amzDate = String(req.headers['x-amz-date'] ?? '');
     const when = Date.parse(
-      `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+      `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}` +
+        `T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
     );
     if (!Number.isFinite(when) || Math.abs(Date.now() + skewMs - when) > 15 * 60_000) {
       return s3Error(

@@ -127,73 +127,84 @@ describe('the image', () => {
     assertExit(await run({ args: ['--help'] }), 0, /Usage|usage/, /DATABASE_URL/, /Exit codes|exit codes/i);
   });
 
-  it("check --env-file with a mounted file: every check passes (exit 0), and a missing file is our exit 2, never Node's 9", async () => {
-    const tenant = await createTenant(pg);
-    const { mounts } = composeSecrets(tenant);
-    const envFile = join(tempDir('sf-image-'), 'instance.env');
-    const { NODE_EXTRA_CA_CERTS, ...fileEnv } = plainEnv(tenant);
-    writeFileSync(
-      envFile,
-      Object.entries(fileEnv)
-        .map(([k, v]) => `${k}=${v}`)
-        .join('\n') + '\n',
-      { mode: 0o644 },
-    );
-    const r = await run({
-      env: { NODE_EXTRA_CA_CERTS },
-      mounts: [...mounts, caMount(), { host: envFile, container: '/config/instance.env' }],
-      args: ['check', '--env-file', '/config/instance.env'],
-    });
-    assertExit(r, 0, /Result: all checks passed \(exit 0\)/, /TLS on/);
-    const missing = await run({ args: ['check', '--env-file', '/config/missing.env'] });
-    assertExit(missing, 2, /--env-file: \/config\/missing\.env does not exist/);
-  });
+  it(
+    'check --env-file with a mounted file: ' +
+      "every check passes (exit 0), and a missing file is our exit 2, never Node's 9",
+    async () => {
+      const tenant = await createTenant(pg);
+      const { mounts } = composeSecrets(tenant);
+      const envFile = join(tempDir('sf-image-'), 'instance.env');
+      const { NODE_EXTRA_CA_CERTS, ...fileEnv } = plainEnv(tenant);
+      writeFileSync(
+        envFile,
+        Object.entries(fileEnv)
+          .map(([k, v]) => `${k}=${v}`)
+          .join('\n') + '\n',
+        { mode: 0o644 },
+      );
+      const r = await run({
+        env: { NODE_EXTRA_CA_CERTS },
+        mounts: [...mounts, caMount(), { host: envFile, container: '/config/instance.env' }],
+        args: ['check', '--env-file', '/config/instance.env'],
+      });
+      assertExit(r, 0, /Result: all checks passed \(exit 0\)/, /TLS on/);
+      const missing = await run({ args: ['check', '--env-file', '/config/missing.env'] });
+      assertExit(missing, 2, /--env-file: \/config\/missing\.env does not exist/);
+    },
+  );
 
-  it("bootstraps read-only as 65532 with compose's secret mounts and a termination log; the re-run changes nothing", async () => {
-    const tenant = await createTenant(pg);
-    const { mounts } = composeSecrets(tenant);
-    const log = terminationLog();
-    const options = {
-      env: plainEnv(tenant),
-      mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }],
-    };
-    const first = await run(options);
-    assertExit(
-      first,
-      0,
-      /connected to .* \(PostgreSQL 16\.\d+, TLS on\)/,
-      /storage/,
-      /super admin .* created/,
-      /setup marked as completed/,
-    );
-    assert.equal((await setupState(pg, tenant.schema))?.completed, true);
-    assert.deepEqual(
-      (await users(pg, tenant.schema)).map((u) => u.role),
-      ['super_admin'],
-    );
-    const again = await run(options);
-    assertExit(again, 0, /already bootstrapped, nothing changed/);
-    assert.equal(readFileSync(log, 'utf8'), '', 'nothing is written to the termination log on success');
-  });
+  it(
+    "bootstraps read-only as 65532 with compose's secret mounts and a termination log; " + 'the re-run changes nothing',
+    async () => {
+      const tenant = await createTenant(pg);
+      const { mounts } = composeSecrets(tenant);
+      const log = terminationLog();
+      const options = {
+        env: plainEnv(tenant),
+        mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }],
+      };
+      const first = await run(options);
+      assertExit(
+        first,
+        0,
+        /connected to .* \(PostgreSQL 16\.\d+, TLS on\)/,
+        /storage/,
+        /super admin .* created/,
+        /setup marked as completed/,
+      );
+      assert.equal((await setupState(pg, tenant.schema))?.completed, true);
+      assert.deepEqual(
+        (await users(pg, tenant.schema)).map((u) => u.role),
+        ['super_admin'],
+      );
+      const again = await run(options);
+      assertExit(again, 0, /already bootstrapped, nothing changed/);
+      assert.equal(readFileSync(log, 'utf8'), '', 'nothing is written to the termination log on success');
+    },
+  );
 
-  it('a secret file only its owner can read (0600, as before): exit 2 naming the variable, the message in the termination log', async () => {
-    const tenant = await createTenant(pg);
-    const { dir, mounts } = composeSecrets(tenant);
-    chmodSync(join(dir, 'admin_password'), 0o600);
-    const log = terminationLog();
-    const r = await run({
-      env: plainEnv(tenant),
-      mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }],
-    });
-    assertExit(r, 2, /AUTO_SUPERADMIN_PASSWORD_FILE: cannot read the file \/run\/secrets\/admin_password \(EACCES\)/);
-    assert.match(readFileSync(log, 'utf8'), /AUTO_SUPERADMIN_PASSWORD_FILE: cannot read the file/);
-    assertNoSecrets(readFileSync(log, 'utf8'), secrets);
-    assert.equal(
-      (await setupState(pg, tenant.schema).catch(() => undefined))?.completed,
-      undefined,
-      'nothing was created',
-    );
-  });
+  it(
+    'a secret file only its owner can read (0600, as before): ' +
+      'exit 2 naming the variable, the message in the termination log',
+    async () => {
+      const tenant = await createTenant(pg);
+      const { dir, mounts } = composeSecrets(tenant);
+      chmodSync(join(dir, 'admin_password'), 0o600);
+      const log = terminationLog();
+      const r = await run({
+        env: plainEnv(tenant),
+        mounts: [...mounts, caMount(), { host: log, container: '/dev/termination-log', writable: true }],
+      });
+      assertExit(r, 2, /AUTO_SUPERADMIN_PASSWORD_FILE: cannot read the file \/run\/secrets\/admin_password \(EACCES\)/);
+      assert.match(readFileSync(log, 'utf8'), /AUTO_SUPERADMIN_PASSWORD_FILE: cannot read the file/);
+      assertNoSecrets(readFileSync(log, 'utf8'), secrets);
+      assert.equal(
+        (await setupState(pg, tenant.schema).catch(() => undefined))?.completed,
+        undefined,
+        'nothing was created',
+      );
+    },
+  );
 
   it('a wrong database password: exit 3, the fix in the termination log, no secret anywhere', async () => {
     const tenant = await createTenant(pg);
