@@ -31,9 +31,9 @@ describe('command line', () => {
     assert.equal(r.stdout.trim(), pkg.version);
   });
 
-  it('--help lists the commands, every variable and the exit codes, and points to the README', async () => {
+  it('--help lists the commands, every variable and the exit codes, and points to the README and docs/', async () => {
     const r = await runCli({}, { args: ['--help'] });
-    assertExit(r, 0, /bootstrap/, /DATABASE_URL/, /AUTO_SUPERADMIN_PHONE/, /Exit codes/, /README/);
+    assertExit(r, 0, /bootstrap/, /DATABASE_URL/, /AUTO_SUPERADMIN_PHONE/, /Exit codes/, /README\.md and docs\//);
   });
 
   it('an unknown command is exit 2', async () => {
@@ -141,7 +141,7 @@ describe('validation reports every problem at once, exit 2, without secrets', ()
     it(name, async () => {
       const env = { ...valid, ...overrides };
       const r = await runCli(env);
-      assertExit(r, 2, message, /invalid configuration/);
+      assertExit(r, 2, message, /invalid configuration/, /docs\/configuration\.md/);
       assertNoSecrets(r, [PASSWORD, DB_PASSWORD, 'secretpw', 'secret\tpw', env.AUTO_SUPERADMIN_PASSWORD]);
     });
   }

@@ -1,8 +1,9 @@
 // The documentation cannot drift from the program: the variable table (docs/configuration.md), the
 // exit-code table (README.md) and .env.example are generated from the schema and must match it; no
 // page holds a generated section that npm run docs does not refresh; every relative link of README.md
-// and docs/ reaches a file and a heading; the README's short deployment examples are excerpts of the
-// real ones; and docs/dependencies.md says why each package of package.json is there.
+// and docs/ reaches a file and a heading, and so does every `docs/PAGE.md, "Heading"` that a message of
+// src/ names; the README's short deployment examples are excerpts of the real ones; and
+// docs/dependencies.md says why each package of package.json is there.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -42,6 +43,10 @@ function anchors(text: string): Set<string> {
   }
   return out;
 }
+
+/** The titles of a page's headings, as they read (without their backquotes). */
+const headings = (text: string) =>
+  [...prose(text).matchAll(/^#{1,6} +(.+?) *#*$/gm)].map(([, title]) => title!.replace(/`/g, ''));
 
 /** The fenced code blocks of a page that follow a heading, in order, with their language. */
 function blocksUnder(text: string, heading: string): Array<{ lang: string; code: string }> {
@@ -96,6 +101,31 @@ describe('README.md and docs/', () => {
         }
       }
     }
+    assert.deepEqual(broken, []);
+  });
+
+  it('every page and heading that src/ names exists; no message points at a README section', () => {
+    // Messages and variable descriptions say where to read on as `docs/PAGE.md, "Heading"`. The README
+    // keeps what a newcomer needs first and links the rest: a message names a page of docs/, not it.
+    const sources = readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.test.ts'))
+      .map((e) => relative(root, join(e.parentPath, e.name)))
+      .sort();
+    const broken: string[] = [];
+    const named: string[] = [];
+    for (const file of sources) {
+      // A long message is a concatenation: its pieces are joined first ('... ' +\n '...').
+      const text = read(file).replace(/(['"`])\s*\+\s*\1/g, '');
+      for (const [ref, path, heading] of text.matchAll(/\b(docs\/[\w-]+\.md)(?:, "([^"]+)")?/g)) {
+        named.push(ref);
+        if (!existsSync(join(root, path!))) broken.push(`${file}: ${ref} (no ${path})`);
+        else if (heading !== undefined && !headings(read(path!)).includes(heading)) {
+          broken.push(`${file}: ${ref} (no heading "${heading}" in ${path})`);
+        }
+      }
+      for (const [ref] of text.matchAll(/README(?!\.md)[^\n]{0,40}/g)) broken.push(`${file}: ${ref}`);
+    }
+    assert.ok(named.length >= 4, `only ${named.join('; ')}`);
     assert.deepEqual(broken, []);
   });
 

@@ -1,6 +1,7 @@
 /**
- * Documentation rendered from the schema: `--help`, the README's variable table, `.env.example`.
- * build/docs.ts writes the last two; a test fails when they are out of date.
+ * Documentation rendered from the schema: `--help`, the variable table of docs/configuration.md, the
+ * exit-code table of README.md, `.env.example`. build/docs.ts writes all but `--help`; a test fails when
+ * they are out of date.
  */
 import * as v from 'valibot';
 import { EXIT_CODES } from '../errors.js';
@@ -109,8 +110,8 @@ export function renderHelp(version: string): string {
   lines.push('', 'Exit codes:', ...EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning}`));
   lines.push(
     '',
-    'Full documentation: README.md of the superfasttt-bootstrap ' +
-      'repository (label org.opencontainers.image.source of the image).',
+    'Full documentation: README.md and docs/ of the superfasttt-bootstrap repository ' +
+      '(label org.opencontainers.image.source of the image).',
   );
   return lines.join('\n');
 }

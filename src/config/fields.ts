@@ -3,7 +3,7 @@
  * environment; each builder validates it and turns it into the value the steps use.
  *
  * Each field carries its documentation (description + metadata), so the one schema in schema.ts
- * is the single source for validation, `--help`, the README table and `.env.example`.
+ * is the single source for validation, `--help`, the table of docs/configuration.md and `.env.example`.
  * Messages never include the received value: some variables are secrets.
  */
 import * as v from 'valibot';

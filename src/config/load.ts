@@ -90,7 +90,7 @@ export function loadConfig(raw: NodeJS.ProcessEnv): LoadedConfig {
     throw new ConfigError(
       `invalid configuration: ${problems.length} problem${problems.length > 1 ? 's' : ''}`,
       problems,
-      'correct the variables listed above (see --help or the README for each one)',
+      'correct the variables listed above (see --help, or docs/configuration.md, "Variables", for each one)',
     );
   }
   const env = result.output;

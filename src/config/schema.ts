@@ -214,9 +214,10 @@ export const envSchema = v.object({
 
   DATABASE_URL: required(
     databaseUrl(),
-    'PostgreSQL URL of the tenant role: postgres[ql]://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=...]. sslmode ' +
-      '(disable|allow|prefer|require|verify-ca|verify-full) and sslrootcert (a CA file, or system) mean what they ' +
-      'mean to libpq 16 (README, "PostgreSQL connection and TLS"). libpq\'s PG* variables are ignored.',
+    'PostgreSQL URL of the tenant role: postgres[ql]://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=...]. ' +
+      'sslmode (disable|allow|prefer|require|verify-ca|verify-full) and sslrootcert (a CA file, or system) mean ' +
+      'what they mean to libpq 16 (docs/configuration.md, "PostgreSQL connection and TLS"). ' +
+      "libpq's PG* variables are ignored.",
     {
       group: 'database',
       secret: true,

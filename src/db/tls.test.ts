@@ -155,6 +155,7 @@ function checkCombination(t: Target, root: (typeof ROOTS)[number], variable: str
     const error = refusal(() => plan(t));
     assert.deepEqual(error.problems, problems);
     assert.equal(error.exitCode, 2);
+    assert.equal(error.fix, 'see docs/configuration.md, "PostgreSQL connection and TLS"');
     return;
   }
   assert.deepEqual(problems, []);

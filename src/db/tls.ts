@@ -88,7 +88,11 @@ export function tlsPlan(target: DatabaseTarget): TlsPlan {
   const root = rootKind(target.roots);
   const problems = tlsConfigProblems(target);
   if (problems.length > 0)
-    throw new ConfigError('invalid TLS configuration', problems, 'see the README, "PostgreSQL connection and TLS"');
+    throw new ConfigError(
+      'invalid TLS configuration',
+      problems,
+      'see docs/configuration.md, "PostgreSQL connection and TLS"',
+    );
   const mode = effectiveSslMode(url.sslmode, root, target.requireTls);
   const plain: TlsAttempt = { tls: false, ssl: false };
   if (mode === 'disable') return { mode, required: false, attempts: [plain] };

@@ -86,7 +86,8 @@ export const migrationsStep = defineStep({
           `migration ${migration.name} failed and was rolled back: ` +
             `${(error as Error).message}${code ? ` (SQLSTATE ${code})` : ''}`,
           code === '42501'
-            ? `the role lacks a privilege the migration needs; grant it (see the README's grants) and run again`
+            ? 'the role lacks a privilege the migration needs; grant it ' +
+                '(see docs/provisioning.md, "What is created, per tenant and per database") and run again'
             : 'nothing of this migration was applied; fix the cause above and run again',
           { cause: error },
         );
