@@ -1,7 +1,7 @@
 // The `superfasttt-bootstrap` command (package.json's `bin`): the built entry is executable and
 // starts the same program whichever way it is started, and an `--env-file` meant for `check` is
 // always the program's (exit 2 when the file is missing), never Node's own option (exit 9), except
-// with a bare `node SCRIPT`, which the README tells not to use for that reason.
+// with a bare `node SCRIPT`, which docs/deployment.md tells not to use for that reason.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import {
@@ -132,12 +132,14 @@ describe('the superfasttt-bootstrap command (bin)', () => {
   });
 
   it(
-    'a bare `node dist/superfasttt-bootstrap.mjs` (no --) lets Node take --env-file: ' + 'exit 9, as the README warns',
+    'a bare `node dist/superfasttt-bootstrap.mjs` (no --) lets Node take --env-file: ' +
+      'exit 9, as docs/deployment.md warns',
     async () => {
       // Node scans its whole command line up to `--` for --env-file, script arguments included, and
       // exits 9 before any of the program runs when the file is missing. Nothing in the bundle can
-      // change that: the README always writes `node --`. If this starts failing, Node stopped doing
-      // it: the README's warnings (The executable, Diagnostics) can go.
+      // change that: the README and docs/ always write `node --`. If this starts failing, Node stopped
+      // doing it: the warnings of docs/deployment.md ("The `superfasttt-bootstrap` command") and
+      // docs/operations.md ("Diagnostics: `check`") can go.
       const r = await run('node', ['dist/superfasttt-bootstrap.mjs', 'check', '--env-file', 'missing.env']);
       assert.equal(r.code, 9, r.output);
       assert.match(r.stderr, /missing\.env: not found/);

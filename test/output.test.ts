@@ -1,7 +1,7 @@
 // A closed stdout or stderr (`... | head -1`, a log reader gone) never crashes the program nor
 // changes its outcome. The built executable, its output closed by the reader, exits with the code of
-// the same run whose output is read (README, "Faults"), prints no stack trace, and a bootstrap still
-// completes or fails on its own merits.
+// the same run whose output is read (docs/operations.md, "Faults: every wait is bounded"), prints no
+// stack trace, and a bootstrap still completes or fails on its own merits.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { assertExit, runCli, spawnCli, type Env, type RunResult } from './harness/cli.js';
