@@ -22,21 +22,6 @@ const SKIP = new Set(['node_modules', 'dist']);
  */
 const ALLOWED = new Set([
   // Lines that cannot be split: none.
-  //
-  // Not split yet: these files belonged to another change in progress when this check came. Split them there
-  // and remove their entries.
-  'src/report/check-table.test.ts 3181f146e50f', // the regular expression of the Secrets line
-  'test/bench/bench.ts 2b1ae3171ed6', // the JSDoc of BENCH_NODE
-  'test/bench/bench.ts 1bfbe2a77ad9', // the report's heading
-  'test/bench/bench.ts 2593b8500a32', // a row of the results table
-  'test/bench/bench.ts 4430c16dc0c0', // the row of 20 concurrent bootstraps
-  'test/bench/bench.ts b0594487e611', // the row of the per-tenant median
-  'test/bench/bench.ts fe839b7a3d27', // the row of the per-tenant p95
-  'test/bench/bench.ts 087222e62ef5', // the row of provision 200 tenants
-  'test/bench/bench.ts 8e9995342405', // the row of provision the same 200 again
-  'test/bench/bench.ts 20532ac67879', // what storage and email verification add
-  'test/bench/bench.ts 53ee94d9ba8b', // the bundle on disk
-  'test/bench/image-bench.ts 0d0e44ebc611', // the report's heading
 ]);
 
 function* sources(dir) {

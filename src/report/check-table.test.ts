@@ -50,10 +50,10 @@ describe('renderTable', () => {
   });
 
   it('names where each secret came from, never its value', () => {
-    assert.match(
-      renderTable(report()),
-      /Secrets: DATABASE_URL \(env\), AUTO_SUPERADMIN_PASSWORD \(AUTO_SUPERADMIN_PASSWORD_FILE\), STORAGE_SECRET_KEY \(unset\)/,
-    );
+    const secrets =
+      'Secrets: DATABASE_URL (env), AUTO_SUPERADMIN_PASSWORD (AUTO_SUPERADMIN_PASSWORD_FILE), ' +
+      'STORAGE_SECRET_KEY (unset)';
+    assert.ok(renderTable(report()).includes(secrets));
   });
 
   it('ends with the result and the exit code', () => {

@@ -29,7 +29,7 @@ import { tempDir } from '../harness/net.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const SCALE_TENANTS = Number(process.env.BENCH_SCALE_TENANTS ?? 1000);
-/** The Node that runs the measured processes: this one, or BENCH_NODE (e.g. node_modules/node/bin/node, the image's). */
+/** The Node that runs the measured processes: this one, or BENCH_NODE (node_modules/node/bin/node: the image's). */
 const NODE = process.env.BENCH_NODE ?? process.execPath;
 const NODE_VERSION =
   execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim() +
@@ -208,32 +208,26 @@ try {
   const jsBytes = js.reduce((sum, f) => sum + statSync(join(dist, f)).size, 0);
   const fmt = (n: number, d = 0) => n.toFixed(d);
   console.log(
-    `\nsuperfasttt-bootstrap benchmark: Node ${NODE_VERSION}, ${RUNS} runs each (median), PostgreSQL 16 with TLS, s3rver over HTTPS, smtp-server with STARTTLS, all on loopback; every process as in production (nothing preloaded), wall time from spawn to exit, peak RSS by GNU time (its own ${fmt(timeCost, 1)} ms subtracted from every wall time)`,
+    `\nsuperfasttt-bootstrap benchmark: Node ${NODE_VERSION}, ${RUNS} runs each (median), ` +
+      'PostgreSQL 16 with TLS, s3rver over HTTPS, smtp-server with STARTTLS, all on loopback; ' +
+      'every process as in production (nothing preloaded), wall time from spawn to exit, peak RSS by GNU time ' +
+      `(its own ${fmt(timeCost, 1)} ms subtracted from every wall time)`,
   );
   console.log('| What | Wall time (ms) | × node -e 0 | Peak RSS (MiB) | × node -e 0 |');
   console.log('| --- | ---: | ---: | ---: | ---: |');
-  for (const [what, m] of rows) {
-    console.log(
-      `| ${what} | ${fmt(m.ms)} | ${fmt(m.ms / baseline.ms, 2)} | ${fmt(m.rssMiB, 1)} | ${fmt(m.rssMiB / baseline.rssMiB, 2)} |`,
-    );
-  }
+  /** One row: the time and its ratio to the baseline, and the same for the peak RSS when measured. */
+  const row = (what: string, ms: number, rssMiB?: number) => {
+    const rss = rssMiB === undefined ? ' | ' : `${fmt(rssMiB, 1)} | ${fmt(rssMiB / baseline.rssMiB, 2)}`;
+    console.log(`| ${what} | ${fmt(ms)} | ${fmt(ms / baseline.ms, 2)} | ${rss} |`);
+  };
+  for (const [what, m] of rows) row(what, m.ms, m.rssMiB);
   const byName = Object.fromEntries(rows);
   const added = (a: string, b: string) => fmt(byName[a]!.ms - byName[b]!.ms);
-  console.log(
-    `| 20 concurrent bootstraps of one fresh schema: slowest run (median of 3) | ${fmt(median(concurrent))} | ${fmt(median(concurrent) / baseline.ms, 2)} | | |`,
-  );
-  console.log(
-    `| 100 fresh tenants one after another: per-tenant median | ${fmt(median(many))} | ${fmt(median(many) / baseline.ms, 2)} | | |`,
-  );
-  console.log(
-    `| 100 fresh tenants one after another: per-tenant p95 | ${fmt(quantile(many, 0.95))} | ${fmt(quantile(many, 0.95) / baseline.ms, 2)} | | |`,
-  );
-  console.log(
-    `| provision 200 tenants (one run, --concurrency 4) | ${fmt(provisionFirst.ms)} | ${fmt(provisionFirst.ms / baseline.ms, 2)} | ${fmt(provisionFirst.rssMiB, 1)} | ${fmt(provisionFirst.rssMiB / baseline.rssMiB, 2)} |`,
-  );
-  console.log(
-    `| provision the same 200 again (nothing to do) | ${fmt(provisionAgain.ms)} | ${fmt(provisionAgain.ms / baseline.ms, 2)} | ${fmt(provisionAgain.rssMiB, 1)} | ${fmt(provisionAgain.rssMiB / baseline.rssMiB, 2)} |`,
-  );
+  row('20 concurrent bootstraps of one fresh schema: slowest run (median of 3)', median(concurrent));
+  row('100 fresh tenants one after another: per-tenant median', median(many));
+  row('100 fresh tenants one after another: per-tenant p95', quantile(many, 0.95));
+  row('provision 200 tenants (one run, --concurrency 4)', provisionFirst.ms, provisionFirst.rssMiB);
+  row('provision the same 200 again (nothing to do)', provisionAgain.ms, provisionAgain.rssMiB);
   if (scale.length > 0) {
     console.log(
       `\nScale (Node ${NODE_VERSION}, one PostgreSQL 16 with TLS, storage and email off; ${SCALE_TENANTS} tenants):`,
@@ -242,11 +236,18 @@ try {
     console.log('| --- | ---: |');
     for (const [what, value] of scale) console.log(`| ${what} | ${value} |`);
   }
+  const firstAdded = added('first bootstrap, storage + email verified', 'first bootstrap of a fresh tenant');
+  const rerunAdded = added('re-run, storage + email verified', 're-run on a bootstrapped tenant');
   console.log(
-    `\nStorage + email verification add ${added('first bootstrap, storage + email verified', 'first bootstrap of a fresh tenant')} ms to a first bootstrap and ${added('re-run, storage + email verified', 're-run on a bootstrapped tenant')} ms to a re-run (medians).`,
+    `\nStorage + email verification add ${firstAdded} ms to a first bootstrap ` +
+      `and ${rerunAdded} ms to a re-run (medians).`,
   );
+  const kib = (bytes: number) => fmt(bytes / 1024);
+  const argon2 = statSync(join(dist, 'argon2.linux-x64-gnu.node')).size;
   console.log(
-    `Bundle on disk: dist/ ${fmt(dirSize(dist) / 1024)} KiB in all; JavaScript ${fmt(jsBytes / 1024)} KiB in ${js.length} files (entry ${fmt(statSync(BUNDLE).size / 1024)} KiB, the rest loaded only when used); the native argon2 binding ${fmt(statSync(join(dist, 'argon2.linux-x64-gnu.node')).size / 1024)} KiB.`,
+    `Bundle on disk: dist/ ${kib(dirSize(dist))} KiB in all; JavaScript ${kib(jsBytes)} KiB in ${js.length} files ` +
+      `(entry ${kib(statSync(BUNDLE).size)} KiB, the rest loaded only when used); ` +
+      `the native argon2 binding ${kib(argon2)} KiB.`,
   );
 } finally {
   await Promise.all([pg.stop(), s3.stop(), smtp.stop()]);

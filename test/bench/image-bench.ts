@@ -59,7 +59,8 @@ try {
     starts.push(await timed('podman', ['--runtime', 'runc', 'run', '--rm', '--read-only', IMAGE, '--version']));
   const containerStart = median(starts);
   console.log(
-    `\nsuperfasttt-bootstrap in its image (${IMAGE}) and outside it, ${RUNS} runs each (median), PostgreSQL 16 with TLS on loopback, storage and email off`,
+    `\nsuperfasttt-bootstrap in its image (${IMAGE}) and outside it, ${RUNS} runs each (median), ` +
+      'PostgreSQL 16 with TLS on loopback, storage and email off',
   );
   console.log('| What | Wall time (ms) |');
   console.log('| --- | ---: |');
