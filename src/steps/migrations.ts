@@ -10,23 +10,12 @@ import { MigrationError } from '../errors.js';
 import { connectionLost, errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, STATEMENT_TIMEOUT } from '../db/locks.js';
 import { kyselyOver, kyselyOverLoaded, loadKysely } from '../db/kysely.js';
-import { type HistoryRow, insertHistory, readHistory, tablesExist } from '../db/queries.js';
+import { insertHistory, readHistory, tablesExist } from '../db/queries.js';
 import { HISTORY_TABLE } from './tables.js';
-import { statements } from './schema-owner.js';
+import { createdTables, type Migration, pendingMigrations } from './migration-plan.js';
 import { lockStep } from './lock.js';
 import { schemaStep, type TenantSession } from './schema.js';
 import { type Done, defineStep, done, throwIfAborted } from './step.js';
-
-export interface Migration {
-  /** File name without .sql, e.g. 0001_initial; applied in this order. */
-  name: string;
-  sql: string;
-  /** sha256 of the file with line endings normalised to LF. */
-  checksum: string;
-}
-
-/** A row of the history table. */
-type Applied = HistoryRow;
 
 /** The session once the migrations step passed, with what is left to apply (check; 0 after a bootstrap). */
 export interface MigratedSession extends TenantSession {
@@ -127,55 +116,4 @@ async function assertNotAppliedYet(sql: Sql, schema: string, pending: readonly M
     `if this schema was migrated by superfasttt-bootstrap, restore the missing rows of ${HISTORY_TABLE} (name and ` +
       `checksum of each applied migration) from a backup; otherwise give the instance an empty schema`,
   );
-}
-
-/** Tables a migration creates without IF NOT EXISTS (not temporary): the last part of each name. */
-export function createdTables(sql: string): string[] {
-  const tables: string[] = [];
-  for (const t of statements(sql)) {
-    const words = t.map((token) => (token.kind === 'word' ? token.value : ''));
-    if (words[0] !== 'create') continue;
-    let i = 1;
-    while (['global', 'local', 'unlogged'].includes(words[i] ?? '')) i++;
-    if (words[i] !== 'table' || (words[i + 1] === 'if' && words[i + 2] === 'not')) continue;
-    let name = t[i + 1];
-    for (let j = i + 2; t[j]?.kind === 'punct' && t[j]?.value === '.' && t[j + 1]; j += 2) name = t[j + 1];
-    if (name && (name.kind === 'word' || name.kind === 'quoted')) tables.push(name.value);
-  }
-  return tables;
-}
-
-/** What is left to apply; throws when the history does not belong to this set of migrations. */
-export function pendingMigrations(migrations: readonly Migration[], applied: readonly Applied[]): Migration[] {
-  const known = new Map(migrations.map((m) => [m.name, m]));
-  for (const row of applied) {
-    const migration = known.get(row.name);
-    if (!migration) {
-      throw new MigrationError(
-        `the schema was migrated by a newer superfasttt-bootstrap ` +
-          `(${row.bootstrap_version}): migration ${row.name} is unknown to this version`,
-        `run superfasttt-bootstrap ${row.bootstrap_version} or newer (the ` +
-          `version that matches the app); a schema is never migrated down`,
-      );
-    }
-    if (migration.checksum !== row.checksum) {
-      throw new MigrationError(
-        `migration ${row.name} was changed after it was applied (checksum ${row.checksum.slice(0, 12)} in the ` +
-          `history, ${migration.checksum.slice(0, 12)} in this version)`,
-        'restore the original migration file and put the change in a new migration; never edit an applied migration',
-      );
-    }
-  }
-  const done = new Set(applied.map((row) => row.name));
-  const last = applied.at(-1)?.name;
-  const pending = migrations.filter((m) => !done.has(m.name));
-  const early = last === undefined ? undefined : pending.find((m) => m.name < last);
-  if (early) {
-    throw new MigrationError(
-      `migration ${early.name} sorts before ${last}, which is ` +
-        `already applied: migrations must only be added at the end`,
-      'rename the new migration so that it sorts after every applied one',
-    );
-  }
-  return pending;
 }

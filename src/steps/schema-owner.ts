@@ -29,7 +29,7 @@ import type { TransactionSql } from 'postgres';
 import type { Sql } from '../db/connect.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { SchemaError } from '../errors.js';
-import type { Migration } from './migrations.js';
+import type { Migration } from './migration-plan.js';
 import { HISTORY_TABLE, BOOTSTRAP_LOCK_TABLE } from './tables.js';
 
 /** Tables the program itself creates in the schema, beside the migrations': the history and the lock. */

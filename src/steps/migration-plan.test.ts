@@ -3,22 +3,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { register } from 'node:module';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { MigrationError } from '../errors.js';
-import type { Migration } from './migrations.js';
-
-// migrations.ts (and the steps it refers to) import 'virtual:migrations', which only the build provides
-// (build/build.mjs): here it is an empty list (these tests give their own migrations), resolved before
-// migrations.ts is imported.
-register(
-  `data:text/javascript,${encodeURIComponent(
-    "export async function resolve(specifier, context, next) { return specifier === 'virtual:migrations' " +
-      "? { url: 'data:text/javascript,export default []', shortCircuit: true } : next(specifier, context); }",
-  )}`,
-);
-const { createdTables, pendingMigrations } = await import('./migrations.js');
+import { createdTables, type Migration, pendingMigrations } from './migration-plan.js';
 
 const checksum = (sql: string) => createHash('sha256').update(sql).digest('hex');
 const migration = (name: string, sql = `create table t_${name} (id int);`): Migration => ({
@@ -184,5 +172,16 @@ describe('createdTables', () => {
   it('the shipped migration creates the tables of the contract', () => {
     const sql = readFileSync(new URL('../../migrations/0001_initial.sql', import.meta.url), 'utf8');
     assert.deepEqual(createdTables(sql), ['users', 'setup_state', 'instance_settings']);
+  });
+
+  it('a new migration sorting before the highest applied one is refused, whatever order the history came in', () => {
+    // A collation such as en_US sorts 0002_addition before 0002_add_users; the code-point order does not.
+    const early = migration('0002_add_users');
+    const later = migration('0002_addition');
+    const inCollationOrder = [applied(m1), applied(later)].reverse();
+    assert.throws(
+      () => pendingMigrations([m1, early, later], inCollationOrder),
+      (error: unknown) => error instanceof MigrationError && /sorts before 0002_addition/.test(error.message),
+    );
   });
 });
