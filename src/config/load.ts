@@ -132,13 +132,18 @@ function isFileVariable(name: string): boolean {
 
 /** The password inside DATABASE_URL is a secret even when the URL itself fails validation. */
 export function registerUrlPassword(url: string | undefined): void {
-  const match = url && /^[^:]+:\/\/[^:/@]*:([^@]*)@/.exec(url);
-  if (!match?.[1]) return;
-  registerSecret(match[1]);
-  try {
-    registerSecret(decodeURIComponent(match[1]));
-  } catch {
-    /* invalid encoding: the raw form is registered, validation reports it */
+  if (!url) return;
+  // Up to the first @ (what a URL that does not parse shows), and as URL parses it: up to the last @
+  // before the host, a raw @ in the password included.
+  const forms = [/^[^:]+:\/\/[^:/@]*:([^@]*)@/.exec(url)?.[1], URL.canParse(url) ? new URL(url).password : undefined];
+  for (const form of forms) {
+    if (!form) continue;
+    registerSecret(form);
+    try {
+      registerSecret(decodeURIComponent(form));
+    } catch {
+      /* invalid encoding: the raw form is registered, validation reports it */
+    }
   }
 }
 

@@ -159,10 +159,20 @@ describe('s3Failure: answers without a body (HEAD), by HTTP status', () => {
     assert.match(bare.message, /access denied \(HTTP 403\)$/);
     assert.equal(
       bare.fix,
+      // s3:ListBucket is granted on the bucket (with a prefix condition), not on its objects.
       'check STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY, and that the key has s3:ListBucket on ' +
-        'superfasttt-acme/tenant_acme*',
+        'arn:aws:s3:::superfasttt-acme (s3:prefix tenant_acme)',
     );
     assert.match(classify(sdk('Forbidden', 403), 'HeadObject').message, /access denied \(HTTP 403, Forbidden\)$/);
+    assert.match(fixOf(classify(sdk('Forbidden', 403), 'HeadObject')), /arn:aws:s3:::superfasttt-acme\/tenant_acme\*$/);
+  });
+
+  it("the provider's error code is cut at 100 characters in every branch (an endpoint chooses its length)", () => {
+    const long = 'X'.repeat(100_000);
+    for (const status of [403, 503, 418]) {
+      const error = classify(sdk(long, status), 'GetObject');
+      assert.ok(error.message.length < 1000, `HTTP ${status}: ${error.message.length} characters`);
+    }
   });
 
   it('301 without a code: another region', () => {

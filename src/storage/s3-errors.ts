@@ -16,6 +16,13 @@ export const PERMISSION: Record<string, string> = {
   DeleteObject: 's3:DeleteObject',
 };
 
+/** What a permission is granted on: the bucket itself for s3:ListBucket, its objects (under the prefix) otherwise. */
+function resourceOf(operation: string, s: StorageSettings): string {
+  return PERMISSION[operation] === 's3:ListBucket'
+    ? `arn:aws:s3:::${s.bucket}${s.prefix ? ` (s3:prefix ${s.prefix})` : ''}`
+    : `arn:aws:s3:::${s.bucket}/${s.prefix ?? ''}*`;
+}
+
 interface SdkError {
   name?: string;
   code?: string;
@@ -59,7 +66,8 @@ export function s3Failure(
   const raiseTimeout = vars.timeout ? `; raise ${vars.timeout} only for a provider known to be that slow` : '';
   const e = (error ?? {}) as SdkError;
   // HEAD answers have no body: the SDK then names the error 'Unknown', which says nothing.
-  const code = [e.Code, e.name].find((c) => c && c !== 'Unknown') ?? '';
+  // Cut: what the endpoint says could be as long as its answer.
+  const code = ([e.Code, e.name].find((c) => c && c !== 'Unknown') ?? '').slice(0, 100);
   const errno = e.code ?? '';
   const status = httpStatus(error);
   const where = s.endpoint ?? `AWS S3 (${s.region})`;
@@ -114,9 +122,9 @@ export function s3Failure(
     case 'AccessDenied':
       return fail(
         `access denied: the key lacks ${PERMISSION[operation] ?? operation}`,
-        `grant ${PERMISSION[operation] ?? operation} on arn:aws:s3:::${s.bucket}/${s.prefix ?? ''}* to this key ` +
-          `(per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on ${s.bucket}/${s.prefix ?? ''}*, ` +
-          `s3:ListBucket with the prefix condition)`,
+        `grant ${PERMISSION[operation] ?? operation} on ${resourceOf(operation, s)} to this key ` +
+          `(per-tenant policies: s3:PutObject, s3:GetObject, s3:DeleteObject on arn:aws:s3:::${s.bucket}/` +
+          `${s.prefix ?? ''}*, s3:ListBucket on arn:aws:s3:::${s.bucket} with the prefix condition)`,
       );
     case 'PermanentRedirect':
     case 'AuthorizationHeaderMalformed':
@@ -136,7 +144,7 @@ export function s3Failure(
     return fail(
       `access denied (HTTP 403${code ? `, ${code}` : ''})`,
       `check ${vars.accessKey} and ${vars.secretKey}, and that the ` +
-        `key has ${PERMISSION[operation] ?? operation} on ${target}*`,
+        `key has ${PERMISSION[operation] ?? operation} on ${resourceOf(operation, s)}`,
     );
   }
   if (status === 301) {
@@ -183,7 +191,7 @@ export function s3Failure(
   // What the endpoint said is cut: a hostile one could make it as long as it likes.
   const said = (e.message ?? String(error)).slice(0, 300);
   return fail(
-    `${code.slice(0, 100) || errno || 'error'}: ${said}${status ? ` (HTTP ${status})` : ''}`,
+    `${code || errno || 'error'}: ${said}${status ? ` (HTTP ${status})` : ''}`,
     `check ${vars.endpoint}, ${vars.bucket}, ${vars.accessKey} and ${vars.secretKey}`,
   );
 }
