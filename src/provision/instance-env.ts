@@ -3,24 +3,15 @@
  * URL is the deployer's with the tenant's role and password; its storage is the tenant's folder
  * or bucket; the deployer's email settings, when it has them, are every instance's.
  */
+import { fieldDoc, VARIABLES } from '../config/load.js';
 import type { DeployerConfig } from '../config/targets.js';
 import { type StorageLayout, storageLocation } from './deployer.js';
 import { renderEnv } from './env-file.js';
 import { generatePassword } from './scram.js';
 import type { TenantSpec } from './tenants.js';
 
-const EMAIL_KEYS = [
-  'EMAIL_PROVIDER',
-  'EMAIL_FROM',
-  'EMAIL_FROM_NAME',
-  'SMTP_HOST',
-  'SMTP_PORT',
-  'SMTP_USERNAME',
-  'SMTP_PASSWORD',
-  'SMTP_SECURE',
-  'SENDGRID_API_KEY',
-  'SENDGRID_API_URL',
-];
+/** The schema's email variables (provider, sender, SMTP or SendGrid, timeout): the deployer's are every instance's. */
+const EMAIL_KEYS = VARIABLES.filter((name) => fieldDoc(name).group === 'email');
 
 /** The deployer's values copied into every tenant's .env (to be checked before anything is created). */
 export function copiedFromDeployer(
