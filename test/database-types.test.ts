@@ -29,7 +29,7 @@ import {
   setPasswordHash,
   tablesExist,
 } from '../src/db/queries.js';
-import { BOOTSTRAP_LOCK_TABLE, HISTORY_TABLE, WELCOME_KEY } from '../src/steps/tables.js';
+import { BOOTSTRAP_LOCK_TABLE, HISTORY_TABLE, WELCOME_KEY } from '../src/db/tables.js';
 import { assertExit, runCli } from './harness/cli.js';
 import { history, instanceEnv } from './harness/instance.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';

@@ -8,7 +8,7 @@
  * Types only from kysely: this module is loaded eagerly, kysely itself lazily (kysely.ts).
  */
 import type { ColumnType } from 'kysely';
-import { HISTORY_TABLE } from '../steps/tables.js';
+import { HISTORY_TABLE } from './tables.js';
 
 /** A column's type as the catalog writes it: format_type(atttypid, atttypmod). */
 export type PgType = 'uuid' | 'text' | 'boolean' | 'timestamp with time zone' | 'jsonb';

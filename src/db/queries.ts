@@ -7,7 +7,7 @@
  * Type imports only from kysely: this module costs nothing until a Kysely exists.
  */
 import type { Expression, ExpressionBuilder, Selectable } from 'kysely';
-import { HISTORY_TABLE, WELCOME_KEY } from '../steps/tables.js';
+import { HISTORY_TABLE, WELCOME_KEY } from './tables.js';
 import type { Database, JsonbInput, TableName } from './database.js';
 import type { Db } from './kysely.js';
 

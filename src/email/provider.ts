@@ -1,22 +1,9 @@
 /**
- * The email provider behind one small interface: verify that it would accept our mail (without
- * sending any), and send one message. The SMTP and SendGrid libraries are loaded only when used.
+ * The configured email provider (mail.ts' interface), its library (SMTP or SendGrid) loaded only when
+ * used.
  */
 import type { EmailTarget } from '../config/targets.js';
-
-export interface Mail {
-  to: string;
-  subject: string;
-  text: string;
-  html: string;
-}
-
-export interface EmailProvider {
-  /** What was verified, for the log line. Throws EmailError. */
-  verify(signal: AbortSignal): Promise<string>;
-  send(mail: Mail, signal: AbortSignal): Promise<void>;
-  close(): void;
-}
+import type { EmailProvider } from './mail.js';
 
 let smtpModule: Promise<typeof import('./smtp.js')> | undefined;
 let sendgridModule: Promise<typeof import('./sendgrid.js')> | undefined;
@@ -50,9 +37,4 @@ export async function createEmailProvider(target: EmailTarget): Promise<EmailPro
     case 'sendgrid':
       return (await sendgridLibrary()).sendgridProvider(target);
   }
-}
-
-/** "superfasttt <noreply@x>" with the name quoted when it needs to be. */
-export function fromHeader(from: string, name: string | null): { address: string; name?: string } {
-  return name ? { address: from, name } : { address: from };
 }

@@ -7,7 +7,7 @@ import sgClient from '@sendgrid/client';
 import sgMail from '@sendgrid/mail';
 import { EmailError } from '../errors.js';
 import type { EmailTarget } from '../config/targets.js';
-import type { EmailProvider, Mail } from './provider.js';
+import type { EmailProvider, Mail } from './mail.js';
 import { EmailDeadline, emailDeadlineMs, withDeadline } from './deadline.js';
 import { isTlsFailure } from '../tls-failure.js';
 

@@ -8,7 +8,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { EmailError } from '../errors.js';
 import type { EmailTarget } from '../config/targets.js';
 import { EmailDeadline, emailDeadlineMs, withDeadline } from './deadline.js';
-import { fromHeader, type EmailProvider, type Mail } from './provider.js';
+import { fromHeader, type EmailProvider, type Mail } from './mail.js';
 import { isTlsFailure } from '../tls-failure.js';
 
 type SmtpTarget = Extract<EmailTarget, { provider: 'smtp' }>;

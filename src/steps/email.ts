@@ -1,5 +1,6 @@
 /** Email step: the provider accepts our credentials (SMTP AUTH, or a SendGrid key with mail.send). */
-import { createEmailProvider, type EmailProvider, loadEmailLibrary } from '../email/provider.js';
+import type { EmailProvider } from '../email/mail.js';
+import { createEmailProvider, loadEmailLibrary } from '../email/provider.js';
 import { EmailError } from '../errors.js';
 import { type Done, defineStep, done, type StepContext } from './step.js';
 

@@ -19,7 +19,7 @@ import { isLockTimeout, lockHolders, lockTimeoutError } from '../db/locks.js';
 import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
 import { type TenantSession, schemaStep } from './schema.js';
 import { defineStep, done, type StepContext, throwIfAborted } from './step.js';
-import { BOOTSTRAP_LOCK_TABLE } from './tables.js';
+import { BOOTSTRAP_LOCK_TABLE } from '../db/tables.js';
 
 export const lockStep = defineStep({
   name: 'lock',

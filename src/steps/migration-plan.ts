@@ -4,7 +4,7 @@
  */
 import type { HistoryRow } from '../db/queries.js';
 import { MigrationError } from '../errors.js';
-import { statements } from './schema-owner.js';
+import { statements } from './sql-tokens.js';
 
 export interface Migration {
   /** File name without .sql, e.g. 0001_initial; applied in this order. */

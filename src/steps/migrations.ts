@@ -11,7 +11,7 @@ import { connectionLost, errorCode, type Sql } from '../db/connect.js';
 import { isLockTimeout, STATEMENT_TIMEOUT } from '../db/locks.js';
 import { kyselyOver, kyselyOverLoaded, loadKysely } from '../db/kysely.js';
 import { insertHistory, readHistory, tablesExist } from '../db/queries.js';
-import { HISTORY_TABLE } from './tables.js';
+import { HISTORY_TABLE } from '../db/tables.js';
 import { createdTables, type Migration, pendingMigrations } from './migration-plan.js';
 import { lockStep } from './lock.js';
 import { schemaStep, type TenantSession } from './schema.js';

@@ -8,7 +8,7 @@
 import migrations from 'virtual:migrations';
 import { SchemaError } from '../errors.js';
 import { quoteIdent } from '../db/sql-text.js';
-import { HISTORY_TABLE, BOOTSTRAP_LOCK_TABLE } from './tables.js';
+import { HISTORY_TABLE, BOOTSTRAP_LOCK_TABLE } from '../db/tables.js';
 import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
 import type { Connection } from '../db/connect.js';
 import { databaseStep } from './database.js';

@@ -10,7 +10,7 @@ import { type Connection, connectionLost, errorCode } from '../db/connect.js';
 import { isLockTimeout, lockTimeoutError, STATEMENT_TIMEOUT } from '../db/locks.js';
 import { BootstrapError, InterruptedError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { BOOTSTRAP_LOCK_TABLE } from './tables.js';
+import { BOOTSTRAP_LOCK_TABLE } from '../db/tables.js';
 
 type ErrorClass = new (message: string, fix?: string, options?: { cause?: unknown }) => BootstrapError;
 

@@ -8,7 +8,7 @@
 import { kyselyOver } from '../db/kysely.js';
 import { markWelcomeSent, readWelcomeEmail, tablesExist } from '../db/queries.js';
 import { EmailError } from '../errors.js';
-import type { Mail } from '../email/provider.js';
+import type { Mail } from '../email/mail.js';
 import { emailStep } from './email.js';
 import { migrationsStep } from './migrations.js';
 import { defineStep, done } from './step.js';
