@@ -31,10 +31,14 @@ import {
 /** deploy/kubernetes/deployment.yaml: resources.limits.memory. */
 const MEMORY_LIMIT_MIB = 160;
 const RSS_PROBE = fileURLToPath(new URL('./bench/rss-probe.mjs', import.meta.url));
-/** The safety net only: every cell's documented bound is a few seconds (3 × 1 + 2 s, 2 × 1 s). */
+/** The safety net only: every cell's documented bound is a few seconds (3 × 1 + 2 s, 2 × 2 s). */
 const KILL_AFTER_MS = 60_000;
 const STORAGE_TIMEOUT = 1;
-const EMAIL_TIMEOUT = 1;
+/**
+ * 2 s, not 1: the honest phases before a lie (verifying, before a send that lies) must answer within
+ * it on a loaded 2-core machine, where a bootstrap's start can keep its event loop busy for a while.
+ */
+const EMAIL_TIMEOUT = 2;
 
 let pg: PgServer;
 const rssDir = tempDir('sf-rss-');

@@ -154,6 +154,13 @@ describe('provision a batch from a file, then bootstrap each instance from its .
 });
 
 describe('provision options and refusals', () => {
+  it('a tenant whose bucket would be PROVISION_STORAGE_BUCKET is refused, storage keys or not (exit 2)', async () => {
+    const r = await provision(['--tenant', 'shared_tenants', '--storage-mode', 'bucket'], {
+      PROVISION_STORAGE_BUCKET: 'superfasttt-shared-tenants',
+    });
+    assertExit(r, 2, /its bucket superfasttt-shared-tenants is PROVISION_STORAGE_BUCKET/);
+  });
+
   it("copies the deployer's email settings into the .env; keeps an existing .env unless --force", async () => {
     const out = tempDir('sf-provision-');
     const email = {

@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { BootstrapError, ConfigError } from '../errors.js';
 import { formatDuration } from '../log.js';
 import { BOOTSTRAP_STEPS } from '../steps/pipeline.js';
-import { Resources, runSteps, type StepContext, type StepResult } from '../steps/step.js';
+import { Resources, runSteps, type StepContext, type StepResult, throwIfAborted } from '../steps/step.js';
 import type { CommandInput } from './input.js';
 
 export async function bootstrap({ env: raw, log, signal, version }: CommandInput): Promise<number> {
@@ -47,6 +47,8 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
     signal.removeEventListener('abort', destroy);
     await resources.closeAll();
   }
+  // A signal stops the run with its own exit code, whatever the steps it cut short reported.
+  throwIfAborted(signal);
   // Every failure is shown; the first in the steps' order decides the exit code, so that it does
   // not depend on which server answered first.
   const [first, ...others] = results.filter((r) => r.status === 'fail').map((r) => r.error);

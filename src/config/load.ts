@@ -1,5 +1,6 @@
 /**
- * Turns the raw environment into a validated Env, or one ConfigError listing every problem at once.
+ * Turns the raw environment into the instance's configuration (targets.ts), or one ConfigError listing
+ * every problem at once.
  * Secrets may come from NAME or from the file named by NAME_FILE (Docker / Kubernetes secrets).
  */
 import { readFileSync } from 'node:fs';

@@ -152,8 +152,12 @@ function deployerConfig(env: ProvisionEnv): DeployerConfig {
           endpoint: env.PROVISION_STORAGE_ENDPOINT ?? null,
           region: env.PROVISION_STORAGE_REGION,
           forcePathStyle: env.PROVISION_STORAGE_FORCE_PATH_STYLE,
-          sharedBucket: env.PROVISION_STORAGE_BUCKET,
         }
       : undefined;
-  return { database, storage, connectionLimit: env.PROVISION_CONNECTION_LIMIT };
+  return {
+    database,
+    storage,
+    sharedBucket: env.PROVISION_STORAGE_BUCKET,
+    connectionLimit: env.PROVISION_CONNECTION_LIMIT,
+  };
 }

@@ -480,5 +480,4 @@ export const envSchema = v.object({
   ),
 });
 
-export type Env = v.InferOutput<typeof envSchema>;
 export type VariableName = keyof typeof envSchema.entries;

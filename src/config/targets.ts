@@ -212,14 +212,17 @@ export interface DeployerStorage extends S3Account {
   region: string;
   /** PROVISION_STORAGE_FORCE_PATH_STYLE as set (copied into the tenants' .env only when set). */
   forcePathStyle: boolean | undefined;
-  /** PROVISION_STORAGE_BUCKET: the shared bucket of --storage-mode prefix. */
-  sharedBucket: string | undefined;
 }
 
 export interface DeployerConfig {
   database: DatabaseTarget;
   /** Unset PROVISION_STORAGE_ACCESS_KEY and _SECRET_KEY: storage is not provisioned. */
   storage: DeployerStorage | undefined;
+  /**
+   * PROVISION_STORAGE_BUCKET: the shared bucket of --storage-mode prefix. Set or not with the keys:
+   * a tenant's own bucket is never it, keys or not.
+   */
+  sharedBucket: string | undefined;
   /** PROVISION_CONNECTION_LIMIT of each tenant role. */
   connectionLimit: number;
 }

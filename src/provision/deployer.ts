@@ -17,9 +17,9 @@ export type StorageLayout = { mode: 'bucket' } | { mode: 'prefix'; sharedBucket:
  * The layout of `mode`, or undefined when prefix mode has no PROVISION_STORAGE_BUCKET
  * (the caller says why it needs one).
  */
-export function storageLayout(storage: DeployerStorage, mode: StorageMode): StorageLayout | undefined {
+export function storageLayout(sharedBucket: string | undefined, mode: StorageMode): StorageLayout | undefined {
   if (mode === 'bucket') return { mode };
-  return storage.sharedBucket ? { mode, sharedBucket: storage.sharedBucket } : undefined;
+  return sharedBucket ? { mode, sharedBucket } : undefined;
 }
 
 /** The deployer's S3 account, its session, and the layout of this run. */
@@ -40,8 +40,13 @@ export function storageSettingsOf(storage: DeployerStorage, bucket: string, pref
   };
 }
 
-export function openProvisionStorage(storage: DeployerStorage, signal: AbortSignal): Promise<S3Session> {
-  return openS3(storageSettingsOf(storage, storage.sharedBucket ?? 'superfasttt', null), storage, signal);
+/** `bucket`: what the session's own failures name (the shared bucket, when there is one). */
+export function openProvisionStorage(
+  storage: DeployerStorage,
+  bucket: string,
+  signal: AbortSignal,
+): Promise<S3Session> {
+  return openS3(storageSettingsOf(storage, bucket, null), storage, signal);
 }
 
 export function storageLocation(layout: StorageLayout, spec: TenantSpec): StorageLocation {

@@ -51,7 +51,7 @@ export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Dep
       'set them, or leave the storage alone',
     );
   }
-  const layout = target && storageLayout(target, opts.storageMode);
+  const layout = target && storageLayout(config.sharedBucket, opts.storageMode);
   if (target && !layout) {
     throw new ConfigError(
       'PROVISION_STORAGE_BUCKET: is required with --purge-storage --storage-mode prefix',
@@ -59,8 +59,7 @@ export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Dep
       'set the shared bucket the tenants were provisioned in',
     );
   }
-  const clash =
-    opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === config.storage?.sharedBucket) : undefined;
+  const clash = opts.storageMode === 'bucket' ? specs.find((spec) => spec.bucket === config.sharedBucket) : undefined;
   if (clash)
     throw new ConfigError(
       `tenant ${JSON.stringify(clash.name)}: its bucket ${clash.bucket} is PROVISION_STORAGE_BUCKET, the shared ` +
@@ -92,7 +91,10 @@ export interface DeprovisionResult {
 export async function runDeprovision(ctx: RunInput, { config, specs, purge }: Deprovision): Promise<DeprovisionResult> {
   const result: DeprovisionResult = { removed: 0, notFound: 0, failures: [] };
   await withDeployer(config.database, ctx, {}, async (db) => {
-    const storage = purge && { ...purge, session: await openProvisionStorage(purge.target, ctx.signal) };
+    const storage = purge && {
+      ...purge,
+      session: await openProvisionStorage(purge.target, config.sharedBucket ?? 'superfasttt', ctx.signal),
+    };
     try {
       await prepareProvisionLock(db.sql);
       for (const spec of specs) {

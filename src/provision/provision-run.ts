@@ -32,8 +32,8 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
     buckets: opts.storageMode === 'bucket',
   });
   const config = loadProvisionConfig(ctx.env);
-  const shared = config.storage?.sharedBucket;
-  const layout = config.storage && storageLayout(config.storage, opts.storageMode);
+  const shared = config.sharedBucket;
+  const layout = config.storage && storageLayout(shared, opts.storageMode);
   if (config.storage && !layout) {
     throw new ConfigError(
       "PROVISION_STORAGE_BUCKET: is required with --storage-mode prefix (the shared bucket of the tenants' folders)",
@@ -58,7 +58,11 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
     );
   const storage: DeployerS3 | undefined =
     config.storage && layout
-      ? { target: config.storage, layout, session: await openProvisionStorage(config.storage, ctx.signal) }
+      ? {
+          target: config.storage,
+          layout,
+          session: await openProvisionStorage(config.storage, shared ?? 'superfasttt', ctx.signal),
+        }
       : undefined;
   if (storage?.layout.mode === 'prefix')
     await assertSharedBucket(storage.session, storage.layout.sharedBucket, 'PROVISION_STORAGE_BUCKET');

@@ -1,7 +1,7 @@
 /**
- * The bootstrap's steps, in the order check reports them. The runner starts each as soon as the
- * steps it needs passed: the database chain, storage and email at the same time (each waits on its
- * own network), the super admin once all of them passed.
+ * The bootstrap's steps, in the order check runs and reports them. The bootstrap starts each as soon
+ * as the steps it needs (and its `after`) passed: the database chain, storage and email at the same
+ * time (each waits on its own network), the super admin once all of them passed.
  */
 import { databaseStep } from './database.js';
 import { emailStep } from './email.js';

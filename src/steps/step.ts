@@ -2,8 +2,8 @@
  * A step of the bootstrap is two programs over the same inputs: `inspect` (read-only: what `check`
  * runs) and `apply` (what the bootstrap runs: it may write). A step names the steps it needs; it
  * receives their outputs, typed, as its input, and runs once they all passed. One runner runs the
- * steps of both commands: at the same time as far as their needs allow, stopping the dependents of
- * a failure (bootstrap) or reporting every step (check).
+ * steps of both commands: the bootstrap's at the same time as far as their needs allow, check's one
+ * after the other; the dependents of a failure are skipped (see runSteps).
  */
 import type { InstanceConfig } from '../config/targets.js';
 import { type Connection, connectionLost, errorCode } from '../db/connect.js';
@@ -125,9 +125,16 @@ export interface StepResult {
 type Settled = { result: StepResult; output?: unknown };
 
 /**
- * Runs `steps` (each after the steps it needs; in declaration order otherwise), `apply` or `inspect`
- * each, reporting every result as it comes. Returns the results in declaration order. Throws
- * InterruptedError on a signal; a failure is a result, for the caller to report.
+ * Runs `steps`, `apply` or `inspect` each, reports every result as it comes, and returns the results
+ * in declaration order once every step has settled: nothing is left running when it returns (what a
+ * step opened is in ctx.resources, for the caller to close).
+ * - apply: a step starts once its needs and its `after` passed, so independent steps run at the same
+ *   time (the database chain, storage, email).
+ * - inspect: one step at a time, in declaration order, each skipped when a need did not pass: a check
+ *   reads the tables only after the lock step watched a running bootstrap end, as the bootstrap would.
+ * After a signal, no step starts (each fails with InterruptedError) and a running step's failure is
+ * InterruptedError too; the caller decides what that means (the bootstrap stops with it, check
+ * reports it). The caller's own abort handler destroys the resources, which ends the running ones.
  */
 export async function runSteps(
   steps: readonly AnyStep[],
@@ -149,29 +156,38 @@ export async function runSteps(
     return settled;
   };
   const settle = async (step: AnyStep): Promise<Settled> => {
+    const previous = steps[steps.indexOf(step) - 1];
+    if (mode === 'inspect' && previous) await run(previous);
     const needs = Object.entries(step.needs);
     const waitFor = [...needs.map(([, need]) => need), ...(mode === 'apply' ? (step.after ?? []) : [])];
     const before = await Promise.all(waitFor.map(run));
     const blocker = before.find((s) => s.result.status !== 'pass');
     if (blocker) return { result: skipped(step, `skipped: ${blocker.result.step.name} did not pass`) };
-    throwIfAborted(ctx.signal);
     const input = Object.fromEntries(needs.map(([key], i) => [key, before[i]?.output]));
     const started = performance.now();
-    const elapsed = () => performance.now() - started;
+    const failed = (failure: unknown): Settled => {
+      const summary = failure instanceof Error ? failure.message : String(failure);
+      return { result: { step, status: 'fail', summary, error: failure, changes: [], durationMs: 0 } };
+    };
+    if (ctx.signal.aborted) return failed(interruption(ctx.signal));
     try {
       const result = await (mode === 'apply' ? step.apply : step.inspect).call(step, ctx, input as never);
+      const durationMs = performance.now() - started;
       const changes = result.changes ?? [];
-      const passed: StepResult = { step, status: 'pass', summary: result.summary, changes, durationMs: elapsed() };
-      return { result: passed, output: result.output };
+      return { result: { step, status: 'pass', summary: result.summary, changes, durationMs }, output: result.output };
     } catch (error) {
-      throwIfAborted(ctx.signal);
-      const failure = await classifyFailure(error, step, ctx, sessionIn(input));
-      const summary = failure instanceof Error ? failure.message : String(failure);
-      return { result: { step, status: 'fail', summary, error: failure, changes: [], durationMs: elapsed() } };
+      if (ctx.signal.aborted) return failed(interruption(ctx.signal));
+      const settled = failed(await classifyFailure(error, step, ctx, sessionIn(input)));
+      settled.result.durationMs = performance.now() - started;
+      return settled;
     }
   };
   const settled = await Promise.all(steps.map(run));
   return settled.map((s) => s.result);
+}
+
+function interruption(signal: AbortSignal): InterruptedError {
+  return new InterruptedError(signal.reason as NodeJS.Signals);
 }
 
 function skipped(step: AnyStep, why: string): StepResult {
@@ -179,7 +195,7 @@ function skipped(step: AnyStep, why: string): StepResult {
 }
 
 export function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw new InterruptedError(signal.reason as NodeJS.Signals);
+  if (signal.aborted) throw interruption(signal);
 }
 
 /** The database session among a step's inputs (by convention its `db` input), to explain its failures with. */
@@ -192,7 +208,7 @@ function sessionIn(input: Record<string, unknown>): Connection | undefined {
  * Driver and socket errors carry a string `code` (SQLSTATE, errno): they are operational and take
  * the step's class. Anything else (TypeError, ...) is a bug and stays as it is (exit 1, with stack).
  */
-export function classify(error: unknown, step: AnyStep): unknown {
+function classify(error: unknown, step: AnyStep): unknown {
   if (error instanceof BootstrapError) return error;
   const lost = connectionLost(error, `the ${step.name} step`);
   if (lost) return lost;
@@ -206,7 +222,7 @@ export function classify(error: unknown, step: AnyStep): unknown {
  * classify(), plus what needs the database to explain: a statement that gave up waiting for a lock
  * (exit 4, naming the table and the session that holds it), or that ran past statement_timeout.
  */
-export async function classifyFailure(
+async function classifyFailure(
   error: unknown,
   step: AnyStep,
   ctx: StepContext,
