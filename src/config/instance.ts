@@ -15,6 +15,7 @@ import {
   INSTANCE_DATABASE_VARIABLES,
   INSTANCE_STORAGE_VARIABLES,
   type InstanceConfig,
+  pathStyle,
   type RootCertificates,
   type StorageTarget,
   urlRoots,
@@ -202,8 +203,7 @@ function storageOf(env: ParsedEnv): StorageTarget | undefined {
       bucket: env.STORAGE_BUCKET,
       region: env.STORAGE_REGION,
       prefix: env.STORAGE_PREFIX ?? null,
-      // S3-compatible providers want path-style; AWS itself prefers virtual-hosted buckets.
-      force_path_style: env.STORAGE_FORCE_PATH_STYLE ?? env.STORAGE_ENDPOINT !== undefined,
+      force_path_style: pathStyle(env.STORAGE_FORCE_PATH_STYLE, env.STORAGE_ENDPOINT),
     },
     credentials: { accessKeyId: env.STORAGE_ACCESS_KEY, secretAccessKey: env.STORAGE_SECRET_KEY },
     timeoutSec: env.STORAGE_TIMEOUT,

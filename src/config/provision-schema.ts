@@ -6,7 +6,7 @@ import * as v from 'valibot';
 import { ConfigError } from '../errors.js';
 import { boolean, httpUrl, integer, optional, required, text, withDefault, type FieldDoc } from './fields.js';
 import { issueProblems, readVariables, registerUrlPassword } from './load.js';
-import { databaseUrl } from './schema.js';
+import { bucketName, databaseUrl } from './schema.js';
 import { tlsConfigProblems } from '../db/tls.js';
 import {
   DEPLOYER_DATABASE_VARIABLES,
@@ -60,14 +60,7 @@ export const provisionSchema = v.object({
     { group: 'provision', example: 'fr-par' },
   ),
   PROVISION_STORAGE_BUCKET: optional(
-    v.pipe(
-      v.string(),
-      v.trim(),
-      v.regex(
-        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
-        'must be a bucket name: 3 to 63 lowercase letters, digits, dots or hyphens',
-      ),
-    ),
+    bucketName(),
     'Shared bucket of --storage-mode prefix (the default), where each tenant gets its folder.',
     { group: 'provision', example: 'superfasttt-central' },
   ),

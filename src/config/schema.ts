@@ -158,7 +158,7 @@ const adminPassword = () =>
   );
 
 /** S3 bucket names (AWS and Scaleway rules): no underscore, no uppercase. */
-const bucketName = () =>
+export const bucketName = () =>
   v.pipe(
     v.string(),
     v.trim(),

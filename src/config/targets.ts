@@ -96,6 +96,14 @@ export interface StorageSettings {
   force_path_style: boolean;
 }
 
+/**
+ * Path-style addressing unless told otherwise: S3-compatible providers (an endpoint is set) want it,
+ * AWS itself prefers virtual-hosted buckets.
+ */
+export function pathStyle(forcePathStyle: boolean | undefined, endpoint: string | null | undefined): boolean {
+  return forcePathStyle ?? (endpoint !== undefined && endpoint !== null);
+}
+
 /** The variables an S3 connection came from (STORAGE_*, or the deployment machine's PROVISION_STORAGE_*). */
 export interface StorageVariables {
   endpoint: string;

@@ -25,7 +25,7 @@ export function jsonb<DB, TB extends keyof DB>(eb: ExpressionBuilder<DB, TB>, va
   return eb.cast<JsonbInput>(eb.cast<string>(eb.val(text), 'text'), 'jsonb');
 }
 
-/** Whether all these tables exist (resolved by the search_path): superadmin.ts:144, welcome.ts:23, migrations.ts:38. */
+/** Whether all these tables exist (resolved by the search_path). */
 export async function tablesExist(db: Db, tables: readonly TableName[]): Promise<boolean> {
   const row = await db
     .selectNoFrom((eb) =>
@@ -39,7 +39,7 @@ export async function tablesExist(db: Db, tables: readonly TableName[]): Promise
 
 export type UserLogin = Pick<Selectable<Database['users']>, 'id' | 'role' | 'password_hash'>;
 
-/** The account with this email (lowercase, as stored): superadmin.ts:36 and :124 (and :150, its role). */
+/** The account with this email (lowercase, as stored). */
 export function findUserByEmail(db: Db, email: string): Promise<UserLogin | undefined> {
   return db.selectFrom('users').select(['id', 'role', 'password_hash']).where('email', '=', email).executeTakeFirst();
 }
@@ -52,7 +52,7 @@ export interface NewSuperAdmin {
   password_hash: string;
 }
 
-/** A new user with role super_admin: superadmin.ts:72. */
+/** A new user with role super_admin. */
 export async function insertSuperAdmin(db: Db, admin: NewSuperAdmin): Promise<void> {
   await db
     .insertInto('users')
@@ -67,7 +67,7 @@ export async function insertSuperAdmin(db: Db, admin: NewSuperAdmin): Promise<vo
     .execute();
 }
 
-/** role = super_admin, updated_at = now(): superadmin.ts:82. */
+/** role = super_admin, updated_at = now(). */
 export async function promoteToSuperAdmin(db: Db, userId: string): Promise<void> {
   await db
     .updateTable('users')
@@ -76,7 +76,7 @@ export async function promoteToSuperAdmin(db: Db, userId: string): Promise<void>
     .execute();
 }
 
-/** password_hash = hash, updated_at = now(): superadmin.ts:90. */
+/** password_hash = hash, updated_at = now(). */
 export async function setPasswordHash(db: Db, userId: string, passwordHash: string): Promise<void> {
   await db
     .updateTable('users')
@@ -85,7 +85,7 @@ export async function setPasswordHash(db: Db, userId: string, passwordHash: stri
     .execute();
 }
 
-/** Insert or overwrite a setting, whatever it held: superadmin.ts:77 (through markWelcomePending). */
+/** Insert or overwrite a setting, whatever it held. */
 export async function putSetting(db: Db, key: string, value: object): Promise<void> {
   await db
     .insertInto('instance_settings')
@@ -98,7 +98,7 @@ export async function putSetting(db: Db, key: string, value: object): Promise<vo
 
 /**
  * Insert a setting, or update it only when its value differs (updated_at then moves); true when a
- * row was written, false when it already held this value: superadmin.ts:97.
+ * row was written, false when it already held this value.
  */
 export async function recordSettingIfChanged(db: Db, key: string, value: object): Promise<boolean> {
   const rows = await db
@@ -122,12 +122,12 @@ export interface WelcomeEmail {
   sent_at?: string;
 }
 
-/** The welcome email is to be sent to `to` (overwrites any earlier state): superadmin.ts:77. */
+/** The welcome email is to be sent to `to` (overwrites any earlier state). */
 export function markWelcomePending(db: Db, to: string): Promise<void> {
   return putSetting(db, WELCOME_KEY, { status: 'pending', to });
 }
 
-/** The welcome email's state, undefined without one: welcome.ts:25 and :33. */
+/** The welcome email's state, undefined without one. */
 export async function readWelcomeEmail(db: Db): Promise<WelcomeEmail | undefined> {
   const row = await db
     .selectFrom('instance_settings')
@@ -139,7 +139,7 @@ export async function readWelcomeEmail(db: Db): Promise<WelcomeEmail | undefined
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as WelcomeEmail) : {};
 }
 
-/** The welcome email was sent (value and updated_at replaced); false when no state was there: welcome.ts:40. */
+/** The welcome email was sent (value and updated_at replaced); false when no state was there. */
 export async function markWelcomeSent(db: Db, to: string, sentAt: Date = new Date()): Promise<boolean> {
   const result = await db
     .updateTable('instance_settings')
@@ -154,14 +154,14 @@ export async function markWelcomeSent(db: Db, to: string, sentAt: Date = new Dat
 
 export type SetupState = Pick<Selectable<Database['setup_state']>, 'completed' | 'completed_by' | 'completed_at'>;
 
-/** The completion marker (its one row; undefined if it was never created): superadmin.ts:153. */
+/** The completion marker (its one row; undefined if it was never created). */
 export function readSetupState(db: Db): Promise<SetupState | undefined> {
   return db.selectFrom('setup_state').select(['completed', 'completed_by', 'completed_at']).executeTakeFirst();
 }
 
 /**
  * Marks the setup completed by the bootstrap (now, this version) unless it already is; true when
- * this call marked it: superadmin.ts:103 (`where not completed returning 1`).
+ * this call marked it (`where not completed returning 1`).
  */
 export async function markSetupCompleted(db: Db, bootstrapVersion: string): Promise<boolean> {
   const rows = await db
@@ -180,12 +180,12 @@ export async function markSetupCompleted(db: Db, bootstrapVersion: string): Prom
 
 export type HistoryRow = Pick<Selectable<Database[typeof HISTORY_TABLE]>, 'name' | 'checksum' | 'bootstrap_version'>;
 
-/** The applied migrations, by name: migrations.ts:130. */
+/** The applied migrations, by name. */
 export function readHistory(db: Db): Promise<HistoryRow[]> {
   return db.selectFrom(HISTORY_TABLE).select(['name', 'checksum', 'bootstrap_version']).orderBy('name').execute();
 }
 
-/** One applied migration (applied_at: now(), the column's default): migrations.ts:63. */
+/** One applied migration (applied_at: now(), the column's default). */
 export async function insertHistory(db: Db, row: HistoryRow): Promise<void> {
   await db
     .insertInto(HISTORY_TABLE)

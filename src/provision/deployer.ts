@@ -2,7 +2,7 @@
  * Where each tenant's storage is, and the deployer's S3 session: what provision and deprovision
  * share about the deployer's storage (its database is `config.database`, a target like any other).
  */
-import type { DeployerStorage, StorageSettings } from '../config/targets.js';
+import { type DeployerStorage, pathStyle, type StorageSettings } from '../config/targets.js';
 import { openS3, type S3Session } from '../storage/client.js';
 import type { StorageLocation } from './storage-owner.js';
 import type { TenantSpec } from './tenants.js';
@@ -36,7 +36,7 @@ export function storageSettingsOf(storage: DeployerStorage, bucket: string, pref
     bucket,
     region: storage.region,
     prefix,
-    force_path_style: storage.forcePathStyle ?? storage.endpoint !== null,
+    force_path_style: pathStyle(storage.forcePathStyle, storage.endpoint),
   };
 }
 
