@@ -25,7 +25,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { DatabaseError } from '../errors.js';
 import type { DatabaseVariables } from '../config/targets.js';
-import { tlsNotOffered, type TlsAttempt } from './tls.js';
+import { type TlsAttempt, tlsNotOffered, UNVERIFIED } from './tls.js';
 
 /** What one statement's answer may hold: far above the program's (a few rows of names and hashes). */
 export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
@@ -93,7 +93,7 @@ async function tlsSocket({ host, port, leg, connectTimeoutMs, vars }: GuardOptio
     raw.once('data', (data) => {
       if (data[0] !== 0x53) return fail(tlsNotOffered(host, port, vars));
       raw.removeAllListeners('close');
-      const ssl = typeof leg.ssl === 'object' ? leg.ssl : { rejectUnauthorized: false };
+      const ssl = typeof leg.ssl === 'object' ? leg.ssl : UNVERIFIED;
       const secure = tls.connect({ socket: raw, servername: net.isIP(host) ? undefined : host, ...ssl });
       secure.once('error', fail);
       secure.once('secureConnect', () => {
