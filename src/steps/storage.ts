@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { StorageError } from '../errors.js';
 import type { StorageSettings, StorageTarget } from '../config/targets.js';
-import { ensureFolder, loadS3, openS3, reportFolder, whyAborted } from '../storage/client.js';
+import { ensureFolder, loadS3, openS3, readAtMost, reportFolder, whyAborted } from '../storage/client.js';
 import { httpStatus, s3Failure } from '../storage/s3-errors.js';
 import { type Done, defineStep, done, type StepContext } from './step.js';
 
@@ -113,26 +113,6 @@ async function probe(target: StorageTarget, signal: AbortSignal, how: { probe: b
   } finally {
     client.destroy();
   }
-}
-
-/** Reads a body until its end or `max` bytes, then stops reading (the rest is never received). */
-async function readAtMost(
-  body: (AsyncIterable<Uint8Array> & { destroy?(): void }) | undefined,
-  max: number,
-): Promise<Buffer> {
-  if (!body) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let length = 0;
-  try {
-    for await (const chunk of body) {
-      chunks.push(Buffer.from(chunk));
-      length += chunk.length;
-      if (length >= max) break;
-    }
-  } finally {
-    body.destroy?.();
-  }
-  return Buffer.concat(chunks).subarray(0, max);
 }
 
 function place(s: StorageSettings): string {

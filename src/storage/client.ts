@@ -190,3 +190,23 @@ export async function reportFolder(folder: Folder, send: Send, s3: S3Module): Pr
   const present = await folderExists(folder, send, s3);
   return present ? `folder ${folder.prefix} present` : `folder ${folder.prefix} missing (the bootstrap creates it)`;
 }
+
+/** Reads a body until its end or `max` bytes, then stops reading (the rest is never received). */
+export async function readAtMost(
+  body: (AsyncIterable<Uint8Array> & { destroy?(): void }) | undefined,
+  max: number,
+): Promise<Buffer> {
+  if (!body) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(Buffer.from(chunk));
+      length += chunk.length;
+      if (length >= max) break;
+    }
+  } finally {
+    body.destroy?.();
+  }
+  return Buffer.concat(chunks).subarray(0, max);
+}

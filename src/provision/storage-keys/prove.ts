@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import type { S3Credentials, StorageSettings, StorageVariables } from '../../config/targets.js';
 import { StorageError } from '../../errors.js';
-import { openS3, type S3Session, whyAborted } from '../../storage/client.js';
+import { openS3, readAtMost, type S3Session, whyAborted } from '../../storage/client.js';
 import { httpStatus, s3Failure } from '../../storage/s3-errors.js';
 import type { KeyScope } from './provider.js';
 
@@ -54,23 +54,6 @@ const sleep = (ms: number, signal: AbortSignal) =>
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
-
-/** Reads a body until its end or `max` bytes, then stops reading. */
-async function readAtMost(body: (AsyncIterable<Uint8Array> & { destroy?(): void }) | undefined, max: number) {
-  if (!body) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let length = 0;
-  try {
-    for await (const chunk of body) {
-      chunks.push(Buffer.from(chunk));
-      length += chunk.length;
-      if (length >= max) break;
-    }
-  } finally {
-    body.destroy?.();
-  }
-  return Buffer.concat(chunks);
-}
 
 /** The write, read-back and delete of one probe object; throws StorageError. */
 async function probeOnce(session: S3Session, s: StorageSettings, scope: KeyScope): Promise<void> {
