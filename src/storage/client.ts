@@ -99,6 +99,13 @@ export interface S3Session {
   deadline(): AbortSignal;
 }
 
+/** The signal of one operation: the run's, or its deadline passing (aborted with OperationDeadline). */
+export function operationSignal(signal: AbortSignal, deadlineMs: number): AbortSignal {
+  const timer = new AbortController();
+  setTimeout(() => timer.abort(new OperationDeadline(deadlineMs)), deadlineMs).unref();
+  return AbortSignal.any([signal, timer.signal]);
+}
+
 /** A session of `account` (its keys, timeout and variables), whose failures name `s`'s bucket and folder. */
 export async function openS3(s: StorageSettings, account: S3Account, signal: AbortSignal): Promise<S3Session> {
   const { timeoutSec } = account;
@@ -138,11 +145,7 @@ export async function openS3(s: StorageSettings, account: S3Account, signal: Abo
   // own: requestTimeout ends when the headers come and socketTimeout is an idle timeout, so an
   // endpoint sending one byte a second would trip neither.
   const deadlineMs = operationDeadlineMs(timeoutSec);
-  const deadline = () => {
-    const timer = new AbortController();
-    setTimeout(() => timer.abort(new OperationDeadline(deadlineMs)), deadlineMs).unref();
-    return AbortSignal.any([signal, timer.signal]);
-  };
+  const deadline = () => operationSignal(signal, deadlineMs);
   // The SDK's per-command generics add nothing here.
   const sendFor =
     (target: StorageSettings): Send =>

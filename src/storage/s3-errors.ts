@@ -23,7 +23,8 @@ function resourceOf(operation: string, s: StorageSettings): string {
     : `arn:aws:s3:::${s.bucket}/${s.prefix ?? ''}*`;
 }
 
-interface SdkError {
+/** What the AWS SDK's errors carry (S3's and IAM's alike). */
+export interface SdkError {
   name?: string;
   code?: string;
   Code?: string;
@@ -35,7 +36,7 @@ interface SdkError {
 const MAX_ATTEMPTS_TEXT = 3;
 
 /** The first error in the chain of causes with this name (the SDK wraps what it was given). */
-function causeNamed(error: unknown, name: string): (Error & { limit?: number; ms?: number }) | undefined {
+export function causeNamed(error: unknown, name: string): (Error & { limit?: number; ms?: number }) | undefined {
   for (
     let e = error as { name?: string; cause?: unknown } | undefined, depth = 0;
     e && depth < 8;

@@ -17,7 +17,8 @@ import type { DeployerStorage } from '../../config/targets.js';
 import { StorageError } from '../../errors.js';
 import { registerSecret } from '../../redact.js';
 import { isTlsFailure } from '../../tls-failure.js';
-import { MAX_ATTEMPTS, OperationDeadline, operationDeadlineMs, whyAborted } from '../../storage/client.js';
+import { MAX_ATTEMPTS, operationDeadlineMs, operationSignal, whyAborted } from '../../storage/client.js';
+import { causeNamed, type SdkError } from '../../storage/s3-errors.js';
 import { deployerIamPolicy, IAM_PATH, identityName, POLICY_NAME, TENANT_TAG, tenantPolicy } from './policy.js';
 import type { IssuedKey, KeyInfo, KeyProvider, KeyScope } from './provider.js';
 
@@ -35,14 +36,6 @@ export function loadIam(): Promise<IamModule> {
 
 /** The deployer's account, and where its IAM is when it is not AWS's (the tests' local IAM). */
 export type IamAccount = DeployerStorage & { iamEndpoint?: string };
-
-interface SdkError {
-  name?: string;
-  code?: string;
-  Code?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number; attempts?: number };
-}
 
 /** IAM's error code: `Code` as answered, or the SDK's class name without its Exception suffix. */
 export function iamCode(error: unknown): string {
@@ -78,15 +71,10 @@ export function iamFailure(error: unknown, operation: string, scope: KeyScope, a
       { cause: error },
     );
 
-  let deadline: unknown = error;
-  for (let depth = 0; deadline && depth < 8; depth++) {
-    if (deadline instanceof OperationDeadline) {
-      return fail(
-        `did not complete within ${deadline.ms / 1000} s (${MAX_ATTEMPTS} attempts of ${account.timeoutSec} s)`,
-        endpointFix,
-      );
-    }
-    deadline = (deadline as { cause?: unknown }).cause;
+  const deadline = causeNamed(error, 'OperationDeadline');
+  if (deadline) {
+    const within = deadline.ms === undefined ? '' : ` within ${deadline.ms / 1000} s`;
+    return fail(`did not complete${within} (${MAX_ATTEMPTS} attempts of ${account.timeoutSec} s)`, endpointFix);
   }
   switch (code) {
     case 'InvalidClientTokenId':
@@ -209,18 +197,13 @@ export function iamProvider(account: IamAccount): KeyProvider & { close(): void 
     signal: AbortSignal,
   ): Promise<T> {
     const { iam, client } = await open();
-    const timer = new AbortController();
-    const timeout = setTimeout(() => timer.abort(new OperationDeadline(deadlineMs)), deadlineMs);
-    timeout.unref();
-    const abortSignal = AbortSignal.any([signal, timer.signal]);
+    const abortSignal = operationSignal(signal, deadlineMs);
     try {
       return (await client.send(make(iam) as never, { abortSignal })) as T;
     } catch (error) {
       throw Object.assign(iamFailure(whyAborted(abortSignal, error), operation, scope, account), {
         iamCode: iamCode(error),
       });
-    } finally {
-      clearTimeout(timeout);
     }
   }
 
