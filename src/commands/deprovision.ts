@@ -13,14 +13,14 @@ import {
   runDeprovision,
 } from '../provision/deprovision-run.js';
 import type { CommandInput } from './input.js';
-import { storageModeOption } from './tenant-options.js';
+import { storageKeysOption, storageModeOption } from './tenant-options.js';
 
 export type { DeprovisionOptions } from '../provision/deprovision-run.js';
 
 export function deprovisionOptions(args: readonly string[]): DeprovisionOptions {
   const o = parseOptions('deprovision', args, {
     flags: ['--yes', '--purge-storage', '--opaque-names'],
-    values: ['--storage-mode'],
+    values: ['--storage-mode', '--storage-keys'],
     repeatable: ['--tenant'],
   });
   const tenants = o.lists.get('--tenant') ?? [];
@@ -32,6 +32,7 @@ export function deprovisionOptions(args: readonly string[]): DeprovisionOptions 
     purgeStorage: o.flags.has('--purge-storage'),
     storageMode: storageModeOption(o, 'the mode the tenants were provisioned with'),
     opaqueNames: o.flags.has('--opaque-names'),
+    storageKeys: storageKeysOption(o),
   };
 }
 

@@ -9,14 +9,14 @@ import { ConfigError } from '../errors.js';
 import { type ProvisionOptions, runProvision } from '../provision/provision-run.js';
 import { redact } from '../redact.js';
 import type { CommandInput } from './input.js';
-import { storageModeOption } from './tenant-options.js';
+import { storageKeysOption, storageModeOption } from './tenant-options.js';
 
 export type { ProvisionOptions } from '../provision/provision-run.js';
 
 export function provisionOptions(args: readonly string[]): ProvisionOptions {
   const o = parseOptions('provision', args, {
-    flags: ['--force', '--rotate-password', '--opaque-names'],
-    values: ['--tenants', '--out-dir', '--format', '--concurrency', '--storage-mode'],
+    flags: ['--force', '--rotate-password', '--opaque-names', '--rotate-storage-key', '--revoke-old-storage-keys'],
+    values: ['--tenants', '--out-dir', '--format', '--concurrency', '--storage-mode', '--storage-keys'],
     repeatable: ['--tenant'],
   });
   const format = o.values.get('--format') ?? 'text';
@@ -25,7 +25,17 @@ export function provisionOptions(args: readonly string[]): ProvisionOptions {
   const concurrency = Number(o.values.get('--concurrency') ?? 4);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
     throw new ConfigError('--concurrency must be a whole number from 1 to 64', [], 'the default is 4');
+  const rotate = o.flags.has('--rotate-storage-key');
+  const revoke = o.flags.has('--revoke-old-storage-keys');
+  if (rotate && revoke)
+    throw new ConfigError(
+      '--rotate-storage-key and --revoke-old-storage-keys cannot be given together',
+      [],
+      'rotate, restart the instances (they read the new key from their .env), then revoke the old keys',
+    );
   return {
+    storageKeys: storageKeysOption(o),
+    keyAction: rotate ? 'rotate' : revoke ? 'revoke' : 'ensure',
     storageMode: storageModeOption(
       o,
       'prefix: a folder per tenant in a shared bucket (the default); bucket: a bucket per tenant',

@@ -66,16 +66,20 @@ export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
   {
     usage:
       'provision (--tenant NAME ... | --tenants FILE) [--out-dir DIR] [--format json] [--force] [--rotate-password] ' +
-      '[--concurrency N] [--storage-mode prefix|bucket] [--opaque-names]',
+      '[--concurrency N] [--storage-mode prefix|bucket] [--opaque-names] [--storage-keys shared|per-tenant] ' +
+      '[--rotate-storage-key | --revoke-old-storage-keys]',
     description:
       "deployment machine: create each tenant's role and schema with " +
-      'least privilege, and write its .env (PROVISION_DATABASE_URL)',
+      'least privilege, its storage and (per-tenant) its own proven storage key, and write its .env ' +
+      '(PROVISION_DATABASE_URL)',
   },
   {
-    usage: 'deprovision --tenant NAME ... [--yes] [--purge-storage] [--storage-mode prefix|bucket] [--opaque-names]',
+    usage:
+      'deprovision --tenant NAME ... [--yes] [--purge-storage] [--storage-mode prefix|bucket] [--opaque-names] ' +
+      '[--storage-keys shared|per-tenant]',
     description:
       "deployment machine: drop the tenants' schemas and roles, and " +
-      'their storage with --purge-storage (a dry run without --yes)',
+      'their storage and storage identities with --purge-storage (a dry run without --yes)',
   },
   { usage: '--help, -h', description: 'this help' },
   { usage: '--version, -V', description: 'print the version' },

@@ -4,7 +4,7 @@
  */
 import * as v from 'valibot';
 import { ConfigError } from '../errors.js';
-import { boolean, httpUrl, integer, optional, required, text, withDefault, type FieldDoc } from './fields.js';
+import { boolean, httpUrl, integer, oneOf, optional, required, text, withDefault, type FieldDoc } from './fields.js';
 import { issueProblems, readVariables, registerUrlPassword } from './load.js';
 import { bucketName, databaseUrl } from './schema.js';
 import { tlsConfigProblems } from '../db/tls.js';
@@ -69,6 +69,40 @@ export const provisionSchema = v.object({
     example: 'true',
     defaultText: 'true when PROVISION_STORAGE_ENDPOINT is set',
   }),
+  PROVISION_STORAGE_KEYS: withDefault(
+    oneOf(['shared', 'per-tenant']),
+    'shared',
+    "Storage keys each instance receives (the default of provision's --storage-keys). per-tenant (recommended): " +
+      'an identity per tenant whose key reaches only its folder or bucket, made by AWS IAM or by ' +
+      'PROVISION_STORAGE_KEY_COMMAND, proven before it is written. shared: the deployer keys above (one leaked ' +
+      "instance then reaches every tenant's files).",
+    { group: 'provision', example: 'per-tenant' },
+  ),
+  PROVISION_STORAGE_KEY_COMMAND: optional(
+    text(4096),
+    'Executable that issues per-tenant keys on storage other than AWS (MinIO, Scaleway...): a path, or a JSON ' +
+      'array of the path and fixed arguments. Never run through a shell. Contract: docs/provisioning.md.',
+    { group: 'provision', example: '/usr/local/bin/minio-tenant-keys' },
+  ),
+  PROVISION_STORAGE_KEY_COMMAND_TIMEOUT: withDefault(
+    integer(1, 3600, ' (seconds)'),
+    '60',
+    'Seconds one call of PROVISION_STORAGE_KEY_COMMAND may run before its process group is killed.',
+    { group: 'provision', example: '60' },
+  ),
+  PROVISION_STORAGE_IAM_ENDPOINT: optional(
+    httpUrl({ httpsOnly: false, path: false }),
+    "IAM endpoint of per-tenant keys on an IAM-compatible service other than AWS's; unset: AWS IAM (used " +
+      'when PROVISION_STORAGE_ENDPOINT is unset).',
+    { group: 'provision', example: 'https://iam.storage.example' },
+  ),
+  PROVISION_STORAGE_KEY_SETTLE: withDefault(
+    integer(0, 300, ' (seconds)'),
+    '15',
+    'Seconds a new per-tenant key may take to start working (AWS IAM keys take a few seconds to propagate) ' +
+      'before its proof fails.',
+    { group: 'provision', example: '15' },
+  ),
   PROVISION_CONNECT_TIMEOUT: withDefault(
     integer(1, 3600, ' (seconds)'),
     '60',
@@ -152,5 +186,12 @@ function deployerConfig(env: ProvisionEnv): DeployerConfig {
     storage,
     sharedBucket: env.PROVISION_STORAGE_BUCKET,
     connectionLimit: env.PROVISION_CONNECTION_LIMIT,
+    storageKeys: {
+      mode: env.PROVISION_STORAGE_KEYS,
+      command: env.PROVISION_STORAGE_KEY_COMMAND,
+      commandTimeoutSec: env.PROVISION_STORAGE_KEY_COMMAND_TIMEOUT,
+      iamEndpoint: env.PROVISION_STORAGE_IAM_ENDPOINT,
+      settleSec: env.PROVISION_STORAGE_KEY_SETTLE,
+    },
   };
 }

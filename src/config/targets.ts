@@ -233,4 +233,19 @@ export interface DeployerConfig {
   sharedBucket: string | undefined;
   /** PROVISION_CONNECTION_LIMIT of each tenant role. */
   connectionLimit: number;
+  storageKeys: StorageKeysSettings;
+}
+
+/** How per-tenant storage keys are issued (PROVISION_STORAGE_KEYS and the variables of its providers). */
+export interface StorageKeysSettings {
+  /** PROVISION_STORAGE_KEYS: the default of --storage-keys. */
+  mode: 'shared' | 'per-tenant';
+  /** PROVISION_STORAGE_KEY_COMMAND as written (the command provider parses it). */
+  command: string | undefined;
+  /** PROVISION_STORAGE_KEY_COMMAND_TIMEOUT (s). */
+  commandTimeoutSec: number;
+  /** PROVISION_STORAGE_IAM_ENDPOINT: an IAM-compatible service other than AWS's. */
+  iamEndpoint: string | undefined;
+  /** PROVISION_STORAGE_KEY_SETTLE (s): how long a new key may take to work. */
+  settleSec: number;
 }

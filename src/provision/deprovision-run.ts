@@ -17,6 +17,7 @@ import { type RunInput, withDeployer } from './deployer-session.js';
 import { deprovisionOne, dropStatements } from './deprovision-tenant.js';
 import { tenantFailure } from './failures.js';
 import { where } from './storage-owner.js';
+import { type OpenProvider, openKeyProvider, type StorageKeysMode } from './storage-keys/select.js';
 import { prepareProvisionLock } from './tenant-sql.js';
 import { type TenantSpec, tenantSpecs } from './tenants.js';
 
@@ -26,6 +27,8 @@ export interface DeprovisionOptions {
   purgeStorage: boolean;
   storageMode: StorageMode;
   opaqueNames: boolean;
+  /** --storage-keys, or PROVISION_STORAGE_KEYS: with per-tenant keys, --purge-storage deletes the identities. */
+  storageKeys: StorageKeysMode | undefined;
 }
 
 /** The tenants and the deployer's environment, once every check that needs no server passed. */
@@ -35,6 +38,8 @@ export interface Deprovision {
   opts: DeprovisionOptions;
   /** With --purge-storage: the deployer's S3 account and where the tenants' storage is. */
   purge: { target: DeployerStorage; layout: StorageLayout } | undefined;
+  /** With --purge-storage and per-tenant keys: the provider whose identities are deleted. */
+  identities: OpenProvider | undefined;
 }
 
 export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Deprovision {
@@ -67,11 +72,13 @@ export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Dep
       [],
       'check the tenant name and --storage-mode',
     );
-  return { config, specs, opts, purge: target && layout ? { target, layout } : undefined };
+  // Refused here (exit 2) when the provider cannot be used; it connects on first use only.
+  const identities = target ? openKeyProvider(config, opts.storageKeys ?? config.storageKeys.mode, ctx.env) : undefined;
+  return { config, specs, opts, purge: target && layout ? { target, layout } : undefined, identities };
 }
 
 /** The dry run: what would be run for each tenant, one line each. */
-export function deprovisionPlan({ config, specs, purge }: Deprovision): string[] {
+export function deprovisionPlan({ config, specs, purge, identities }: Deprovision): string[] {
   const { database } = config.database.url;
   return specs.flatMap((spec) => [
     ...dropStatements(spec, database).map((s) => `${s};`),
@@ -79,6 +86,9 @@ export function deprovisionPlan({ config, specs, purge }: Deprovision): string[]
       ? `${where(storageLocation(purge.layout, spec))}: every object ` +
         `deleted, if it carries this tenant's proof of ownership`
       : 'storage left alone (--purge-storage to delete it)',
+    ...(identities
+      ? [`storage identity ${spec.schema} and its keys deleted (${identities.name}), once that proof matched`]
+      : []),
   ]);
 }
 
@@ -88,7 +98,10 @@ export interface DeprovisionResult {
   failures: BootstrapError[];
 }
 
-export async function runDeprovision(ctx: RunInput, { config, specs, purge }: Deprovision): Promise<DeprovisionResult> {
+export async function runDeprovision(
+  ctx: RunInput,
+  { config, specs, purge, identities }: Deprovision,
+): Promise<DeprovisionResult> {
   const result: DeprovisionResult = { removed: 0, notFound: 0, failures: [] };
   await withDeployer(config.database, ctx, {}, async (db) => {
     const storage = purge && {
@@ -99,7 +112,7 @@ export async function runDeprovision(ctx: RunInput, { config, specs, purge }: De
       await prepareProvisionLock(db.sql);
       for (const spec of specs) {
         try {
-          const done = await deprovisionOne(db.sql, storage, config, spec);
+          const done = await deprovisionOne(db.sql, storage, config, spec, { identities, signal: ctx.signal });
           if (done.startsWith('nothing')) result.notFound++;
           else result.removed++;
           ctx.log.info(`${spec.name}: ${done}`, { step: 'deprovision' });
@@ -115,6 +128,7 @@ export async function runDeprovision(ctx: RunInput, { config, specs, purge }: De
       }
     } finally {
       storage?.session.client.destroy();
+      identities?.close();
     }
   });
   return result;

@@ -11,6 +11,7 @@ import { SchemaError } from '../errors.js';
 import { type DeployerS3, locationSession, storageLocation } from './deployer.js';
 import { lockTimeoutAs } from './failures.js';
 import { purgeStorage } from './purge.js';
+import type { KeyProvider } from './storage-keys/provider.js';
 import { inspectLocation, proofMatches, where } from './storage-owner.js';
 import { DEPLOYER_SCHEMA, lockProvisioning, roleProblem, tenantState } from './tenant-sql.js';
 import type { TenantSpec } from './tenants.js';
@@ -24,12 +25,16 @@ export function dropStatements(spec: TenantSpec, database: string): string[] {
   ];
 }
 
-/** `storage`: the deployer's S3 session with --purge-storage, else undefined. Returns what was done. */
+/**
+ * `storage`: the deployer's S3 session with --purge-storage, else undefined; `identities`: the
+ * provider of per-tenant keys with --purge-storage, else undefined. Returns what was done.
+ */
 export async function deprovisionOne(
   sql: Sql,
   storage: DeployerS3 | undefined,
   config: DeployerConfig,
   spec: TenantSpec,
+  keys: { identities: KeyProvider | undefined; signal: AbortSignal },
 ): Promise<string> {
   const { database } = config.database.url;
   const state = await tenantState(sql, spec);
@@ -90,7 +95,13 @@ export async function deprovisionOne(
           'provision for the tenant once to mark storage made before proofs existed)',
       );
     }
-    storageDone = verdict === 'gone' ? `; ${where(loc)} already gone` : `; ${await purgeStorage(session, loc)}`;
+    if (keys.identities) {
+      // Its storage is proven this tenant's: so is the identity made for it (the provider checks its own marks).
+      const scope = { tenant: spec.schema, mode: loc.mode, bucket: loc.bucket, prefix: loc.prefix };
+      await keys.identities.deleteIdentity(scope, keys.signal);
+      storageDone = `; storage identity ${spec.schema} and its keys deleted`;
+    }
+    storageDone += verdict === 'gone' ? `; ${where(loc)} already gone` : `; ${await purgeStorage(session, loc)}`;
   }
 
   await sql

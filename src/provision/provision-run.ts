@@ -17,7 +17,10 @@ import { provisionOne, type TenantOptions, type TenantReport } from './provision
 import { withRetries } from './retry.js';
 import { assertSharedBucket } from './storage-owner.js';
 import { DEPLOYER_SCHEMA, hardenDatabase, lockProvisioning, prepareProvisionLock } from './tenant-sql.js';
-import { tenantSpecs } from './tenants.js';
+import { type TenantSpec, tenantSpecs } from './tenants.js';
+import type { TenantKeys } from './storage-keys/tenant-key.js';
+import type { DeployerConfig } from '../config/targets.js';
+import { tenantKeys } from './storage-keys/select.js';
 
 export interface ProvisionOptions extends TenantOptions {
   tenants: string[];
@@ -41,6 +44,20 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
       'set PROVISION_STORAGE_BUCKET, or use --storage-mode bucket',
     );
   }
+  const keysMode = opts.storageKeys ?? config.storageKeys.mode;
+  if (opts.keyAction !== 'ensure' && keysMode !== 'per-tenant')
+    throw new ConfigError(
+      `--${opts.keyAction === 'rotate' ? 'rotate-storage-key' : 'revoke-old-storage-keys'} needs per-tenant keys`,
+      [],
+      'add --storage-keys per-tenant (or set PROVISION_STORAGE_KEYS=per-tenant)',
+    );
+  if (keysMode === 'per-tenant' && !opts.outDir && (opts.keyAction !== 'ensure' || !opts.json))
+    throw new ConfigError(
+      'per-tenant storage keys need the .env files: --out-dir DIR' +
+        (opts.keyAction === 'ensure' ? ' (or --format json, which then carries the new keys)' : ''),
+      [],
+      'give --out-dir the directory of the tenants .env files: which key each instance uses is written there',
+    );
   // Copied into every tenant's .env: refused now, before anything is created, if a .env reader would change them.
   assertEnvValues(copiedFromDeployer(config, ctx.env), "the deployer's environment");
   if (opts.outDir)
@@ -56,6 +73,24 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
       [],
       'choose another tenant name, or give the shared bucket a name that does not start with superfasttt-',
     );
+  // Refused now (exit 2) when per-tenant keys cannot be issued; closed when the run ends.
+  const keys = tenantKeys(config, keysMode, opts.keyAction, ctx.env);
+  try {
+    return await provisionTenants(ctx, opts, config, specs, keys);
+  } finally {
+    keys?.close();
+  }
+}
+
+async function provisionTenants(
+  ctx: RunInput,
+  opts: ProvisionOptions,
+  config: DeployerConfig,
+  specs: TenantSpec[],
+  keys: TenantKeys | undefined,
+): Promise<TenantReport[]> {
+  const shared = config.sharedBucket;
+  const layout = config.storage && storageLayout(shared, opts.storageMode);
   const storage: DeployerS3 | undefined =
     config.storage && layout
       ? {
@@ -82,7 +117,7 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
 
     const done: TenantReport[] = [];
     await forEachConcurrently(specs, opts.concurrency, async (spec) => {
-      const report = await provisionOne({ db, storage, config, opts, ctx }, spec);
+      const report = await provisionOne({ db, storage, config, opts, ctx, keys }, spec);
       done.push(report);
       const line = `${spec.name}: ${report.status}, ${report.message}`;
       if (report.status === 'failed')

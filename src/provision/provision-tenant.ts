@@ -11,10 +11,14 @@ import type { DeployerConfig } from '../config/targets.js';
 import type { Connection } from '../db/connect.js';
 import { BootstrapError, SchemaError } from '../errors.js';
 import { type DeployerS3, locationSession, type StorageMode, storageLocation } from './deployer.js';
+import type { StorageKeysMode } from './storage-keys/select.js';
+import type { KeyAction } from './storage-keys/tenant-key.js';
 import type { RunInput } from './deployer-session.js';
 import { writeEnvFile } from './env-file.js';
 import { lockTimeoutAs, tenantFailure } from './failures.js';
-import { instanceEnv, renderInstanceEnv } from './instance-env.js';
+import { envStorageKey, instanceEnv, renderInstanceEnv, withStorageKey } from './instance-env.js';
+import type { KeyScope } from './storage-keys/provider.js';
+import { type KeyOutcome, settleTenantKey, type TenantKeys } from './storage-keys/tenant-key.js';
 import { withRetries } from './retry.js';
 import { assertMayUse, inspectLocation } from './storage-owner.js';
 import { provisionStorage } from './storage-provision.js';
@@ -28,6 +32,10 @@ export interface TenantOptions {
   force: boolean;
   rotatePassword: boolean;
   storageMode: StorageMode;
+  /** --storage-keys, or PROVISION_STORAGE_KEYS when not given. */
+  storageKeys: StorageKeysMode | undefined;
+  /** --rotate-storage-key, --revoke-old-storage-keys, or neither. */
+  keyAction: KeyAction;
 }
 
 export interface TenantReport {
@@ -51,6 +59,8 @@ export interface TenantRun {
   config: DeployerConfig;
   opts: TenantOptions;
   ctx: RunInput;
+  /** Per-tenant storage keys: the run's provider and proof. */
+  keys: TenantKeys | undefined;
 }
 
 export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<TenantReport> {
@@ -102,16 +112,56 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
       if (status === 'unchanged' && storageNote.includes('created')) status = 'created';
     }
 
+    // Per-tenant storage keys: settled (every key proven) before any .env is written.
+    const scope: KeyScope | undefined =
+      run.keys && location && !spec.s3
+        ? { tenant: spec.schema, mode: location.mode, bucket: location.bucket, prefix: location.prefix }
+        : undefined;
+    const oldEnv = envFile && before.roleExists && existsSync(envFile) ? readFileSync(envFile, 'utf8') : undefined;
+    const held = oldEnv === undefined ? undefined : envStorageKey(oldEnv);
+    let keyed: KeyOutcome | undefined;
+    if (run.keys && scope) {
+      const deliver = outcome.password !== undefined || envFile !== undefined;
+      try {
+        keyed = await settleTenantKey(run.keys, scope, held, deliver, run.ctx.signal);
+      } catch (error) {
+        if (!(error instanceof BootstrapError)) throw error;
+        // A new password exists only in memory now: the fix says how to get one into a .env.
+        const fix = outcome.password
+          ? `${error.fix ?? ''}; then run provision again with --rotate-password (its ` +
+            `${outcome.created ? 'role was created' : 'password was changed'}, its .env not written)`
+          : error.fix;
+        return { ...fail(error, 'PostgreSQL and storage ready, storage key failed: '), ...(fix && { fix }) };
+      }
+      storageNote += `; ${keyed.note}`;
+    } else if (run.keys && spec.s3) {
+      storageNote += '; its storage keys come from the tenants file (no identity made)';
+    }
+
     const login = { deployer: config.database, log: run.ctx.log, signal: run.ctx.signal };
     if (!outcome.password) {
       // The role existed and kept its password: an existing .env stays the truth, once proven.
       if (!envFile) return { ...base, status, message: `role and schema in place${storageNote}` };
-      const problem = await loginProblem(readFileSync(envFile, 'utf8'), spec, login);
+      const problem = await loginProblem(oldEnv ?? readFileSync(envFile, 'utf8'), spec, login);
       if (problem)
         throw new SchemaError(
           `${envFile} does not boot the tenant: ${problem}`,
           `run again with --rotate-password to set a new password and rewrite ${envFile}`,
         );
+      if (keyed?.changed && keyed.key && storage) {
+        // Only its storage variables change; the password and everything else are kept.
+        writeEnvFile(envFile, withStorageKey(oldEnv ?? '', storage.target, storage.layout, spec, keyed.key), true);
+        const after = await loginProblem(readFileSync(envFile, 'utf8'), spec, login);
+        if (after) throw new SchemaError(`${envFile} as rewritten does not boot the tenant: ${after}`, 'report it');
+        return {
+          ...base,
+          status: status === 'unchanged' ? 'rotated' : status,
+          message:
+            `role and schema in place${storageNote}; ${envFile} rewritten with its new storage key, ` +
+            'its login verified',
+          env_file: envFile,
+        };
+      }
       return {
         ...base,
         status,
@@ -120,13 +170,13 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
       };
     }
 
-    const values = instanceEnv(config, spec, outcome.password, run.ctx.env, storage?.layout);
+    const values = instanceEnv(config, spec, outcome.password, run.ctx.env, storage?.layout, keyed?.key);
     const content = renderInstanceEnv(spec, values);
     let message = (outcome.created ? 'role, schema and grants created' : 'password rotated') + storageNote;
-    if (storage && !spec.s3)
+    if (storage && !spec.s3 && !keyed)
       message +=
-        '; the instance gets the shared S3 keys (give per-tenant ' +
-        'keys in the tenants file: s3_access_key, s3_secret_key)';
+        "; the instance gets the shared S3 keys, which reach every tenant's files (give each its own: " +
+        '--storage-keys per-tenant)';
     if (envFile) {
       // Overwriting is safe here: a file of another role was refused above unless --force.
       writeEnvFile(envFile, content, true);

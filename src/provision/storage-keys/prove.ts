@@ -34,6 +34,8 @@ export interface ProveOptions {
   timeoutSec?: number;
   /** How long a new key may take to work (ms): 15 s by default, for AWS's propagation. */
   settleMs?: number;
+  /** What the key is, in messages: 'new key' (the default) or 'key of the .env'. */
+  label?: string;
 }
 
 const PROBE_BYTES = 256;
@@ -56,7 +58,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
   });
 
 /** The write, read-back and delete of one probe object; throws StorageError. */
-async function probeOnce(session: S3Session, s: StorageSettings, scope: KeyScope): Promise<void> {
+async function probeOnce(session: S3Session, s: StorageSettings, scope: KeyScope, label: string): Promise<void> {
   const { s3, send } = session;
   const key = `${scope.prefix}.superfasttt-key-probe-${hex()}`;
   const body = randomBytes(PROBE_BYTES);
@@ -72,7 +74,7 @@ async function probeOnce(session: S3Session, s: StorageSettings, scope: KeyScope
     const read = await readAtMost(got.Body, PROBE_BYTES + 1);
     if (!read.equals(body)) {
       throw new StorageError(
-        `storage keys: the probe object written with the new key of ${scope.tenant} reads back different ` +
+        `storage keys: the probe object written with the ${label} of ${scope.tenant} reads back different ` +
           `(${read.length}${read.length > PROBE_BYTES ? '+' : ''} bytes instead of ${PROBE_BYTES}) in ${s.bucket}/` +
           scope.prefix,
         'the provider alters uploads; check PROVISION_STORAGE_ENDPOINT and that it is S3-compatible',
@@ -97,13 +99,14 @@ export async function proveKey(
   options: ProveOptions = {},
 ): Promise<string> {
   const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
+  const label = options.label ?? 'new key';
   const where = scope.mode === 'prefix' ? `${scope.bucket}/${scope.prefix}` : `bucket ${scope.bucket}`;
   const vars: StorageVariables = {
     endpoint: 'PROVISION_STORAGE_ENDPOINT',
     bucket: scope.mode === 'prefix' ? 'PROVISION_STORAGE_BUCKET' : `the bucket of ${scope.tenant}`,
     region: 'PROVISION_STORAGE_REGION',
-    accessKey: `the new access key of ${scope.tenant}`,
-    secretKey: `the new secret key of ${scope.tenant}`,
+    accessKey: `the access key (${label}) of ${scope.tenant}`,
+    secretKey: `the secret key (${label}) of ${scope.tenant}`,
   };
   const account = { credentials: key, timeoutSec: options.timeoutSec ?? 10, vars };
   const settings = (bucket: string, prefix: string | null): StorageSettings => ({
@@ -123,7 +126,7 @@ export async function proveKey(
     for (let wait = FIRST_RETRY_MS; ; wait *= 2) {
       attempts++;
       try {
-        await probeOnce(session, own, scope);
+        await probeOnce(session, own, scope, label);
         break;
       } catch (error) {
         const status = httpStatus((error as { cause?: unknown }).cause);
@@ -132,7 +135,7 @@ export async function proveKey(
           if (!(error instanceof StorageError)) throw error;
           const seconds = Math.round((Date.now() - started) / 100) / 10;
           throw new StorageError(
-            `storage keys: the new key of ${scope.tenant} does not work on ${where}` +
+            `storage keys: the ${label} of ${scope.tenant} does not work on ${where}` +
               `${attempts > 1 ? ` (${attempts} attempts over ${seconds} s)` : ''}` +
               `; ${error.message}`,
             error.fix,
@@ -208,7 +211,7 @@ export async function proveKey(
     if (reached.length > 0) {
       for (const o of reached) await o.cleanup?.().catch(() => {});
       throw new StorageError(
-        `storage keys: the new key of ${scope.tenant} reaches outside ${where}: ` +
+        `storage keys: the ${label} of ${scope.tenant} reaches outside ${where}: ` +
           `${reached.map((o) => o.what).join(', ')} allowed; refusing to give it to the instance`,
         `the identity of ${scope.tenant} must hold only provision's policy: remove any other policy, group or ` +
           'permission boundary that widens it (and any bucket policy granting it more), then run provision again',
@@ -216,7 +219,7 @@ export async function proveKey(
     }
     const absent = outside.filter((o) => o.verdict === 'absent').map((o) => o.what);
     return (
-      `new key ${key.accessKeyId} of ${scope.tenant}: probe written, read back and deleted in ${where}` +
+      `${label} ${key.accessKeyId} of ${scope.tenant}: probe written, read back and deleted in ${where}` +
       `${attempts > 1 ? ` (after ${attempts} attempts)` : ''}; refused outside it ` +
       `(${outside
         .filter((o) => o.verdict === 'refused')
