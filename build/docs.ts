@@ -1,16 +1,39 @@
-// Regenerates the documentation that comes from the schema (npm run docs): the variable table in
-// docs/configuration.md, the exit-code table in README.md, and .env.example.
+// Regenerates the documentation that comes from the program (npm run docs): from the schema, the variable
+// table in docs/configuration.md, the exit-code table in README.md and .env.example; from
+// src/provision/storage-keys/policy.ts, the IAM policies shown in docs/provisioning.md.
 // `--check` only reports whether they are up to date (the tests use generated() directly).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { renderEnvExample, renderExitCodeTable, renderVariableTable } from '../src/config/docs.js';
+import type { KeyScope } from '../src/provision/storage-keys/provider.js';
+import { deployerIamPolicy, tenantPolicy } from '../src/provision/storage-keys/policy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** The example tenant of docs/provisioning.md's policies: tenant_acme, in a shared bucket or in its own. */
+export const EXAMPLE_SCOPES: Readonly<Record<KeyScope['mode'], KeyScope>> = {
+  prefix: { tenant: 'tenant_acme', mode: 'prefix', bucket: 'tenant-files', prefix: 'tenant_acme/' },
+  bucket: { tenant: 'tenant_acme', mode: 'bucket', bucket: 'superfasttt-acme', prefix: '' },
+};
+
+/** A policy document as a fenced JSON block, as AWS's console and CLI take it. */
+export const jsonBlock = (document: unknown) => '```json\n' + JSON.stringify(document, null, 2) + '\n```';
 
 /** Generated sections of hand-written pages: between `<!-- MARKER:start ... -->` and `<!-- MARKER:end -->`. */
 export const SECTIONS: ReadonlyArray<{ file: string; marker: string; render: () => string }> = [
   { file: 'docs/configuration.md', marker: 'variables', render: renderVariableTable },
   { file: 'README.md', marker: 'exit-codes', render: renderExitCodeTable },
+  {
+    file: 'docs/provisioning.md',
+    marker: 'tenant-policy-prefix',
+    render: () => jsonBlock(tenantPolicy(EXAMPLE_SCOPES.prefix)),
+  },
+  {
+    file: 'docs/provisioning.md',
+    marker: 'tenant-policy-bucket',
+    render: () => jsonBlock(tenantPolicy(EXAMPLE_SCOPES.bucket)),
+  },
+  { file: 'docs/provisioning.md', marker: 'deployer-iam-policy', render: () => jsonBlock(deployerIamPolicy()) },
 ];
 
 /** Files generated whole. */

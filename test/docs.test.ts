@@ -1,5 +1,6 @@
 // The documentation cannot drift from the program: the variable table (docs/configuration.md), the
-// exit-code table (README.md) and .env.example are generated from the schema and must match it; no
+// exit-code table (README.md) and .env.example are generated from the schema and must match it, the IAM
+// policies of docs/provisioning.md are those of src/provision/storage-keys/policy.ts; no
 // page holds a generated section that npm run docs does not refresh; every relative link of README.md
 // and docs/ reaches a file and a heading, and so does every `docs/PAGE.md, "Heading"` that a message of
 // src/ names; the README's short deployment examples are excerpts of the real ones; and
@@ -10,7 +11,8 @@ import { dirname, join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
-import { FILES, generated, SECTIONS, startMarker } from '../build/docs.js';
+import { EXAMPLE_SCOPES, FILES, generated, SECTIONS, startMarker } from '../build/docs.js';
+import { deployerIamPolicy, tenantPolicy } from '../src/provision/storage-keys/policy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const read = (file: string) => readFileSync(join(root, file), 'utf8');
@@ -68,11 +70,30 @@ function within(part: unknown, whole: unknown): boolean {
 }
 
 describe('generated documentation', () => {
-  it('README.md, docs/configuration.md and .env.example are up to date with the schema (npm run docs)', () => {
+  it('README.md, docs/configuration.md, docs/provisioning.md and .env.example are up to date (npm run docs)', () => {
     const files = Object.keys(generated());
-    assert.deepEqual(files.sort(), ['.env.example', 'README.md', 'docs/configuration.md']);
+    assert.deepEqual(files.sort(), ['.env.example', 'README.md', 'docs/configuration.md', 'docs/provisioning.md']);
     for (const [file, content] of Object.entries(generated())) {
       assert.equal(read(file), content, `${file} is out of date: run npm run docs`);
+    }
+  });
+
+  it("docs/provisioning.md's IAM policies, parsed, are those provision puts and asks for", () => {
+    const page = read('docs/provisioning.md');
+    const policy = (marker: string): unknown => {
+      const from = page.indexOf(startMarker(marker));
+      const to = page.indexOf(`<!-- ${marker}:end -->`);
+      assert.ok(from >= 0 && to > from, `no section ${marker} in docs/provisioning.md`);
+      const blocks = [...page.slice(from, to).matchAll(/^```json\n([\s\S]*?)^```$/gm)];
+      assert.equal(blocks.length, 1, `one JSON block in ${marker}`);
+      return JSON.parse(blocks[0]![1]!);
+    };
+    assert.deepEqual(policy('tenant-policy-prefix'), tenantPolicy(EXAMPLE_SCOPES.prefix));
+    assert.deepEqual(policy('tenant-policy-bucket'), tenantPolicy(EXAMPLE_SCOPES.bucket));
+    assert.deepEqual(policy('deployer-iam-policy'), deployerIamPolicy());
+    // The prose around them names the same example tenant and buckets.
+    for (const name of ['tenant_acme/', EXAMPLE_SCOPES.prefix.bucket, EXAMPLE_SCOPES.bucket.bucket]) {
+      assert.ok(page.includes(`\`${name}\``), `docs/provisioning.md does not name \`${name}\``);
     }
   });
 
