@@ -107,7 +107,7 @@ export async function settleTenantKey(
         key: held,
         changed: false,
         note:
-          `${identity}; rotated already: the .env holds its newest key ${heldInfo.accessKeyId}, ` +
+          `${identity}; rotated already: no key of it is newer than the .env's ${heldInfo.accessKeyId}; ` +
           `${ids(others)} still valid until --revoke-old-storage-keys`,
       };
     }
