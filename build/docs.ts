@@ -1,12 +1,12 @@
 // Regenerates the documentation that comes from the program (npm run docs): from the schema, the variable
 // table in docs/configuration.md, the exit-code table in README.md and .env.example; from
-// src/provision/storage-keys/policy.ts, the IAM policies shown in docs/provisioning.md.
+// src/provision/storage-keys/policy.ts, the IAM policies shown in docs/provisioning.md and README.md.
 // `--check` only reports whether they are up to date (the tests use generated() directly).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { renderEnvExample, renderExitCodeTable, renderVariableTable } from '../src/config/docs.js';
 import type { KeyScope } from '../src/provision/storage-keys/provider.js';
-import { deployerIamPolicy, tenantPolicy } from '../src/provision/storage-keys/policy.js';
+import { deployerIamPolicy, deployerS3Policy, tenantPolicy } from '../src/provision/storage-keys/policy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -34,6 +34,13 @@ export const SECTIONS: ReadonlyArray<{ file: string; marker: string; render: () 
     render: () => jsonBlock(tenantPolicy(EXAMPLE_SCOPES.bucket)),
   },
   { file: 'docs/provisioning.md', marker: 'deployer-iam-policy', render: () => jsonBlock(deployerIamPolicy()) },
+  {
+    file: 'docs/provisioning.md',
+    marker: 'deployer-s3-policy',
+    render: () => jsonBlock(deployerS3Policy(EXAMPLE_SCOPES.prefix.bucket, true)),
+  },
+  { file: 'README.md', marker: 'tenant-policy-prefix', render: () => jsonBlock(tenantPolicy(EXAMPLE_SCOPES.prefix)) },
+  { file: 'README.md', marker: 'deployer-iam-policy', render: () => jsonBlock(deployerIamPolicy()) },
 ];
 
 /** Files generated whole. */

@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { EXAMPLE_SCOPES, FILES, generated, SECTIONS, startMarker } from '../build/docs.js';
-import { deployerIamPolicy, tenantPolicy } from '../src/provision/storage-keys/policy.js';
+import { deployerIamPolicy, deployerS3Policy, tenantPolicy } from '../src/provision/storage-keys/policy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const read = (file: string) => readFileSync(join(root, file), 'utf8');
@@ -91,6 +91,7 @@ describe('generated documentation', () => {
     assert.deepEqual(policy('tenant-policy-prefix'), tenantPolicy(EXAMPLE_SCOPES.prefix));
     assert.deepEqual(policy('tenant-policy-bucket'), tenantPolicy(EXAMPLE_SCOPES.bucket));
     assert.deepEqual(policy('deployer-iam-policy'), deployerIamPolicy());
+    assert.deepEqual(policy('deployer-s3-policy'), deployerS3Policy(EXAMPLE_SCOPES.prefix.bucket, true));
     // The prose around them names the same example tenant and buckets.
     for (const name of ['tenant_acme/', EXAMPLE_SCOPES.prefix.bucket, EXAMPLE_SCOPES.bucket.bucket]) {
       assert.ok(page.includes(`\`${name}\``), `docs/provisioning.md does not name \`${name}\``);

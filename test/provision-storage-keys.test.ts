@@ -15,7 +15,8 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { CreateUserCommand, IAMClient } from '@aws-sdk/client-iam';
+import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyCommand } from '@aws-sdk/client-iam';
+import { deployerIamPolicy, deployerS3Policy } from '../src/provision/storage-keys/policy.js';
 import { assertExit, assertNoSecrets, type Env, runCli, type RunResult } from './harness/cli.js';
 import { type IamServer, startIam } from './harness/iam.js';
 import { writeIamKeyCommand } from './harness/key-command.js';
@@ -290,6 +291,70 @@ describe('provision --storage-keys per-tenant (IAM)', () => {
       client(key).send(new ListObjectsV2Command({ Bucket: SHARED, Prefix: 'tenant_beta/' })),
       'a deleted key',
     );
+  });
+});
+
+describe('a deployer holding only the documented policies (an IAM user, not the account root)', () => {
+  let deployer: Env;
+
+  before(async () => {
+    const sdk = new IAMClient({ region: iam.region, endpoint: iam.url, credentials: iam.admin });
+    await sdk.send(new CreateUserCommand({ UserName: 'deployer', Path: '/ops/' }));
+    for (const [PolicyName, doc] of [
+      ['iam', deployerIamPolicy()],
+      ['s3', deployerS3Policy(SHARED, true)],
+    ] as const)
+      await sdk.send(
+        new PutUserPolicyCommand({ UserName: 'deployer', PolicyName, PolicyDocument: JSON.stringify(doc) }),
+      );
+    const { AccessKey } = await sdk.send(new CreateAccessKeyCommand({ UserName: 'deployer' }));
+    sdk.destroy();
+    deployer = {
+      PROVISION_STORAGE_ACCESS_KEY: AccessKey?.AccessKeyId,
+      PROVISION_STORAGE_SECRET_KEY: AccessKey?.SecretAccessKey,
+    };
+  });
+
+  it('provisions, proves, rotates, revokes and deprovisions per-tenant keys, in both storage modes', async () => {
+    const keys = ['--storage-keys', 'per-tenant'];
+    assertExit(await provision(['--tenant', 'theta', ...keys], deployer), 0, /theta: created, .*new key AKIA\w+/);
+    assertExit(
+      await provision(['--tenant', 'iota', '--storage-mode', 'bucket', ...keys], deployer),
+      0,
+      /iota: created, .*bucket superfasttt-iota created.*new key AKIA\w+/,
+    );
+    assertExit(await provision(['--tenant', 'theta', ...keys, '--rotate-storage-key'], deployer), 0, /theta: rotated/);
+    assertExit(await provision(['--tenant', 'theta', ...keys, '--revoke-old-storage-keys'], deployer), 0, /revoked/);
+    for (const [name, mode] of [
+      ['theta', 'prefix'],
+      ['iota', 'bucket'],
+    ] as const) {
+      const args = ['deprovision', '--tenant', name, '--storage-mode', mode, '--yes', '--purge-storage', ...keys];
+      const r = await runCli({ ...base, ...deployer }, { args });
+      outputs.push(r);
+      assertExit(r, 0, new RegExp(`storage identity tenant_${name} and its keys deleted`));
+      assert.equal(iam.user(`tenant_${name}`), undefined);
+    }
+  });
+
+  it('recognises a user of the same name elsewhere as not its own, and cannot touch it', async () => {
+    const sdk = new IAMClient({ region: iam.region, endpoint: iam.url, credentials: iam.admin });
+    await sdk.send(new CreateUserCommand({ UserName: 'tenant_kappa', Path: '/people/' }));
+    sdk.destroy();
+    const r = await provision(['--tenant', 'kappa', '--storage-keys', 'per-tenant'], deployer);
+    assertExit(r, 6, /the IAM user tenant_kappa .*it exists outside \/superfasttt\/ \(path \/people\/\)/);
+    assert.equal(iam.user('tenant_kappa')?.keys.length, 0);
+    // Its rights stop there even if provision did not: no key can be made for that user.
+    const own = new IAMClient({
+      region: iam.region,
+      endpoint: iam.url,
+      credentials: {
+        accessKeyId: deployer.PROVISION_STORAGE_ACCESS_KEY ?? '',
+        secretAccessKey: deployer.PROVISION_STORAGE_SECRET_KEY ?? '',
+      },
+    });
+    await assert.rejects(own.send(new CreateAccessKeyCommand({ UserName: 'tenant_kappa' })), /not authorized/);
+    own.destroy();
   });
 });
 

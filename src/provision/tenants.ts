@@ -51,7 +51,7 @@ export function tenantIdentifier(name: string, opaque: boolean): string {
   return PREFIX + (opaque ? createHash('sha256').update(name).digest('hex').slice(0, 20) : name);
 }
 
-const BUCKET_PREFIX = 'superfasttt-';
+export const BUCKET_PREFIX = 'superfasttt-';
 /** Longest name whose bucket, superfasttt-<name>, fits S3's 63 characters without being cut. */
 const MAX_BUCKET_NAME = 63 - BUCKET_PREFIX.length;
 /** What an --opaque-names identifier looks like: a plain name of that shape could be someone's hash. */

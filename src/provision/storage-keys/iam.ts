@@ -47,9 +47,10 @@ export function iamCode(error: unknown): string {
 const codeOf = (error: unknown): string | undefined => (error as { iamCode?: string } | null)?.iamCode;
 
 /** The rights policy.ts gives the deployer, as one line for messages. */
-const DEPLOYER_RIGHTS = `${deployerIamPolicy()
-  .Statement.flatMap((s) => [s.Action].flat())
-  .join(', ')} on arn:aws:iam::*:user${IAM_PATH}*`;
+const DEPLOYER_RIGHTS =
+  deployerIamPolicy()
+    .Statement.map((s) => `${[s.Action].flat().join(', ')} on ${[s.Resource].flat().join(', ')}`)
+    .join('; ') + ' (the policy of docs/provisioning.md#aws-iam)';
 
 /** A failed IAM operation as one message: the tenant, the operation, what IAM said, and the fix. */
 export function iamFailure(error: unknown, operation: string, scope: KeyScope, account: IamAccount): StorageError {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StorageError } from '../../errors.js';
-import { deployerIamPolicy, identityName, tenantPolicy } from './policy.js';
+import { deployerIamPolicy, deployerS3Policy, identityName, tenantPolicy } from './policy.js';
 
 describe('tenantPolicy', () => {
   it('prefix mode: the listing conditioned on the folder, objects under it only', () => {
@@ -62,25 +62,57 @@ describe('tenantPolicy', () => {
 });
 
 describe('deployerIamPolicy', () => {
-  it('the IAM actions on the users under /superfasttt/ only', () => {
+  it('every change on the users under /superfasttt/ only; reading a user anywhere, to recognise ours', () => {
     const doc = deployerIamPolicy();
-    assert.equal(doc.Statement.length, 1);
-    const [s] = doc.Statement;
-    assert.equal(s?.Resource, 'arn:aws:iam::*:user/superfasttt/*');
-    assert.deepEqual([s?.Action].flat().sort(), [
+    assert.equal(doc.Statement.length, 2);
+    const [manage, read] = doc.Statement;
+    assert.equal(manage?.Resource, 'arn:aws:iam::*:user/superfasttt/*');
+    assert.deepEqual([manage?.Action].flat().sort(), [
       'iam:CreateAccessKey',
       'iam:CreateUser',
       'iam:DeleteAccessKey',
       'iam:DeleteUser',
       'iam:DeleteUserPolicy',
-      'iam:GetUser',
       'iam:GetUserPolicy',
       'iam:ListAccessKeys',
       'iam:ListUserPolicies',
       'iam:PutUserPolicy',
       'iam:TagUser',
-      'iam:UpdateAccessKey',
     ]);
+    assert.deepEqual(
+      { ...read },
+      {
+        Sid: 'RecogniseTenantStorageUsers',
+        Effect: 'Allow',
+        Action: 'iam:GetUser',
+        Resource: 'arn:aws:iam::*:user/*',
+      },
+    );
+  });
+});
+
+describe('deployerS3Policy', () => {
+  it('the shared bucket and its objects; with bucket mode, the superfasttt-* buckets; nothing else', () => {
+    const prefix = deployerS3Policy('tenant-files', false);
+    assert.deepEqual(
+      prefix.Statement.map((s) => s.Resource),
+      ['arn:aws:s3:::tenant-files', 'arn:aws:s3:::tenant-files/*'],
+    );
+    const both = deployerS3Policy('tenant-files', true);
+    assert.deepEqual(both.Statement.flatMap((s) => [s.Action].flat()).sort(), [
+      's3:CreateBucket',
+      's3:DeleteBucket',
+      's3:DeleteObject',
+      's3:DeleteObject',
+      's3:GetObject',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:ListBucket',
+      's3:PutObject',
+      's3:PutObject',
+    ]);
+    assert.ok(both.Statement.every((s) => s.Effect === 'Allow' && !JSON.stringify(s).includes('ListAllMyBuckets')));
+    assert.deepEqual(deployerS3Policy(undefined, false).Statement, []);
   });
 });
 

@@ -10,6 +10,7 @@
  * - identityName(scope): the IAM user's name, the tenant's identifier (tenant_acme, tenant_<hash>).
  */
 import { StorageError } from '../../errors.js';
+import { BUCKET_PREFIX } from '../tenants.js';
 import type { KeyScope } from './provider.js';
 
 /** The path of every user provision creates: its rights and its refusals are drawn along it. */
@@ -85,10 +86,12 @@ export function tenantPolicy(scope: KeyScope): PolicyDocument {
   };
 }
 
-/** The IAM actions the deployer's key needs, each on the users under /superfasttt/ only. */
+/**
+ * The IAM actions the deployer's key needs on the users under /superfasttt/ only: everything that
+ * creates, changes or deletes.
+ */
 export const DEPLOYER_IAM_ACTIONS = [
   'iam:CreateUser',
-  'iam:GetUser',
   'iam:TagUser',
   'iam:DeleteUser',
   'iam:PutUserPolicy',
@@ -97,11 +100,16 @@ export const DEPLOYER_IAM_ACTIONS = [
   'iam:ListUserPolicies',
   'iam:CreateAccessKey',
   'iam:ListAccessKeys',
-  'iam:UpdateAccessKey',
   'iam:DeleteAccessKey',
 ];
 
-/** The policy to attach to the deployer (besides its S3 rights): managing the tenants' users, nothing else. */
+/**
+ * The policy to attach to the deployer (besides its S3 rights, deployerS3Policy): managing the tenants'
+ * users, nothing else. GetUser is on every user: IAM authorises a GetUser of a user that does not exist
+ * yet against the ARN without path (user/tenant_acme), so a grant limited to /superfasttt/ would answer
+ * AccessDenied where provision needs NoSuchEntity, and a user of that name elsewhere could not be
+ * recognised as someone else's. It reads a user's path, ARN and tags, and changes nothing.
+ */
 export function deployerIamPolicy(): PolicyDocument {
   return {
     Version: '2012-10-17',
@@ -112,6 +120,45 @@ export function deployerIamPolicy(): PolicyDocument {
         Action: DEPLOYER_IAM_ACTIONS,
         Resource: `arn:aws:iam::*:user${IAM_PATH}*`,
       },
+      { Sid: 'RecogniseTenantStorageUsers', Effect: 'Allow', Action: 'iam:GetUser', Resource: 'arn:aws:iam::*:user/*' },
     ],
   };
+}
+
+/**
+ * The S3 rights of the deployer's key: in `sharedBucket` (prefix mode) the tenants' folders, their
+ * proofs of ownership and (deprovision --purge-storage) their deletion; with `bucketMode`, the
+ * tenants' own buckets, all named superfasttt-<name>: created, proven, emptied and deleted. Nothing
+ * else: no ListAllMyBuckets, no other bucket.
+ */
+export function deployerS3Policy(sharedBucket: string | undefined, bucketMode: boolean): PolicyDocument {
+  const statements: PolicyStatement[] = [];
+  if (sharedBucket) {
+    statements.push(
+      { Sid: 'ListSharedBucket', Effect: 'Allow', Action: 's3:ListBucket', Resource: `arn:aws:s3:::${sharedBucket}` },
+      {
+        Sid: 'TenantFoldersOfSharedBucket',
+        Effect: 'Allow',
+        Action: OBJECT_ACTIONS,
+        Resource: `arn:aws:s3:::${sharedBucket}/*`,
+      },
+    );
+  }
+  if (bucketMode) {
+    statements.push(
+      {
+        Sid: 'TenantBuckets',
+        Effect: 'Allow',
+        Action: ['s3:CreateBucket', 's3:DeleteBucket', 's3:ListBucket'],
+        Resource: `arn:aws:s3:::${BUCKET_PREFIX}*`,
+      },
+      {
+        Sid: 'ObjectsOfTenantBuckets',
+        Effect: 'Allow',
+        Action: OBJECT_ACTIONS,
+        Resource: `arn:aws:s3:::${BUCKET_PREFIX}*/*`,
+      },
+    );
+  }
+  return { Version: '2012-10-17', Statement: statements };
 }
