@@ -24,6 +24,9 @@ import { BUNDLE } from '../harness/cli.js';
 import { instanceEnv, verifiedServices } from '../harness/instance.js';
 import { createTenant, startPostgres, type Tenant } from '../harness/postgres.js';
 import { startS3 } from '../harness/s3.js';
+import { startIam } from '../harness/iam.js';
+import { startPolicyS3 } from '../harness/s3-policy.js';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { startSmtp } from '../harness/smtp.js';
 import { tempDir } from '../harness/net.js';
 
@@ -200,6 +203,9 @@ try {
     provisionEnv,
   );
 
+  // Per-tenant storage keys: the same 200 tenants' keys made, rotated, revoked (local IAM and policy-enforcing S3).
+  const keys = await keysRun();
+
   // BENCH_SCALE_TENANTS=0 skips the scale run (minutes), e.g. when only the image's Node is compared.
   const scale = SCALE_TENANTS > 0 ? await scaleRun() : [];
 
@@ -228,6 +234,7 @@ try {
   row('100 fresh tenants one after another: per-tenant p95', quantile(many, 0.95));
   row('provision 200 tenants (one run, --concurrency 4)', provisionFirst.ms, provisionFirst.rssMiB);
   row('provision the same 200 again (nothing to do)', provisionAgain.ms, provisionAgain.rssMiB);
+  for (const [what, m] of keys) row(what, m.ms, m.rssMiB);
   if (scale.length > 0) {
     console.log(
       `\nScale (Node ${NODE_VERSION}, one PostgreSQL 16 with TLS, storage and email off; ${SCALE_TENANTS} tenants):`,
@@ -251,6 +258,75 @@ try {
   );
 } finally {
   await Promise.all([pg.stop(), s3.stop(), smtp.stop()]);
+}
+
+/**
+ * 200 tenants provisioned with storage in a shared bucket, first with the shared keys, then in another
+ * database with per-tenant keys: each key made by the local IAM (test/harness/iam.ts) and proven against
+ * the S3 front that evaluates that IAM's policies on every request (test/harness/s3-policy.ts); then all
+ * rotated, all old keys revoked, and the idempotent re-run (every key of the .env proven again). The test
+ * servers' own cost is in these figures (each S3 request of a tenant's key is a policy evaluation there).
+ */
+async function keysRun(): Promise<Array<[string, Sample]>> {
+  const iam = await startIam();
+  const front = await startPolicyS3(iam);
+  try {
+    const dir = tempDir('sf-bench-keys-');
+    // Roles belong to the cluster: each database has tenants of its own names.
+    const files = Object.fromEntries(
+      ['bench_shared_keys', 'bench_own_keys'].map((database) => {
+        const file = join(dir, `${database}.csv`);
+        writeFileSync(file, ['name', ...Array.from({ length: 200 }, (_, i) => `${database}_${i}`)].join('\n'));
+        return [database, file];
+      }),
+    );
+    const env = (database: string, bucket: string) => ({
+      PROVISION_DATABASE_URL: pg.url('bench_deployer', 'Bench-Deployer-42', { database, sslmode: 'require' }),
+      PROVISION_STORAGE_ACCESS_KEY: iam.admin.accessKeyId,
+      PROVISION_STORAGE_SECRET_KEY: iam.admin.secretAccessKey,
+      PROVISION_STORAGE_ENDPOINT: front.httpEndpoint,
+      PROVISION_STORAGE_REGION: front.region,
+      PROVISION_STORAGE_BUCKET: bucket,
+      PROVISION_STORAGE_IAM_ENDPOINT: iam.url,
+    });
+    const admin = new S3Client({
+      region: front.region,
+      endpoint: front.httpEndpoint,
+      forcePathStyle: true,
+      credentials: iam.admin,
+    });
+    for (const Bucket of ['bench-shared', 'bench-central']) await admin.send(new CreateBucketCommand({ Bucket }));
+    admin.destroy();
+    const out: Array<[string, Sample]> = [];
+    /** Each database has its bucket: the tenants of one are not those of the other (their proofs differ). */
+    const provision = async (what: string, database: string, args: string[]) => {
+      const bucket = database === 'bench_shared_keys' ? 'bench-shared' : 'bench-central';
+      const sample = await measure(
+        [BUNDLE, 'provision', '--tenants', files[database] ?? '', ...args],
+        env(database, bucket),
+      );
+      if (!/0 failed/.test(sample.output)) throw new Error(`${what}:\n${sample.output.slice(-2000)}`);
+      out.push([what, sample]);
+    };
+    for (const database of ['bench_shared_keys', 'bench_own_keys'])
+      await pg.admin.unsafe(`create database ${database} owner bench_deployer`);
+    await provision('provision 200 tenants with storage, shared keys', 'bench_shared_keys', [
+      '--out-dir',
+      join(dir, 'shared'),
+    ]);
+    const own = ['--out-dir', join(dir, 'own'), '--storage-keys', 'per-tenant'];
+    await provision('provision 200 tenants, per-tenant keys (each made and proven)', 'bench_own_keys', own);
+    await provision('provision the same 200 again (every key proven, none made)', 'bench_own_keys', own);
+    await provision('rotate the 200 keys (--rotate-storage-key)', 'bench_own_keys', [...own, '--rotate-storage-key']);
+    await provision('revoke the 200 old keys (--revoke-old-storage-keys)', 'bench_own_keys', [
+      ...own,
+      '--revoke-old-storage-keys',
+    ]);
+    return out;
+  } finally {
+    await front.stop();
+    await iam.stop();
+  }
 }
 
 /**
