@@ -119,6 +119,17 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
         : undefined;
     const oldEnv = envFile && before.roleExists && existsSync(envFile) ? readFileSync(envFile, 'utf8') : undefined;
     const held = oldEnv === undefined ? undefined : envStorageKey(oldEnv);
+    const login = { deployer: config.database, log: run.ctx.log, signal: run.ctx.signal };
+    if (!outcome.password && envFile) {
+      // The role existed and kept its password: an existing .env stays the truth, once proven (before
+      // a key is made for it, so that no key is made for a .env that cannot be kept).
+      const problem = await loginProblem(oldEnv ?? readFileSync(envFile, 'utf8'), spec, login);
+      if (problem)
+        throw new SchemaError(
+          `${envFile} does not boot the tenant: ${problem}`,
+          `run again with --rotate-password to set a new password and rewrite ${envFile}`,
+        );
+    }
     let keyed: KeyOutcome | undefined;
     if (run.keys && scope) {
       const deliver = outcome.password !== undefined || envFile !== undefined;
@@ -138,16 +149,8 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
       storageNote += '; its storage keys come from the tenants file (no identity made)';
     }
 
-    const login = { deployer: config.database, log: run.ctx.log, signal: run.ctx.signal };
     if (!outcome.password) {
-      // The role existed and kept its password: an existing .env stays the truth, once proven.
       if (!envFile) return { ...base, status, message: `role and schema in place${storageNote}` };
-      const problem = await loginProblem(oldEnv ?? readFileSync(envFile, 'utf8'), spec, login);
-      if (problem)
-        throw new SchemaError(
-          `${envFile} does not boot the tenant: ${problem}`,
-          `run again with --rotate-password to set a new password and rewrite ${envFile}`,
-        );
       if (keyed?.changed && keyed.key && storage) {
         // Only its storage variables change; the password and everything else are kept.
         writeEnvFile(envFile, withStorageKey(oldEnv ?? '', storage.target, storage.layout, spec, keyed.key), true);
