@@ -18,10 +18,9 @@
  * find a key's secret, status and the inline policies of its user.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
-import { selfSignedCert } from './net.js';
+import { listenHttpAndHttps } from './net.js';
 import { readBody, verifySigV4 } from './sigv4.js';
 
 export interface AwsKey {
@@ -472,19 +471,13 @@ export async function startIam(options: StartIamOptions = {}): Promise<IamServer
     });
   };
 
-  const cert = selfSignedCert();
-  const plain = http.createServer(onRequest);
-  const tls = https.createServer({ key: cert.key, cert: cert.cert }, onRequest);
-  await Promise.all(
-    [plain, tls].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))),
-  );
-  const portOf = (server: http.Server) => (server.address() as { port: number }).port;
+  const server = await listenHttpAndHttps(onRequest);
   let stopped = false;
   return {
-    url: `http://127.0.0.1:${portOf(plain)}`,
-    httpsUrl: `https://127.0.0.1:${portOf(tls)}`,
-    caFile: cert.caFile,
-    port: portOf(plain),
+    url: server.httpUrl,
+    httpsUrl: server.httpsUrl,
+    caFile: server.caFile,
+    port: server.port,
     region,
     accountId,
     admin,
@@ -495,8 +488,7 @@ export async function startIam(options: StartIamOptions = {}): Promise<IamServer
     async stop() {
       if (stopped) return;
       stopped = true;
-      for (const server of [plain, tls]) server.closeAllConnections();
-      await Promise.all([plain, tls].map((server) => new Promise((resolve) => server.close(resolve))));
+      await server.close();
     },
   };
 }

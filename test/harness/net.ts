@@ -4,6 +4,8 @@
  * (NODE_EXTRA_CA_CERTS for the program under test). 127.0.0.2 is deliberately not in it, to test name checks.
  */
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -189,4 +191,36 @@ export function issueCert(ca: TestCa, subjectAltName: string): IssuedCert {
     { stdio: 'ignore' },
   );
   return { cert: readFileSync(`${base}.crt`, 'utf8'), key: readFileSync(`${base}.key`, 'utf8'), caFile: ca.certFile };
+}
+
+/** One request handler served on loopback over HTTP and HTTPS (the harness's self-signed certificate). */
+export interface DualServer {
+  httpUrl: string;
+  httpsUrl: string;
+  /** The HTTP port. */
+  port: number;
+  caFile: string;
+  /** Drops every connection and stops listening. */
+  close(): Promise<void>;
+}
+
+export async function listenHttpAndHttps(
+  onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): Promise<DualServer> {
+  const cert = selfSignedCert();
+  const plain = http.createServer(onRequest);
+  const tls = https.createServer({ key: cert.key, cert: cert.cert }, onRequest);
+  const servers = [plain, tls];
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))));
+  const portOf = (server: http.Server) => (server.address() as { port: number }).port;
+  return {
+    httpUrl: `http://127.0.0.1:${portOf(plain)}`,
+    httpsUrl: `https://127.0.0.1:${portOf(tls)}`,
+    port: portOf(plain),
+    caFile: cert.caFile,
+    async close() {
+      for (const server of servers) server.closeAllConnections();
+      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+    },
+  };
 }

@@ -29,14 +29,13 @@
  */
 import { createRequire } from 'node:module';
 import http from 'node:http';
-import https from 'node:https';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import S3rver from 's3rver';
 import { type IamServer, policiesAllow, xml } from './iam.js';
-import { freePort, selfSignedCert } from './net.js';
+import { freePort, listenHttpAndHttps } from './net.js';
 import { claimedKey, readBody, verifySigV4 } from './sigv4.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -224,26 +223,19 @@ export async function startPolicyS3(iam: IamServer): Promise<PolicyS3Server> {
     });
   };
 
-  const cert = selfSignedCert();
-  const plain = http.createServer(onRequest);
-  const tls = https.createServer({ key: cert.key, cert: cert.cert }, onRequest);
-  await Promise.all(
-    [plain, tls].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))),
-  );
-  const portOf = (server: http.Server) => (server.address() as { port: number }).port;
+  const server = await listenHttpAndHttps(onRequest);
   let stopped = false;
   return {
-    httpEndpoint: `http://127.0.0.1:${portOf(plain)}`,
-    httpsEndpoint: `https://127.0.0.1:${portOf(tls)}`,
-    caFile: cert.caFile,
+    httpEndpoint: server.httpUrl,
+    httpsEndpoint: server.httpsUrl,
+    caFile: server.caFile,
     region: iam.region,
     iam,
     requests,
     async stop() {
       if (stopped) return;
       stopped = true;
-      for (const server of [plain, tls]) server.closeAllConnections();
-      await Promise.all([plain, tls].map((server) => new Promise((resolve) => server.close(resolve))));
+      await server.close();
       await backend.close();
       rmSync(dir, { recursive: true, force: true });
     },

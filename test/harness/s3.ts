@@ -6,7 +6,6 @@
  */
 import { createRequire } from 'node:module';
 import http from 'node:http';
-import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +13,7 @@ import { join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import S3rver from 's3rver';
-import { freePort, selfSignedCert } from './net.js';
+import { freePort, listenHttpAndHttps } from './net.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -238,14 +237,8 @@ export async function startS3(): Promise<S3Server> {
     handler(req, res).catch(() => s3Error(res, req.method ?? 'GET', 500, 'InternalError', 'front error'));
   };
 
-  const cert = selfSignedCert();
-  const plain = http.createServer(onRequest);
-  const tls = https.createServer({ key: cert.key, cert: cert.cert }, onRequest);
-  await Promise.all(
-    [plain, tls].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))),
-  );
-  const portOf = (server: http.Server) => (server.address() as { port: number }).port;
-  const httpEndpoint = `http://127.0.0.1:${portOf(plain)}`;
+  const server = await listenHttpAndHttps(onRequest);
+  const httpEndpoint = server.httpUrl;
 
   const { S3Client, CreateBucketCommand, PutObjectCommand, ListObjectsV2Command, GetObjectCommand } = await import(
     '@aws-sdk/client-s3'
@@ -262,8 +255,8 @@ export async function startS3(): Promise<S3Server> {
   let stopped = false;
   return {
     httpEndpoint,
-    httpsEndpoint: `https://127.0.0.1:${portOf(tls)}`,
-    caFile: cert.caFile,
+    httpsEndpoint: server.httpsUrl,
+    caFile: server.caFile,
     region: REGION,
     admin,
     prefixKey: (bucket, prefix) => addKey({ kind: 'prefix', bucket, prefix }),
@@ -296,8 +289,7 @@ export async function startS3(): Promise<S3Server> {
       skewMs = 0;
       client.destroy();
       for (const res of hanging) res.destroy();
-      for (const server of [plain, tls]) server.closeAllConnections();
-      await Promise.all([plain, tls].map((server) => new Promise((resolve) => server.close(resolve))));
+      await server.close();
       await backend.close();
       rmSync(dir, { recursive: true, force: true });
     },
