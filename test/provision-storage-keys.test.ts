@@ -475,6 +475,12 @@ describe('per-tenant keys: refused before anything is created', () => {
       { PROVISION_STORAGE_IAM_ENDPOINT: undefined },
       /PROVISION_STORAGE_ENDPOINT \(http:\/\/127\.0\.0\.1:\d+\) is not AWS.*PROVISION_STORAGE_KEY_COMMAND/s,
     ],
+    [
+      'a deployer without a storage account',
+      ['--storage-keys', 'per-tenant'],
+      { PROVISION_STORAGE_ACCESS_KEY: undefined, PROVISION_STORAGE_SECRET_KEY: undefined },
+      /per-tenant storage keys .*the deployer has no storage account/,
+    ],
     ['rotation without per-tenant keys', ['--rotate-storage-key'], {}, /--rotate-storage-key needs per-tenant keys/],
     [
       'rotation and revocation together',
