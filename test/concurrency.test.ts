@@ -128,6 +128,48 @@ describe('the bootstrap lock', () => {
     }
   });
 
+  it('a complete instance is confirmed without the lock: a stuck holder does not make it wait', async () => {
+    const tenant = await createTenant(pg);
+    assertExit(await runCli(instanceEnv(tenant)), 0);
+    const lock = await holdBootstrapLock(tenant);
+    try {
+      const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '30' }));
+      assertExit(r, 0, /is bootstrapped and up to date .*: nothing to do, confirmed without the lock/);
+      assert.doesNotMatch(r.output, /waiting up to|acquired the bootstrap lock/);
+    } finally {
+      await lock.release();
+    }
+    await assertComplete(tenant);
+  });
+
+  it('runs waiting for a bootstrap that completes the instance are released together, none locks', async () => {
+    const tenant = await createTenant(pg);
+    assertExit(await runCli(instanceEnv(tenant)), 0);
+    // Something left to do (a setting differs), while "another bootstrap" (the test) holds the lock.
+    const settings = `${tenant.schema}.instance_settings`;
+    const [apis] = await pg.admin<{ value: unknown }[]>`select value from ${pg.admin(tenant.schema)}.instance_settings
+      where key = 'apis'`;
+    await pg.admin.unsafe(`update ${settings} set value = '{"changed": true}' where key = 'apis'`);
+    const lock = await holdBootstrapLock(tenant);
+    const runs = Array.from({ length: 5 }, () => spawnCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '30' })));
+    // Every run waits in SHARE mode behind the holder.
+    for (let waiting = 0; waiting < 5; await sleep(50)) {
+      const [row] = await pg.admin<{ n: number }[]>`select count(*)::int as n from pg_locks
+        where not granted and mode = 'ShareLock' and relation = ${`${tenant.schema}.superfasttt_lock`}::regclass`;
+      waiting = row?.n ?? 0;
+    }
+    // The holder completes the instance, then ends.
+    const restored = pg.admin.json(apis!.value as never);
+    await pg.admin`update ${pg.admin(tenant.schema)}.instance_settings set value = ${restored} where key = 'apis'`;
+    await lock.release();
+    for (const { result } of runs) {
+      const r = await result;
+      assertExit(r, 0, /another bootstrap finished it after waiting \d+ ms, confirmed without the lock/);
+      assert.doesNotMatch(r.output, /acquired the bootstrap lock|settings recorded/);
+    }
+    await assertComplete(tenant);
+  });
+
   it('does not block another schema', async () => {
     const [a, b] = [await createTenant(pg), await createTenant(pg)];
     const lock = await holdBootstrapLock(a);

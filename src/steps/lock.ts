@@ -17,6 +17,7 @@ import { errorCode, type Sql } from '../db/connect.js';
 import { sleep } from '../sleep.js';
 import { isLockTimeout, lockHolders, lockTimeoutError } from '../db/locks.js';
 import { assertSchemaIsOurs, ourObjects } from './schema-owner.js';
+import { completeAlready } from './completion.js';
 import { type TenantSession, schemaStep } from './schema.js';
 import { defineStep, done, type StepContext, throwIfAborted } from './step.js';
 import { BOOTSTRAP_LOCK_TABLE } from '../db/tables.js';
@@ -31,13 +32,19 @@ export const lockStep = defineStep({
   },
   async apply(ctx, { db }) {
     await assertPrimary(ctx, db);
+    // A complete instance (any restart of any replica) is confirmed read-only: no lock, no queue.
+    // The later steps then find nothing to write.
+    const complete = await completeAlready(ctx, db);
+    if (complete) return done(`${complete}: nothing to do, confirmed without the lock`, db);
     await createLockTable(db.sql, db.schema);
     const started = Date.now();
-    const waited = await takeLock(ctx, db);
+    const outcome = await takeLock(ctx, db);
+    const after = outcome === 'took' ? '' : ` after waiting ${Date.now() - started} ms`;
+    if (typeof outcome === 'object')
+      return done(`${outcome.confirmed}: another bootstrap finished it${after}, confirmed without the lock`, db);
     // Checked again under the lock: a role with CREATE on the schema could have added something
     // between the schema step and now, and migrations and the super admin come next.
     await assertSchemaIsOurs(db.sql, db.schema, ourObjects(migrations));
-    const after = waited ? ` after waiting ${Date.now() - started} ms` : '';
     return done(`acquired the bootstrap lock of schema ${db.schema}${after}`, db);
   },
 });
@@ -100,11 +107,15 @@ async function createLockTable(sql: Sql, schema: string): Promise<void> {
 }
 
 /**
- * Takes the lock in a transaction of its own session and keeps it open; true when it had to wait.
+ * Takes the lock in a transaction of its own session and keeps it open: 'took' at once, 'waited'
+ * for another bootstrap first. While another holds it, this run waits in SHARE mode (which every
+ * waiter is granted at the same moment, when the holder ends) and then looks again: if that other
+ * run completed the instance, there is nothing left to do (`confirmed`, the lock released), so the
+ * waiters of a first bootstrap do not each take the lock in turn. Otherwise it queues for the lock.
  * Plain BEGIN/COMMIT on a one-connection session rather than sql.begin(): when the server goes away
  * mid-wait, sql.begin() queues a ROLLBACK on the dead socket, which the driver then writes to null.
  */
-async function takeLock(ctx: StepContext, db: TenantSession): Promise<boolean> {
+async function takeLock(ctx: StepContext, db: TenantSession): Promise<'took' | 'waited' | { confirmed: string }> {
   const { schema } = db;
   const { lockTimeoutSec, vars } = ctx.config.database;
   const session = await db.anotherSession();
@@ -119,17 +130,16 @@ async function takeLock(ctx: StepContext, db: TenantSession): Promise<boolean> {
       void session.end({ timeout: 0 });
     },
   });
-  const lock = (wait: boolean) =>
-    session`lock table ${session(schema)}.${session(BOOTSTRAP_LOCK_TABLE)}
-            in exclusive mode ${wait ? session`` : session`nowait`}`;
-  let waited = false;
+  const table = session`${session(schema)}.${session(BOOTSTRAP_LOCK_TABLE)}`;
+  const lock = (wait: boolean) => session`lock table ${table} in exclusive mode ${wait ? session`` : session`nowait`}`;
+  let outcome: 'took' | 'waited' | { confirmed: string } = 'took';
   try {
     await session`begin`;
     try {
       await lock(false);
     } catch (error) {
       if (!isLockTimeout(error)) throw error;
-      waited = true;
+      outcome = 'waited';
       await session`rollback`;
       const [holder] = await lockHolders(session, schema, { relation: BOOTSTRAP_LOCK_TABLE });
       ctx.log.info(
@@ -137,8 +147,16 @@ async function takeLock(ctx: StepContext, db: TenantSession): Promise<boolean> {
           `(${holder ?? 'holder not visible'}); waiting up to ${lockTimeoutSec} s`,
         { step: 'lock' },
       );
+      // Until the holder ends (bounded by the session's lock_timeout); then released at once.
       await session`begin`;
-      await lock(true); // bounded by the session's lock_timeout
+      await session`lock table ${table} in share mode`;
+      await session`rollback`;
+      const confirmed = await completeAlready(ctx, db);
+      if (confirmed) outcome = { confirmed };
+      else {
+        await session`begin`;
+        await lock(true); // bounded by the session's lock_timeout
+      }
     }
   } catch (error) {
     forget();
@@ -146,5 +164,9 @@ async function takeLock(ctx: StepContext, db: TenantSession): Promise<boolean> {
     if (!isLockTimeout(error)) throw error;
     throw await lockTimeoutError(db.sql, [schema], OTHER_BOOTSTRAP, vars.lockTimeout, lockTimeoutSec, error);
   }
-  return waited;
+  if (typeof outcome === 'object') {
+    forget();
+    await session.end({ timeout: 1 });
+  }
+  return outcome;
 }
