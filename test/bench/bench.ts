@@ -175,6 +175,24 @@ try {
     const samples = await Promise.all(Array.from({ length: 20 }, () => measure([BUNDLE], verified(tenant))));
     concurrent.push(Math.max(...samples.map((x) => x.ms)));
   }
+  // Replicas: 50 copies at once, on 50 fresh schemas (no lock to share: what 50 processes cost this machine),
+  // on one fresh schema (one migrates, the others wait and confirm), on one complete instance (no lock taken).
+  const slowestOf = async (envs: Array<Record<string, string | undefined>>) => {
+    const samples = await Promise.all(envs.map((e) => measure([BUNDLE], { ...e, DATABASE_LOCK_TIMEOUT: '600' })));
+    return Math.max(...samples.map((x) => x.ms));
+  };
+  const fiftyApart: number[] = [];
+  const fiftyFresh: number[] = [];
+  const fiftyComplete: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    fiftyApart.push(
+      await slowestOf(await Promise.all(Array.from({ length: 50 }, async () => verified(await createTenant(pg))))),
+    );
+    const one = verified(await createTenant(pg));
+    fiftyFresh.push(await slowestOf(Array(50).fill(one)));
+    fiftyComplete.push(await slowestOf(Array(50).fill(one)));
+  }
+
   // Many tenants: 100 fresh tenants bootstrapped one after another.
   const many: number[] = [];
   const manyTenants = await tenants(100);
@@ -230,6 +248,9 @@ try {
   const byName = Object.fromEntries(rows);
   const added = (a: string, b: string) => fmt(byName[a]!.ms - byName[b]!.ms);
   row('20 concurrent bootstraps of one fresh schema: slowest run (median of 3)', median(concurrent));
+  row('50 copies at once on 50 fresh schemas: slowest run (median of 3)', median(fiftyApart));
+  row('50 copies at once on one fresh schema: slowest run (median of 3)', median(fiftyFresh));
+  row('50 copies at once on one complete instance: slowest run (median of 3)', median(fiftyComplete));
   row('100 fresh tenants one after another: per-tenant median', median(many));
   row('100 fresh tenants one after another: per-tenant p95', quantile(many, 0.95));
   row('provision 200 tenants (one run, --concurrency 4)', provisionFirst.ms, provisionFirst.rssMiB);
