@@ -3,21 +3,43 @@
  * its fix and exit code) or skip (with the check it needed). The command prints it as a table
  * (check-table.ts) or as JSON.
  * Exit code: 0 when every check passes (pending migrations or a missing admin are not failures:
- * they are what the bootstrap is for), otherwise the code of the first failing check.
+ * they are what the bootstrap is for), otherwise the code of the first failing check. A warning
+ * (drift: the schema differs from what its migrations produce) never changes it: the bootstrap does
+ * not fail on drift, and check predicts the bootstrap's exit code.
  */
 import type { CommandInput } from '../commands/input.js';
 import { loadConfig, secretSources } from '../config/load.js';
 import { BootstrapError, ConfigError } from '../errors.js';
+import { DRIFT_FIX, type DriftInspection, type DriftItem, driftStep } from '../steps/drift.js';
+import { migrationsStep } from '../steps/migrations.js';
 import { BOOTSTRAP_STEPS } from '../steps/pipeline.js';
-import { Resources, runSteps, type StepContext, type StepResult } from '../steps/step.js';
+import { type AnyStep, Resources, runSteps, type StepContext, type StepResult } from '../steps/step.js';
+
+export type { DriftItem, DriftObject } from '../steps/drift.js';
+export { describeDrift } from '../steps/drift.js';
 
 export interface CheckResult {
   name: string;
-  status: 'pass' | 'fail' | 'skip';
+  /** warn: a finding that does not fail the check (drift); exit_code stays null. */
+  status: 'pass' | 'fail' | 'skip' | 'warn';
   message: string;
   fix: string | null;
   exit_code: number | null;
   duration_ms: number;
+  /**
+   * On the `drift` line, once compared: every difference (the message lists the first few), empty when the
+   * schema matches. Absent otherwise.
+   */
+  drift?: DriftItem[];
+}
+
+/** The name of check's drift line (after `migrations`). */
+export const DRIFT_CHECK = 'drift';
+
+/** check's steps: the bootstrap's, with the drift line right after migrations. */
+function checkSteps(drift: AnyStep): AnyStep[] {
+  const at = BOOTSTRAP_STEPS.indexOf(migrationsStep) + 1;
+  return [...BOOTSTRAP_STEPS.slice(0, at), drift, ...BOOTSTRAP_STEPS.slice(at)];
 }
 
 export interface CheckReport {
@@ -43,15 +65,25 @@ export async function runChecks(
     configCheck = passed('config', `configuration valid for schema ${config.schema}`, started);
     const resources = new Resources();
     const ctx: StepContext = { config, log, signal, version, write: opts.write, resources };
+    let inspection: DriftInspection | undefined;
+    const drift = driftStep(migrationsStep, (found) => {
+      inspection = found;
+    });
     try {
-      steps = (await runSteps(BOOTSTRAP_STEPS, ctx, 'inspect')).map(checkResult);
+      steps = (await runSteps(checkSteps(drift), ctx, 'inspect')).map((result) =>
+        result.step === drift ? driftResult(result, inspection) : checkResult(result),
+      );
     } finally {
       await resources.closeAll();
     }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     configCheck = failed('config', error, started, error.problems);
-    steps = BOOTSTRAP_STEPS.map((step) => ({ ...SKIPPED, name: step.name, message: 'skipped: config did not pass' }));
+    steps = checkSteps(driftStep(migrationsStep, () => {})).map((step) => ({
+      ...SKIPPED,
+      name: step.name,
+      message: 'skipped: config did not pass',
+    }));
   }
   const checks = [configCheck, ...steps];
   const firstFailure = checks.find((c) => c.status === 'fail');
@@ -90,6 +122,29 @@ function checkResult(result: StepResult): CheckResult {
     exit_code: exitCode,
     duration_ms: Math.round(durationMs),
   };
+}
+
+/**
+ * The drift line: pass when the schema matches, warn with the differences otherwise; a failure to
+ * compare is a warning too (never a failure: drift does not change the exit code).
+ */
+function driftResult(result: StepResult, inspection: DriftInspection | undefined): CheckResult {
+  const { step, status, summary, durationMs } = result;
+  const base = { name: step.name, fix: null, exit_code: null, duration_ms: Math.round(durationMs) };
+  if (status === 'skip') return { ...SKIPPED, name: step.name, message: summary };
+  if (status === 'fail' || !inspection)
+    return { ...base, status: 'warn', message: `could not compare the schema with its migrations: ${summary}` };
+  if (inspection.kind === 'unknown')
+    return {
+      ...base,
+      status: 'warn',
+      message: summary,
+      fix: 'this build lacks the reference of its own migrations: regenerate it (npm run catalog) and rebuild',
+    };
+  if (inspection.kind === 'none') return { ...base, status: 'pass', message: summary };
+  const { items } = inspection;
+  if (items.length === 0) return { ...base, status: 'pass', message: summary, drift: [] };
+  return { ...base, status: 'warn', message: summary, fix: DRIFT_FIX, drift: items };
 }
 
 function passed(name: string, message: string, started: number): CheckResult {

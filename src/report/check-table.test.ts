@@ -62,4 +62,20 @@ describe('renderTable', () => {
     assert.match(renderTable(passed), /Result: all checks passed \(exit 0\)$/);
     assert.match(renderTable(passed), /SKIP_SETUP=unset: the bootstrap changes nothing, the setup wizard stays/);
   });
+
+  it('a warning (drift) is marked WARN with its fix, and named in the result; the exit code stays', () => {
+    const drift = {
+      name: 'drift',
+      status: 'warn',
+      message: 'schema differs from migrations 0001_initial in 1 place(s): extra column users.nickname',
+      fix: 'restore it',
+      exit_code: null,
+      duration_ms: 12,
+    } as const;
+    const warned = report({ ok: true, exit_code: 0, checks: [report().checks[0]!, drift], skip_setup: null });
+    const lines = renderTable(warned).split('\n');
+    assert.match(lines[4] ?? '', /^WARN {3}drift\s+12 ms {2}schema differs from migrations 0001_initial/);
+    assert.match(lines[5] ?? '', /^\s+fix: restore it$/);
+    assert.match(renderTable(warned), /Result: all checks passed \(exit 0\); 1 warning\(s\): drift$/);
+  });
 });

@@ -2,7 +2,7 @@
 import { formatDuration, visible } from '../log.js';
 import type { CheckReport } from './check-report.js';
 
-const MARK = { pass: 'ok', fail: 'FAIL', skip: 'skip' } as const;
+const MARK = { pass: 'ok', fail: 'FAIL', skip: 'skip', warn: 'WARN' } as const;
 
 export function renderTable(report: CheckReport): string {
   const skip =
@@ -22,8 +22,12 @@ export function renderTable(report: CheckReport): string {
   );
   lines.push('', `Secrets: ${secrets.join(', ')}`);
   const failures = report.checks.filter((c) => c.status === 'fail').length;
+  const warnings = report.checks.filter((c) => c.status === 'warn').map((c) => c.name);
+  const warned = warnings.length > 0 ? `; ${warnings.length} warning(s): ${warnings.join(', ')}` : '';
   lines.push(
-    report.ok ? 'Result: all checks passed (exit 0)' : `Result: ${failures} check(s) failed (exit ${report.exit_code})`,
+    (report.ok
+      ? 'Result: all checks passed (exit 0)'
+      : `Result: ${failures} check(s) failed (exit ${report.exit_code})`) + warned,
   );
   return lines.join('\n');
 }
