@@ -55,7 +55,7 @@ export interface TableCatalog {
   /** In column order. */
   columns: ColumnCatalog[];
   constraints: ConstraintCatalog[];
-  /** Indexes that no primary key, unique or exclusion constraint owns (those are constraints). */
+  /** Every index, those of primary key, unique and exclusion constraints too. */
   indexes: IndexCatalog[];
   triggers: TriggerCatalog[];
 }
@@ -137,9 +137,7 @@ export async function readCatalog(sql: Sql | TransactionSql, schema: string, sco
   const indexes = await sql<(IndexCatalog & { table: string })[]>`
     select c.relname as table, i.relname as name, pg_get_indexdef(i.oid) as definition
     from pg_index x join pg_class c on c.oid = x.indrelid join pg_class i on i.oid = x.indexrelid
-    where x.indrelid in ${inTables}
-      and not exists (select from pg_constraint k where k.conindid = x.indexrelid and k.conrelid = x.indrelid
-                        and k.contype in ('p', 'u', 'x'))`;
+    where x.indrelid in ${inTables}`;
   const triggers = await sql<(TriggerCatalog & { table: string })[]>`
     select c.relname as table, tg.tgname as name, pg_get_triggerdef(tg.oid) as definition,
            tg.tgenabled::text as enabled,
@@ -147,11 +145,12 @@ export async function readCatalog(sql: Sql | TransactionSql, schema: string, sco
            p.prosrc as function_body
     from pg_trigger tg join pg_class c on c.oid = tg.tgrelid join pg_proc p on p.oid = tg.tgfoid
     where tg.tgrelid in ${inTables} and not tg.tgisinternal`;
-  const fns = await sql<FunctionCatalog[]>`
+  // config as JSON text: the program's sessions may not parse arrays (no type fetching).
+  const fns = await sql<(Omit<FunctionCatalog, 'config'> & { config: string })[]>`
     select p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as name,
            coalesce(pg_get_function_result(p.oid), '') as result, l.lanname as language, p.prokind::text as kind,
            p.provolatile::text as volatility, p.prosecdef as security_definer,
-           coalesce(p.proconfig, '{}'::text[]) as config, p.prosrc as body
+           coalesce(array_to_json(p.proconfig)::text, '[]') as config, p.prosrc as body
     from pg_proc p join pg_language l on l.oid = p.prolang
     where p.pronamespace = ${nsOid}::int8::oid
       and (${functions}::text is null
@@ -180,7 +179,12 @@ export async function readCatalog(sql: Sql | TransactionSql, schema: string, sco
       }))
       .sort(byName),
     functions: fns
-      .map((f) => ({ ...f, name: strip(f.name), result: strip(f.result), config: [...f.config].sort() }))
+      .map((f) => ({
+        ...f,
+        name: strip(f.name),
+        result: strip(f.result),
+        config: (JSON.parse(f.config) as string[]).sort(),
+      }))
       .sort(byName),
   };
 }
