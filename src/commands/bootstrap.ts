@@ -9,13 +9,22 @@ import { BOOTSTRAP_STEPS } from '../steps/pipeline.js';
 import { Resources, runSteps, type StepContext, type StepResult, throwIfAborted } from '../steps/step.js';
 import type { CommandInput } from './input.js';
 
-export async function bootstrap({ env: raw, log, signal, version }: CommandInput): Promise<number> {
+export async function bootstrap(input: CommandInput): Promise<number> {
+  await runBootstrap(input);
+  return 0;
+}
+
+/**
+ * The bootstrap of one instance from `input.env`: what changed (empty: nothing was left to do), or
+ * undefined when SKIP_SETUP leaves the wizard. Throws the first failure (a BootstrapError).
+ */
+export async function runBootstrap({ env: raw, log, signal, version }: CommandInput): Promise<string[] | undefined> {
   const started = performance.now();
   const skip = raw.SKIP_SETUP ?? '';
   if (skip === '' || skip === 'false') {
     const value = skip === '' ? 'not set' : 'false';
     log.info(`SKIP_SETUP is ${value}: the setup wizard stays enabled; nothing was changed`, { step: 'setup' });
-    return 0;
+    return undefined;
   }
   if (skip !== 'true') {
     throw new ConfigError(
@@ -65,5 +74,5 @@ export async function bootstrap({ env: raw, log, signal, version }: CommandInput
     step: 'summary',
     durationMs: took,
   });
-  return 0;
+  return changes;
 }

@@ -13,7 +13,7 @@ import { BootstrapError, ConfigError } from '../errors.js';
 import { DRIFT_FIX, type DriftInspection, type DriftItem, driftStep } from '../steps/drift.js';
 import { migrationsStep } from '../steps/migrations.js';
 import { BOOTSTRAP_STEPS } from '../steps/pipeline.js';
-import { type AnyStep, Resources, runSteps, type StepContext, type StepResult } from '../steps/step.js';
+import { type AnyStep, type Facts, Resources, runSteps, type StepContext, type StepResult } from '../steps/step.js';
 
 export type { DriftItem, DriftObject } from '../steps/drift.js';
 export { describeDrift } from '../steps/drift.js';
@@ -31,6 +31,8 @@ export interface CheckResult {
    * schema matches. Absent otherwise.
    */
   drift?: DriftItem[];
+  /** What a passing step found, as data: migrations applied, pending; superadmin admin_present, setup_completed. */
+  facts?: Facts;
 }
 
 /** The name of check's drift line (after `migrations`). */
@@ -111,6 +113,7 @@ function checkResult(result: StepResult): CheckResult {
       fix: null,
       exit_code: null,
       duration_ms: Math.round(durationMs),
+      ...(result.facts && { facts: result.facts }),
     };
   if (!(result.error instanceof BootstrapError)) throw result.error;
   const { message, fix, exitCode } = result.error;

@@ -40,7 +40,10 @@ export const migrationsStep = defineStep({
         ? `up to date: ${applied.length} applied, none pending`
         : `${applied.length} applied, ${pending.length} pending ` +
           `(${pending.map((m) => m.name).join(', ')}): the bootstrap applies them`;
-    return done(summary, { ...db, pendingMigrations: pending.length });
+    return done(summary, { ...db, pendingMigrations: pending.length }, undefined, {
+      applied: applied.length,
+      pending: pending.length,
+    });
   },
   async apply(ctx, { db }): Promise<Done<MigratedSession>> {
     const { sql } = db;

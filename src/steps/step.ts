@@ -32,7 +32,12 @@ export interface Done<Out> {
   summary: string;
   /** Changes made (apply), for the run's summary line. */
   changes?: readonly string[];
+  /** What inspect found, as data (check's JSON, the fleet's columns): e.g. migrations applied and pending. */
+  facts?: Facts;
 }
+
+/** A step's findings as data. */
+export type Facts = Readonly<Record<string, number | boolean>>;
 
 export interface AnyStep {
   readonly name: string;
@@ -72,8 +77,8 @@ export function defineStep<Needs extends StepNeeds, Out>(step: Step<Needs, Out>)
   return step;
 }
 
-export function done<Out>(summary: string, output: Out, changes?: readonly string[]): Done<Out> {
-  return { output, summary, ...(changes && { changes }) };
+export function done<Out>(summary: string, output: Out, changes?: readonly string[], facts?: Facts): Done<Out> {
+  return { output, summary, ...(changes && { changes }), ...(facts && { facts }) };
 }
 
 // ---- resources ---------------------------------------------------------------------------------
@@ -119,6 +124,8 @@ export interface StepResult {
   /** fail: what went wrong (a BootstrapError, or a bug). */
   error?: unknown;
   changes: readonly string[];
+  /** pass: what the step reported as data, if anything. */
+  facts?: Facts;
   durationMs: number;
 }
 
@@ -174,7 +181,11 @@ export async function runSteps(
       const result = await (mode === 'apply' ? step.apply : step.inspect).call(step, ctx, input as never);
       const durationMs = performance.now() - started;
       const changes = result.changes ?? [];
-      return { result: { step, status: 'pass', summary: result.summary, changes, durationMs }, output: result.output };
+      const facts = result.facts && { facts: result.facts };
+      return {
+        result: { step, status: 'pass', summary: result.summary, changes, ...facts, durationMs },
+        output: result.output,
+      };
     } catch (error) {
       if (ctx.signal.aborted) return failed(interruption(ctx.signal));
       const settled = failed(await classifyFailure(error, step, ctx, sessionIn(input)));

@@ -23,7 +23,7 @@ import { SuperAdminError } from '../errors.js';
 import { hashPassword, verifyPassword } from '../password.js';
 import { emailStep } from './email.js';
 import { type MigratedSession, migrationsStep } from './migrations.js';
-import { defineStep, done, type StepContext } from './step.js';
+import { defineStep, done, type Facts, type StepContext } from './step.js';
 import { storageStep } from './storage.js';
 
 export const superAdminStep = defineStep({
@@ -40,7 +40,7 @@ export const superAdminStep = defineStep({
     // Rehearsed only on the tables the bootstrap would write (no migration pending), and not with
     // --no-write (check then writes nothing at all).
     if (found.ready && db.pendingMigrations === 0 && ctx.write) await rehearse(ctx, db);
-    return done(found.summary, undefined);
+    return done(found.summary, undefined, undefined, found.facts);
   },
   async apply(ctx, { db }) {
     const email = ctx.config.admin.email;
@@ -139,12 +139,13 @@ async function rehearse(ctx: StepContext, db: MigratedSession): Promise<void> {
 }
 
 /** check: what the bootstrap would find, without changing it. */
-async function report(ctx: StepContext, db: Db): Promise<{ ready: boolean; summary: string }> {
+async function report(ctx: StepContext, db: Db): Promise<{ ready: boolean; summary: string; facts: Facts }> {
   const email = ctx.config.admin.email;
   if (!(await tablesExist(db, ['users', 'setup_state']))) {
     return {
       ready: false,
       summary: `super admin ${email} missing, setup not completed (tables not created yet: the bootstrap creates them)`,
+      facts: { admin_present: false, setup_completed: false },
     };
   }
   const user = await findUserByEmail(db, email);
@@ -157,5 +158,6 @@ async function report(ctx: StepContext, db: Db): Promise<{ ready: boolean; summa
   const marker = state?.completed
     ? `setup completed by ${state.completed_by} at ${state.completed_at?.toISOString()}`
     : 'setup not completed (the setup wizard is still enabled)';
-  return { ready: true, summary: `${admin}; ${marker}` };
+  const facts = { admin_present: user?.role === 'super_admin', setup_completed: state?.completed === true };
+  return { ready: true, summary: `${admin}; ${marker}`, facts };
 }
