@@ -3,11 +3,14 @@
 // code (the bootstrap does not fail on drift). The reference file must be what the migrations produce, on
 // every supported PostgreSQL major that the catalog is read the same way on.
 import assert from 'node:assert/strict';
+import { cpSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { CATALOG_FILE, catalogEntries, committedCatalog } from '../build/catalog.js';
-import { assertExit, runCli, type RunResult } from './harness/cli.js';
+import { assertExit, BUNDLE, runCli, type RunResult } from './harness/cli.js';
 import { instanceEnv } from './harness/instance.js';
+import { tempDir } from './harness/net.js';
 import { createTenant, startPostgres, type PgServer, type Tenant } from './harness/postgres.js';
 
 let pg: PgServer;
@@ -67,7 +70,14 @@ describe('check reports drift, exit code unchanged', () => {
     assert.equal(line.status, 'pass');
     assert.equal(line.message, 'schema matches migrations 0001_initial');
     assert.deepEqual(line.drift, []);
-    const table = await runCli(instanceEnv(await instance()), { args: ['check'] });
+    // dist/ alone, away from the repository (the image ships only dist/): the reference is in the bundle.
+    const alone = tempDir('sf-drift-dist-');
+    cpSync(dirname(BUNDLE), alone, { recursive: true });
+    const table = await runCli(instanceEnv(await instance()), {
+      args: ['check'],
+      bundle: join(alone, 'superfasttt-bootstrap.mjs'),
+      cwd: alone,
+    });
     assertExit(table, 0, /^ok\s+drift\s.*schema matches migrations 0001_initial$/m);
   });
 
@@ -172,6 +182,22 @@ describe('check reports drift, exit code unchanged', () => {
     assert.equal(line.status, 'pass');
     assert.match(line.message, /no migration applied yet/);
   });
+});
+
+describe('a clean instance matches on every major the catalog was checked on', () => {
+  for (const version of [14, 15] as const) {
+    it(`PostgreSQL ${version}`, async () => {
+      const other = await startPostgres({ tls: false, version });
+      try {
+        const tenant = await createTenant(other);
+        assertExit(await runCli(instanceEnv(tenant)), 0);
+        const r = await runCli(instanceEnv(tenant), { args: ['check'] });
+        assertExit(r, 0, /^ok\s+drift\s.*schema matches migrations 0001_initial$/m);
+      } finally {
+        await other.stop();
+      }
+    });
+  }
 });
 
 describe('the reference catalog', () => {
