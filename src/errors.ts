@@ -79,6 +79,9 @@ export class InterruptedError extends BootstrapError {
 /** Exit code of an unexpected error: a bug, the only case that prints a stack trace. */
 export const INTERNAL_ERROR_EXIT_CODE = 1;
 
+/** fleet check / fleet bootstrap: at least one instance needs the operator (see EXIT_CODES). */
+export const FLEET_FAILED_EXIT_CODE = 9;
+
 export const EXIT_CODES: ReadonlyArray<{ code: number; meaning: string }> = [
   { code: 0, meaning: 'done, or nothing to do (SKIP_SETUP unset or false)' },
   { code: 1, meaning: 'unexpected internal error (a bug: the only case that prints a stack trace)' },
@@ -99,6 +102,12 @@ export const EXIT_CODES: ReadonlyArray<{ code: number; meaning: string }> = [
   { code: 6, meaning: 'storage (S3)' },
   { code: 7, meaning: 'email provider' },
   { code: 8, meaning: 'super admin could not be created or promoted' },
+  {
+    code: 9,
+    meaning:
+      'fleet check: an instance failed or drifted; fleet bootstrap: an instance failed, or was not started because ' +
+      "failures crossed --max-failures (each instance's own code is in the report)",
+  },
   { code: 130, meaning: 'interrupted by SIGINT; nothing was marked done' },
   { code: 143, meaning: 'stopped by SIGTERM; nothing was marked done' },
 ];

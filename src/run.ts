@@ -12,6 +12,7 @@ import { writeTerminationLog } from './termination-log.js';
 import { bootstrap } from './commands/bootstrap.js';
 import { check, checkOptions } from './commands/check.js';
 import { deprovision, deprovisionOptions } from './commands/deprovision.js';
+import { fleet, fleetOptions } from './commands/fleet.js';
 import { provision, provisionOptions } from './commands/provision.js';
 
 async function runCommand(argv: string[], VERSION: string): Promise<number> {
@@ -69,19 +70,21 @@ async function runCommand(argv: string[], VERSION: string): Promise<number> {
         return await provision(input, provisionOptions(args));
       case 'deprovision':
         return await deprovision(input, deprovisionOptions(args));
+      case 'fleet':
+        return await fleet(input, fleetOptions(args));
     }
   } catch (error) {
     return reportFailure(error, log, env.TERMINATION_LOG);
   }
 }
 
-type Command = 'bootstrap' | 'check' | 'provision' | 'deprovision' | 'help' | 'version';
+type Command = 'bootstrap' | 'check' | 'provision' | 'deprovision' | 'fleet' | 'help' | 'version';
 
 function parseArgs(argv: string[]): { command: Command; args: string[] } {
   const [first, ...args] = argv;
   const command = first === undefined ? 'bootstrap' : ALIASES[first];
   if (!command) throw new ConfigError(`unknown command or option: ${first}`, [], 'run with --help to see the commands');
-  if (args.length > 0 && !['check', 'provision', 'deprovision'].includes(command)) {
+  if (args.length > 0 && !['check', 'provision', 'deprovision', 'fleet'].includes(command)) {
     throw new ConfigError(
       `unexpected arguments for ${command}: ${args.join(' ')}`,
       [],
@@ -96,6 +99,7 @@ const ALIASES: Record<string, Command> = {
   check: 'check',
   provision: 'provision',
   deprovision: 'deprovision',
+  fleet: 'fleet',
   '--help': 'help',
   '-h': 'help',
   help: 'help',

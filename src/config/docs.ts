@@ -81,6 +81,22 @@ export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
       "deployment machine: drop the tenants' schemas and roles, and " +
       'their storage and storage identities with --purge-storage (a dry run without --yes)',
   },
+  {
+    usage:
+      'fleet check --envs DIR [--tenants FILE] [--concurrency N] [--format table|json|csv] [--shard K/N] ' +
+      '[--log-dir DIR] [--no-write]',
+    description:
+      'deployment machine: check every instance of DIR (the .env files provision wrote) read-only, as check does: ' +
+      'one row per instance (status, migrations, setup, admin, drift) and a summary',
+  },
+  {
+    usage:
+      'fleet bootstrap --envs DIR [--tenants FILE] [--canary N] [--max-failures N|P%] [--concurrency N] ' +
+      '[--format table|json|csv] [--shard K/N] [--log-dir DIR]',
+    description:
+      'deployment machine: bootstrap every instance in stages (a canary group first), stopping before the next ' +
+      'stage once failures cross --max-failures (default 0)',
+  },
   { usage: '--help, -h', description: 'this help' },
   { usage: '--version, -V', description: 'print the version' },
 ];
