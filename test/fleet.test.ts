@@ -2,13 +2,14 @@
 // provision (a non-superuser deployer), their .env files as the fleet's input, instances broken in each
 // failure class, stages, resume, SIGINT, shards, and the JSON/CSV reports parsed back.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import postgres from 'postgres';
-import { assertExit, assertNoSecrets, type Env, type RunResult, runCli, spawnCli } from './harness/cli.js';
+import { assertExit, assertNoSecrets, BUNDLE, type Env, type RunResult, runCli, spawnCli } from './harness/cli.js';
 import { tempDir } from './harness/net.js';
 import { type PgServer, startPostgres } from './harness/postgres.js';
 import { readEnvFile } from './harness/provisioned.js';
@@ -298,6 +299,36 @@ describe('SIGINT during fleet bootstrap', () => {
     const resumed = await fleet(['bootstrap', '--envs', envs, '--format', 'json']);
     assertExit(resumed, 0);
     rmSync(logDir, { recursive: true, force: true });
+  });
+});
+
+describe('progress at a terminal', () => {
+  /** The CLI under a pseudo-terminal (util-linux script): stdout and stderr are a TTY, as for an operator. */
+  function atTerminal(args: string[], env: Env = {}): string {
+    const command = [process.execPath, '--', BUNDLE, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+    return execFileSync('script', ['-qec', command, '/dev/null'], {
+      env: { PATH: process.env.PATH, ...env },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+  }
+
+  it('provision and fleet check draw a progress line, erased before the report; not in a pipe', async () => {
+    const file = join(dir, 'tty.csv');
+    writeFileSync(file, 'name,email,first_name,last_name\ntty_0,a@tty.example,Ada,L\ntty_1,b@tty.example,Bo,L\n');
+    const envs = join(dir, 'tty');
+    const provisioning = atTerminal(['provision', '--tenants', file, '--out-dir', envs], deployer);
+    // ESC [ K erases the rest of the line: the progress line's end, and what clears it before the report.
+    const erase = '\x1b[K';
+    assert.match(provisioning.replaceAll(erase, '<erase>'), /\rprovision {2}2\/2 {2}0 failed {2}[\d.]+\/s<erase>/);
+    assert.match(provisioning, /tty_0: created/);
+    assert.ok(provisioning.includes(`\r${erase}provision: 2 tenant(s): 2 created`), provisioning);
+    const checking = atTerminal(['fleet', 'check', '--envs', envs, '--log-dir', join(dir, 'logs', 'tty')]);
+    assert.match(checking, /\rfleet check {2}2\/2 {2}0 failed/);
+    assert.ok(checking.includes(`\r${erase}NAME`), checking);
+    // The same runs in a pipe (every other test): no progress line at all.
+    for (const r of outputs) assert.ok(!r.output.includes(erase));
+    outputs.push({ stdout: checking, stderr: provisioning, output: provisioning + checking, code: 0, signal: null });
   });
 });
 

@@ -6,7 +6,10 @@
  */
 import { parseOptions } from '../cli-options.js';
 import { ConfigError } from '../errors.js';
+import { createProgress, type Progress } from '../fleet/progress.js';
+import { createLogger, loggerOptionsFromEnv } from '../log.js';
 import { type ProvisionOptions, runProvision } from '../provision/provision-run.js';
+import type { TenantReport } from '../provision/provision-tenant.js';
 import { redact } from '../redact.js';
 import type { CommandInput } from './input.js';
 import { storageKeysOption, storageModeOption } from './tenant-options.js';
@@ -52,7 +55,31 @@ export function provisionOptions(args: readonly string[]): ProvisionOptions {
 }
 
 export async function provision(input: CommandInput, opts: ProvisionOptions): Promise<number> {
-  const reports = await runProvision(input, opts);
+  // At a terminal, a progress line under the tenants' log lines; never with --format json.
+  let progress: Progress | undefined;
+  const print = (line: string) => (progress ? progress.print(line) : process.stderr.write(`${line}\n`));
+  const log = createLogger({ ...loggerOptionsFromEnv(input.env), stdout: print, stderr: print });
+  let finished = 0;
+  let failures = 0;
+  let reports: TenantReport[];
+  try {
+    reports = await runProvision({ ...input, log }, opts, {
+      start(total) {
+        progress = createProgress({
+          label: 'provision',
+          total,
+          stream: process.stderr,
+          enabled: !opts.json && process.stdout.isTTY === true,
+        });
+      },
+      tenant(report) {
+        if (report.status === 'failed') failures++;
+        progress?.update(++finished, failures);
+      },
+    });
+  } finally {
+    progress?.done();
+  }
   const failed = reports.filter((r) => r.status === 'failed');
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ok: failed.length === 0, tenants: reports }, null, 2) + '\n');

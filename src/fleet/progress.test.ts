@@ -117,6 +117,33 @@ describe('createProgress', () => {
   });
 });
 
+describe('Progress.print', () => {
+  it('writes a log line above the progress line, then draws it again', () => {
+    const { stream, writes } = fakeStream();
+    const clock = fakeClock();
+    const progress = createProgress({ label: 'provision', total: 4, stream, enabled: true, now: clock.now });
+    progress.print('before anything is drawn');
+    clock.advance(1000);
+    progress.update(1, 0);
+    writes.length = 1;
+    progress.print('alpha: created');
+    assert.deepEqual(writes.slice(1), ['\r\x1b[Kalpha: created\n\rprovision  1/4  0 failed  1.0/s  ~3 s left\x1b[K']);
+    assert.equal(writes[0], 'before anything is drawn\n');
+    progress.done();
+    writes.length = 0;
+    progress.print('after done');
+    assert.deepEqual(writes, ['after done\n']);
+  });
+
+  it('off a terminal, only the line itself', () => {
+    const { stream, writes } = fakeStream({ isTTY: false });
+    const progress = createProgress({ label: 'provision', total: 4, stream, enabled: true });
+    progress.update(1, 0);
+    progress.print('alpha: created');
+    assert.deepEqual(writes, ['alpha: created\n']);
+  });
+});
+
 describe('formatTimeLeft', () => {
   it('seconds, then minutes and seconds, then hours and minutes', () => {
     assert.equal(formatTimeLeft(0), '0 s');

@@ -24,6 +24,8 @@ export interface Progress {
   update(done: number, failed: number): void;
   /** Erases the line (when one was drawn); nothing is drawn afterwards. */
   done(): void;
+  /** Writes a line of its own (a log line) above the progress line, which is then drawn again. */
+  print(line: string): void;
 }
 
 export interface ProgressOptions {
@@ -39,8 +41,6 @@ export interface ProgressOptions {
 export const REDRAW_INTERVAL_MS = 100;
 
 const ERASE_TO_END = '\x1b[K';
-
-const SILENT: Progress = { update() {}, done() {} };
 
 /** `21 s`, `1 min 05 s`, `2 h 03 min`: whole seconds, rounded up (a countdown never shows 0 s too early). */
 export function formatTimeLeft(seconds: number): string {
@@ -74,13 +74,17 @@ export function progressText(
 
 export function createProgress(opts: ProgressOptions): Progress {
   const { label, total, stream, enabled } = opts;
-  if (!enabled || stream.isTTY !== true) return SILENT;
+  if (!enabled || stream.isTTY !== true) return { update() {}, done() {}, print: (line) => stream.write(`${line}\n`) };
   const now = opts.now ?? Date.now;
   const start = now();
   let lastDraw: number | undefined;
+  let last = '';
   let drawn = false;
   let finished = false;
   return {
+    print(line) {
+      stream.write(drawn && !finished ? `\r${ERASE_TO_END}${line}\n${last}${ERASE_TO_END}` : `${line}\n`);
+    },
     update(done, failed) {
       if (finished) return;
       const at = now();
@@ -89,7 +93,8 @@ export function createProgress(opts: ProgressOptions): Progress {
       if (!final && lastDraw !== undefined && at - lastDraw < REDRAW_INTERVAL_MS) return;
       lastDraw = at;
       drawn = true;
-      stream.write(`\r${progressText(label, total, done, failed, at - start, stream.columns)}${ERASE_TO_END}`);
+      last = `\r${progressText(label, total, done, failed, at - start, stream.columns)}`;
+      stream.write(`${last}${ERASE_TO_END}`);
     },
     done() {
       if (finished) return;

@@ -29,7 +29,17 @@ export interface ProvisionOptions extends TenantOptions {
   opaqueNames: boolean;
 }
 
-export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promise<TenantReport[]> {
+/** What a caller follows of a run: how many tenants it has, then each report as it comes. */
+export interface ProvisionWatcher {
+  start?(total: number): void;
+  tenant?(report: TenantReport): void;
+}
+
+export async function runProvision(
+  ctx: RunInput,
+  opts: ProvisionOptions,
+  watch: ProvisionWatcher = {},
+): Promise<TenantReport[]> {
   const specs = tenantSpecs(opts.tenants, opts.tenantsFile, {
     opaque: opts.opaqueNames,
     buckets: opts.storageMode === 'bucket',
@@ -76,7 +86,8 @@ export async function runProvision(ctx: RunInput, opts: ProvisionOptions): Promi
   // Refused now (exit 2) when per-tenant keys cannot be issued; closed when the run ends.
   const keys = tenantKeys(config, keysMode, opts.keyAction, ctx.env);
   try {
-    return await provisionTenants(ctx, opts, config, specs, keys);
+    watch.start?.(specs.length);
+    return await provisionTenants(ctx, opts, config, specs, keys, watch);
   } finally {
     keys?.close();
   }
@@ -88,6 +99,7 @@ async function provisionTenants(
   config: DeployerConfig,
   specs: TenantSpec[],
   keys: TenantKeys | undefined,
+  watch: ProvisionWatcher,
 ): Promise<TenantReport[]> {
   const shared = config.sharedBucket;
   const layout = config.storage && storageLayout(shared, opts.storageMode);
@@ -123,6 +135,7 @@ async function provisionTenants(
       if (report.status === 'failed')
         ctx.log.error(line, { step: 'provision', ...(report.fix && { fix: report.fix }) });
       else ctx.log.info(line, { step: 'provision' });
+      watch.tenant?.(report);
     });
     return done;
   });
