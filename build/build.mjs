@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = join(root, 'dist');
+// Both overridable for the bench, which builds its own copy with an extra migration (never in migrations/).
+const dist = process.env.BUILD_OUT_DIR ?? join(root, 'dist');
+const migrationsDir = process.env.BUILD_MIGRATIONS_DIR ?? join(root, 'migrations');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const MIGRATION_FILE = /^\d{4}_[a-z0-9_]+\.sql$/;
 
@@ -18,7 +20,7 @@ const migrationsPlugin = {
   setup(build) {
     build.onResolve({ filter: /^virtual:migrations$/ }, () => ({ path: 'migrations', namespace: 'virtual' }));
     build.onLoad({ filter: /.*/, namespace: 'virtual' }, () => {
-      const dir = join(root, 'migrations');
+      const dir = migrationsDir;
       const files = readdirSync(dir)
         .filter((f) => f.endsWith('.sql'))
         .sort();

@@ -18,7 +18,8 @@
 // shorten a run (BENCH_RUNS=2 BENCH_SCALE_TENANTS=0: about a minute, to check the bench itself).
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { BUNDLE } from '../harness/cli.js';
 import { instanceEnv, verifiedServices } from '../harness/instance.js';
@@ -378,19 +379,7 @@ async function scaleRun(): Promise<Array<[string, string]>> {
   );
 
   // Connections of the tenants' roles, sampled while they bootstrap: total, and per role.
-  let peakTotal = 0;
-  let peakPerRole = 0;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      const [row] = await pg.admin<{ total: number; per_role: number }[]>`
-        select coalesce(sum(n), 0)::int as total, coalesce(max(n), 0)::int as per_role
-        from (select count(*) as n from pg_stat_activity where usename like 'tenant_scale_%' group by usename) t`;
-      peakTotal = Math.max(peakTotal, row?.total ?? 0);
-      peakPerRole = Math.max(peakPerRole, row?.per_role ?? 0);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  })();
+  const bootstrapping = sampleConnections();
   const times: number[] = new Array(SCALE_TENANTS);
   const started = performance.now();
   let next = 0;
@@ -409,8 +398,8 @@ async function scaleRun(): Promise<Array<[string, string]>> {
     }),
   );
   const total = performance.now() - started;
-  sampling = false;
-  await sampler;
+  const { peakTotal, peakPerRole } = await bootstrapping.stop();
+  const fleet = await fleetRun(join(dir, 'envs'), dir);
 
   // 50 copies at the same instant on one fresh schema.
   const one = await createTenant(pg);
@@ -434,5 +423,95 @@ async function scaleRun(): Promise<Array<[string, string]>> {
       '50 copies at once: slowest run / longest lock wait',
       `${f(Math.max(...copies.map((c) => c.ms)))} / ${f(Math.max(...lockWaits))}`,
     ],
+    ...fleet,
+  ];
+}
+
+/** Connections of the tenants' roles (tenant_scale_*), sampled every 20 ms until stop(): the total and per role. */
+function sampleConnections(): { stop(): Promise<{ peakTotal: number; peakPerRole: number }> } {
+  let peakTotal = 0;
+  let peakPerRole = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const [row] = await pg.admin<{ total: number; per_role: number }[]>`
+        select coalesce(sum(n), 0)::int as total, coalesce(max(n), 0)::int as per_role
+        from (select count(*) as n from pg_stat_activity where usename like 'tenant_scale_%' group by usename) t`;
+      peakTotal = Math.max(peakTotal, row?.total ?? 0);
+      peakPerRole = Math.max(peakPerRole, row?.per_role ?? 0);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  return {
+    async stop() {
+      sampling = false;
+      await sampler;
+      return { peakTotal, peakPerRole };
+    },
+  };
+}
+
+/**
+ * The fleet commands over the SCALE_TENANTS instances just bootstrapped: `fleet check` (read-only), then
+ * `fleet bootstrap` of a release with one new migration, built by the bench into its own dist/ from a copy of
+ * migrations/ plus 0002_bench_fleet.sql (migrations/ itself is never touched). Default --concurrency (8).
+ */
+async function fleetRun(envs: string, dir: string): Promise<Array<[string, string]>> {
+  const f = (n: number) => `${Math.round(n)} ms`;
+  const rowsOf = (output: string) => {
+    const report = JSON.parse(output.slice(output.indexOf('{'))) as {
+      instances: Array<{ status: string; duration_ms: number }>;
+    };
+    return report.instances;
+  };
+  const figures = (what: string, sample: Sample, expected: string, peak: { peakTotal: number }) => {
+    const rows = rowsOf(sample.output);
+    const wrong = rows.filter((r) => r.status !== expected);
+    if (wrong.length > 0) throw new Error(`${what}: ${wrong.length} instance(s) not ${expected}`);
+    const ms = rows.map((r) => r.duration_ms);
+    const [first, last] = [ms.slice(0, 100), ms.slice(-100)];
+    return [
+      [
+        `${what}: wall time, peak RSS of the fleet process`,
+        `${(sample.ms / 1000).toFixed(1)} s, ${sample.rssMiB.toFixed(1)} MiB`,
+      ],
+      [`${what}: per instance median / p95`, `${f(median(ms))} / ${f(quantile(ms, 0.95))}`],
+      [`${what}: first 100 / last 100 instances, median`, `${f(median(first))} / ${f(median(last))}`],
+      [`${what}: peak connections of the tenants`, String(peak.peakTotal)],
+    ] as Array<[string, string]>;
+  };
+  const checking = sampleConnections();
+  const check = await measure(
+    [BUNDLE, 'fleet', 'check', '--envs', envs, '--format', 'json', '--log-dir', join(dir, 'logs-check')],
+    {},
+  );
+  const checkPeak = await checking.stop();
+
+  const migrations = join(dir, 'migrations');
+  cpSync(new URL('../../migrations', import.meta.url), migrations, { recursive: true });
+  writeFileSync(join(migrations, '0002_bench_fleet.sql'), 'CREATE INDEX users_created_at_idx ON users (created_at);\n');
+  const release = join(dir, 'dist');
+  execFileSync(process.execPath, [fileURLToPath(new URL('../../build/build.mjs', import.meta.url))], {
+    env: { ...process.env, BUILD_OUT_DIR: release, BUILD_MIGRATIONS_DIR: migrations },
+  });
+  const bootstrapping = sampleConnections();
+  const rollout = await measure(
+    [
+      join(release, 'superfasttt-bootstrap.mjs'),
+      'fleet',
+      'bootstrap',
+      '--envs',
+      envs,
+      '--format',
+      'json',
+      '--log-dir',
+      join(dir, 'logs-bootstrap'),
+    ],
+    {},
+  );
+  const rolloutPeak = await bootstrapping.stop();
+  return [
+    ...figures('fleet check', check, 'ok', checkPeak),
+    ...figures('fleet bootstrap of a new migration', rollout, 'bootstrapped', rolloutPeak),
   ];
 }
