@@ -108,8 +108,10 @@ export async function fleet(input: CommandInput, opts: FleetOptions): Promise<nu
   );
   progress.done();
   const summary = summarize(rows, Date.now() - started.getTime());
+  const failed = rows.some((row) => failing(opts.command, row));
   const meta = {
     command: `fleet ${opts.command}`,
+    ok: !failed,
     version: input.version,
     started_at: started.toISOString(),
     shard: shard ? `${shard.index}/${shard.count}` : null,
@@ -126,7 +128,7 @@ export async function fleet(input: CommandInput, opts: FleetOptions): Promise<nu
         : `${renderFleetTable(rows, summary)}\n${stopped}per-instance logs: ${logDir}\n`;
   process.stdout.write(out.endsWith('\n') ? out : `${out}\n`);
   if (input.signal.aborted) throw new InterruptedError(input.signal.reason as NodeJS.Signals);
-  return rows.some((row) => failing(opts.command, row)) ? FLEET_FAILED_EXIT_CODE : 0;
+  return failed ? FLEET_FAILED_EXIT_CODE : 0;
 }
 
 function failing(command: FleetCommand, row: FleetRow): boolean {

@@ -194,7 +194,8 @@ function redactRow(row: FleetRow): FleetRow {
 export function renderFleetJson(rows: FleetRow[], summary: FleetSummary, meta: Record<string, unknown>): string {
   const document = {
     ...meta,
-    ok: fleetOk(rows),
+    // The command may say more (fleet check: a drifted instance is not ok either).
+    ok: typeof meta.ok === 'boolean' ? meta.ok : fleetOk(rows),
     summary: { ...summary, slowest: summary.slowest.map((s) => ({ ...s, name: redact(s.name) })) },
     instances: rows.map(redactRow),
   };
