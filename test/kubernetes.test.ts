@@ -4,7 +4,18 @@
 // DATABASE_SSL_CA_FILE points (sslmode=verify-full), termination message, resources, a locked-down
 // securityContext, a NetworkPolicy for the Job, and an environment the program accepts.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +29,9 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import { parseAllDocuments } from 'yaml';
 import { SECRET_VARIABLES } from '../src/config/load.js';
+import { FLEET_FAILED_EXIT_CODE } from '../src/errors.js';
+import { loadInstances } from '../src/fleet/instances.js';
+import { shardFromEnv } from '../src/fleet/shard.js';
 import { assertDeployableEnvironment } from './harness/env-check.js';
 
 const dir = fileURLToPath(new URL('../deploy/kubernetes/', import.meta.url));
@@ -36,11 +50,18 @@ type Manifest = {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
   [key: string]: unknown;
 };
+const FLEET_FILE = 'fleet-job.yaml';
+/** As kubectl reads them (YAML 1.1): `defaultMode: 0400` is octal. */
+const YAML_1_1 = { version: '1.1' } as const;
+const read = (f: string) =>
+  parseAllDocuments(readFileSync(join(dir, f), 'utf8'), YAML_1_1).map((d) => d.toJS() as Manifest);
+/** One instance's manifests (every file but the fleet Job's, which has its own namespace). */
 const manifests: Manifest[] = readdirSync(dir)
-  .filter((f) => f.endsWith('.yaml'))
-  .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS() as Manifest));
-const find = <T>(kind: string, name?: string) => {
-  const found = manifests.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
+  .filter((f) => f.endsWith('.yaml') && f !== FLEET_FILE)
+  .flatMap(read);
+const fleetManifests: Manifest[] = read(FLEET_FILE);
+const find = <T>(kind: string, name?: string, among: Manifest[] = manifests) => {
+  const found = among.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
   assert.equal(found.length, 1, `one ${kind}${name ? ` named ${name}` : ''}`);
   return found[0] as unknown as T;
 };
@@ -61,7 +82,7 @@ const policy = find<{
 describe('Kubernetes manifests', () => {
   it('every manifest is valid against its API schema', () => {
     assert.ok(manifests.length >= 7);
-    for (const manifest of manifests) {
+    for (const manifest of [...manifests, ...fleetManifests]) {
       const Model = MODELS[`${manifest.apiVersion}/${manifest.kind}`];
       assert.ok(Model, `no validator for ${manifest.apiVersion} ${manifest.kind}`);
       new Model(manifest as never).validate();
@@ -181,6 +202,144 @@ describe('Kubernetes manifests', () => {
     for (const [label, value] of Object.entries(policy.spec.podSelector.matchLabels))
       assert.equal(job.spec.template.metadata.labels[label], value);
     const ports = policy.spec.egress.flatMap((rule) => rule.ports?.map((p) => p.port) ?? []).sort((a, b) => a - b);
+    assert.deepEqual([...new Set(ports)], [53, 443, 465, 587, 5432]);
+  });
+});
+
+describe('Kubernetes: the fleet Job (fleet-job.yaml)', () => {
+  type FleetJob = {
+    spec: {
+      completionMode: string;
+      completions: number;
+      parallelism: number;
+      activeDeadlineSeconds: number;
+      podFailurePolicy: { rules: Array<{ action: string; onExitCodes?: { containerName: string; values: number[] } }> };
+      template: { metadata: { labels: Record<string, string> }; spec: IPodSpec };
+    };
+  };
+  const fleetJob = find<FleetJob>('Job', undefined, fleetManifests);
+  const pod = fleetJob.spec.template.spec;
+  const fleet = pod.containers.find((c) => c.name === 'fleet')!;
+  const copy = pod.initContainers!.find((c) => c.name === 'envs')!;
+  const option = (name: string) => fleet.args![fleet.args!.indexOf(name) + 1]!;
+  const mountOf = (c: IContainer, path: string) => c.volumeMounts!.find((m) => m.mountPath === path)!;
+  const volumeOf = (name: string) => pod.volumes!.find((v) => v.name === name)!;
+
+  it('is an Indexed Job whose pods know N: JOB_COMPLETIONS = spec.completions', () => {
+    assert.equal(fleetJob.spec.completionMode, 'Indexed');
+    assert.ok(fleetJob.spec.completions > 1 && fleetJob.spec.parallelism <= fleetJob.spec.completions);
+    assert.equal(fleet.env!.find((e) => e.name === 'JOB_COMPLETIONS')?.value, String(fleetJob.spec.completions));
+    // As the program reads it in each pod: Kubernetes sets JOB_COMPLETION_INDEX from 0 to completions - 1.
+    const last = String(fleetJob.spec.completions - 1);
+    const env = Object.fromEntries(fleet.env!.map((e) => [e.name, e.value!]));
+    assert.deepEqual(shardFromEnv({ ...env, JOB_COMPLETION_INDEX: last }), {
+      index: fleetJob.spec.completions - 1,
+      count: fleetJob.spec.completions,
+    });
+  });
+
+  it('runs fleet check, JSON report on stdout, --envs read-only, --log-dir on an emptyDir', () => {
+    assert.deepEqual(fleet.args!.slice(0, 2), ['fleet', 'check']);
+    assert.equal(option('--format'), 'json');
+    const envs = mountOf(fleet, option('--envs'));
+    assert.equal(envs.readOnly, true);
+    const logs = mountOf(fleet, option('--log-dir'));
+    assert.notEqual(logs.readOnly, true);
+    assert.ok(volumeOf(logs.name).emptyDir);
+    assert.equal(fleet.image, job.spec.template.spec.containers[0]!.image);
+    assert.equal(copy.image, fleet.image);
+  });
+
+  it('exit 9 fails its index without a retry; the other shards go on; bounded in time', () => {
+    assert.equal(pod.restartPolicy, 'Never');
+    assert.ok(fleetJob.spec.activeDeadlineSeconds > 0);
+    const rule = fleetJob.spec.podFailurePolicy.rules.find((r) => r.onExitCodes?.values.includes(9))!;
+    assert.equal(9, FLEET_FAILED_EXIT_CODE);
+    assert.equal(rule.action, 'FailIndex');
+    assert.equal(rule.onExitCodes!.containerName, fleet.name);
+  });
+
+  it('the .env files come from a Secret (0400, fsGroup), copied into memory as the regular files --envs reads', () => {
+    const envs = volumeOf(mountOf(fleet, option('--envs')).name);
+    assert.equal(envs.emptyDir?.medium, 'Memory');
+    const secretMount = copy.volumeMounts!.find((m) => volumeOf(m.name).secret)!;
+    assert.equal(secretMount.readOnly, true);
+    const secretVolume = volumeOf(secretMount.name).secret!;
+    assert.equal(secretVolume.defaultMode, 0o400);
+    assert.equal(pod.securityContext!.fsGroup, pod.securityContext!.runAsGroup);
+    const fleetSecret = find<{ stringData: Record<string, string> }>('Secret', secretVolume.secretName, fleetManifests);
+    const target = copy.volumeMounts!.find((m) => m.name === envs.name)!;
+    assert.equal(target.mountPath, option('--envs'));
+
+    // The initContainer's script, run against a Secret volume as the kubelet lays it out (symlinks).
+    const tmp = mkdtempSync(join(tmpdir(), 'sf-fleet-job-'));
+    try {
+      const from = join(tmp, 'secret');
+      const to = join(tmp, 'envs');
+      mkdirSync(join(from, '..2025_01_01'), { recursive: true });
+      mkdirSync(to);
+      symlinkSync('..2025_01_01', join(from, '..data'));
+      for (const [key, value] of Object.entries(fleetSecret.stringData)) {
+        writeFileSync(join(from, '..2025_01_01', key), value);
+        symlinkSync(join('..data', key), join(from, key));
+      }
+      assert.throws(() => loadInstances(from, undefined), /not a regular file/);
+      const [node, flag, script] = copy.command!;
+      assert.equal(node, '/nodejs/bin/node');
+      assert.equal(flag, '-e');
+      for (const path of [secretMount.mountPath, target.mountPath]) assert.ok(script!.includes(`'${path}/'`), path);
+      const local = script!
+        .replace(`'${secretMount.mountPath}/'`, `'${from}/'`)
+        .replace(`'${target.mountPath}/'`, `'${to}/'`);
+      execFileSync(process.execPath, ['-e', local]);
+      const instances = loadInstances(to, undefined);
+      assert.deepEqual(
+        instances.map((i) => i.name),
+        Object.keys(fleetSecret.stringData).map((k) => k.replace(/\.env$/, '')),
+      );
+      for (const instance of instances) {
+        assert.equal(statSync(instance.file).mode & 0o777, 0o400);
+        assert.equal(instance.env.SKIP_SETUP, 'true');
+        assert.equal(
+          instance.env.DATABASE_SSL_CA_FILE,
+          `${mountOf(fleet, '/etc/superfasttt/postgres-ca').mountPath}/ca.crt`,
+        );
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('every container: resources, locked-down securityContext, termination message; restricted pod', () => {
+    assert.equal(pod.securityContext!.runAsNonRoot, true);
+    assert.equal(pod.securityContext!.seccompProfile?.type, 'RuntimeDefault');
+    assert.equal(pod.automountServiceAccountToken, false);
+    for (const c of [...pod.initContainers!, ...pod.containers]) {
+      assert.equal(c.terminationMessagePolicy, 'FallbackToLogsOnError', c.name);
+      assert.deepEqual(
+        c.securityContext,
+        {
+          runAsNonRoot: true,
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+        },
+        c.name,
+      );
+      const r = c.resources!;
+      assert.ok(r.requests?.cpu && r.requests.memory && r.limits?.cpu && r.limits.memory, `${c.name}: resources`);
+    }
+    for (const v of pod.volumes!) assert.ok(v.secret || v.configMap || v.emptyDir, `${v.name}: unexpected volume`);
+  });
+
+  it('its own restricted namespace, and a NetworkPolicy that selects its pods: DNS, PostgreSQL, S3, SMTP only', () => {
+    const ns = find<Manifest>('Namespace', undefined, fleetManifests);
+    assert.equal(ns.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
+    for (const m of fleetManifests.filter((x) => x !== ns)) assert.equal(m.metadata.namespace, ns.metadata.name);
+    const fleetPolicy = find<typeof policy>('NetworkPolicy', undefined, fleetManifests);
+    for (const [label, value] of Object.entries(fleetPolicy.spec.podSelector.matchLabels))
+      assert.equal(fleetJob.spec.template.metadata.labels[label], value);
+    const ports = fleetPolicy.spec.egress.flatMap((rule) => rule.ports?.map((p) => p.port) ?? []).sort((a, b) => a - b);
     assert.deepEqual([...new Set(ports)], [53, 443, 465, 587, 5432]);
   });
 });
