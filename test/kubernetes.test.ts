@@ -4,17 +4,7 @@
 // DATABASE_SSL_CA_FILE points (sslmode=verify-full), termination message, resources, a locked-down
 // securityContext, a NetworkPolicy for the Job, and an environment the program accepts.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -220,7 +210,6 @@ describe('Kubernetes: the fleet Job (fleet-job.yaml)', () => {
   const fleetJob = find<FleetJob>('Job', undefined, fleetManifests);
   const pod = fleetJob.spec.template.spec;
   const fleet = pod.containers.find((c) => c.name === 'fleet')!;
-  const copy = pod.initContainers!.find((c) => c.name === 'envs')!;
   const option = (name: string) => fleet.args![fleet.args!.indexOf(name) + 1]!;
   const mountOf = (c: IContainer, path: string) => c.volumeMounts!.find((m) => m.mountPath === path)!;
   const volumeOf = (name: string) => pod.volumes!.find((v) => v.name === name)!;
@@ -247,7 +236,7 @@ describe('Kubernetes: the fleet Job (fleet-job.yaml)', () => {
     assert.notEqual(logs.readOnly, true);
     assert.ok(volumeOf(logs.name).emptyDir);
     assert.equal(fleet.image, job.spec.template.spec.containers[0]!.image);
-    assert.equal(copy.image, fleet.image);
+    assert.equal(pod.initContainers, undefined);
   });
 
   it('exit 9 fails its index without a retry; the other shards go on; bounded in time', () => {
@@ -259,46 +248,30 @@ describe('Kubernetes: the fleet Job (fleet-job.yaml)', () => {
     assert.equal(rule.onExitCodes!.containerName, fleet.name);
   });
 
-  it('the .env files come from a Secret (0400, fsGroup), copied into memory as the regular files --envs reads', () => {
-    const envs = volumeOf(mountOf(fleet, option('--envs')).name);
-    assert.equal(envs.emptyDir?.medium, 'Memory');
-    const secretMount = copy.volumeMounts!.find((m) => volumeOf(m.name).secret)!;
+  it('the .env files come from a Secret (0400, fsGroup) mounted where --envs reads, its links followed', () => {
+    const secretMount = mountOf(fleet, option('--envs'));
     assert.equal(secretMount.readOnly, true);
     const secretVolume = volumeOf(secretMount.name).secret!;
     assert.equal(secretVolume.defaultMode, 0o400);
     assert.equal(pod.securityContext!.fsGroup, pod.securityContext!.runAsGroup);
     const fleetSecret = find<{ stringData: Record<string, string> }>('Secret', secretVolume.secretName, fleetManifests);
-    const target = copy.volumeMounts!.find((m) => m.name === envs.name)!;
-    assert.equal(target.mountPath, option('--envs'));
 
-    // The initContainer's script, run against a Secret volume as the kubelet lays it out (symlinks).
+    // The Secret volume as the kubelet lays it out: NAME.env -> ..data/NAME.env -> ..<timestamp>/NAME.env.
     const tmp = mkdtempSync(join(tmpdir(), 'sf-fleet-job-'));
     try {
       const from = join(tmp, 'secret');
-      const to = join(tmp, 'envs');
       mkdirSync(join(from, '..2025_01_01'), { recursive: true });
-      mkdirSync(to);
       symlinkSync('..2025_01_01', join(from, '..data'));
       for (const [key, value] of Object.entries(fleetSecret.stringData)) {
-        writeFileSync(join(from, '..2025_01_01', key), value);
+        writeFileSync(join(from, '..2025_01_01', key), value, { mode: 0o400 });
         symlinkSync(join('..data', key), join(from, key));
       }
-      assert.throws(() => loadInstances(from, undefined), /not a regular file/);
-      const [node, flag, script] = copy.command!;
-      assert.equal(node, '/nodejs/bin/node');
-      assert.equal(flag, '-e');
-      for (const path of [secretMount.mountPath, target.mountPath]) assert.ok(script!.includes(`'${path}/'`), path);
-      const local = script!
-        .replace(`'${secretMount.mountPath}/'`, `'${from}/'`)
-        .replace(`'${target.mountPath}/'`, `'${to}/'`);
-      execFileSync(process.execPath, ['-e', local]);
-      const instances = loadInstances(to, undefined);
+      const instances = loadInstances(from, undefined);
       assert.deepEqual(
         instances.map((i) => i.name),
         Object.keys(fleetSecret.stringData).map((k) => k.replace(/\.env$/, '')),
       );
       for (const instance of instances) {
-        assert.equal(statSync(instance.file).mode & 0o777, 0o400);
         assert.equal(instance.env.SKIP_SETUP, 'true');
         assert.equal(
           instance.env.DATABASE_SSL_CA_FILE,
@@ -314,7 +287,7 @@ describe('Kubernetes: the fleet Job (fleet-job.yaml)', () => {
     assert.equal(pod.securityContext!.runAsNonRoot, true);
     assert.equal(pod.securityContext!.seccompProfile?.type, 'RuntimeDefault');
     assert.equal(pod.automountServiceAccountToken, false);
-    for (const c of [...pod.initContainers!, ...pod.containers]) {
+    for (const c of pod.containers) {
       assert.equal(c.terminationMessagePolicy, 'FallbackToLogsOnError', c.name);
       assert.deepEqual(
         c.securityContext,

@@ -5,7 +5,7 @@
  * its init container does: the deployer's credentials cannot read a tenant's tables (provision gives
  * each tenant role its own, and nothing to the deployer), so they cannot check or bootstrap it.
  */
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { ConfigError } from '../errors.js';
@@ -78,9 +78,13 @@ export function loadInstances(envDir: string | undefined, tenantsFile: string | 
   });
 }
 
-/** A regular file of reasonable size, parsed as `docker run --env-file` and process.loadEnvFile read it. */
+/**
+ * A regular file of reasonable size, parsed as `docker run --env-file` and process.loadEnvFile read it.
+ * Followed through symbolic links: a Kubernetes Secret volume lays its keys out as links (NAME.env ->
+ * ..data/NAME.env), and the directory is the operator's own.
+ */
 function readEnv(file: string): Record<string, string> {
-  const stat = lstatSync(file);
+  const stat = statSync(file);
   if (!stat.isFile() || stat.size > MAX_ENV_BYTES)
     throw new ConfigError(
       `--envs: ${file} is not a regular file of at most ${MAX_ENV_BYTES / 1024} KiB`,
