@@ -13,7 +13,7 @@ import { BootstrapError } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { FleetRow } from './fleet-report.js';
 import type { Instance } from './instances.js';
-import { crossed, describeMax, type MaxFailures, type Stage } from './stages.js';
+import { ALL_STAGE, crossed, describeMax, type MaxFailures, type Stage } from './stages.js';
 
 export type FleetCommand = 'check' | 'bootstrap';
 
@@ -33,6 +33,9 @@ export interface FleetRunOptions {
 export type InstanceOutcome = Omit<FleetRow, 'name' | 'stage' | 'duration_ms'>;
 
 export type RunInstance = (instance: Instance, input: CommandInput, opts: FleetRunOptions) => Promise<InstanceOutcome>;
+
+/** A run in one stage has none to show. */
+const stageOf = (stage: Stage) => (stage.name === ALL_STAGE ? null : stage.name);
 
 const isFailure = (row: Pick<FleetRow, 'status'>) => row.status === 'failed' || row.status === 'interrupted';
 
@@ -62,7 +65,7 @@ export async function runFleet(
         stoppedBy ??= stopReason();
         if (stoppedBy) return;
         const instance = stage.instances[next++] as Instance;
-        const row = await runLogged(instance, stage.name, input, opts, runInstance);
+        const row = await runLogged(instance, stageOf(stage), input, opts, runInstance);
         rows.set(instance.name, row);
         if (isFailure(row)) {
           failedInRun++;
@@ -81,7 +84,7 @@ export async function runFleet(
       (instance): FleetRow =>
         rows.get(instance.name) ?? {
           name: instance.name,
-          stage: stage.name,
+          stage: stageOf(stage),
           status: 'not-started',
           exit_code: 0,
           applied: null,
@@ -100,7 +103,7 @@ export async function runFleet(
 /** One instance, its log in its own file; a bug in it is its row (exit 1), not the run's end. */
 async function runLogged(
   instance: Instance,
-  stage: string,
+  stage: string | null,
   input: CommandInput,
   opts: FleetRunOptions,
   runInstance: RunInstance,

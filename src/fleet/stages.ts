@@ -13,6 +13,9 @@ export interface Stage {
   instances: Instance[];
 }
 
+/** The one stage of a run without --canary nor a stage column. */
+export const ALL_STAGE = 'all';
+
 export type MaxFailures = { count: number } | { percent: number };
 
 export function planStages(instances: readonly Instance[], canary: number | undefined): Stage[] {
@@ -37,7 +40,7 @@ export function planStages(instances: readonly Instance[], canary: number | unde
     }
     return [...stages].map(([name, members]) => ({ name, instances: members }));
   }
-  if (canary === undefined || canary >= instances.length) return [{ name: 'all', instances: [...instances] }];
+  if (canary === undefined || canary >= instances.length) return [{ name: ALL_STAGE, instances: [...instances] }];
   return [
     { name: 'canary', instances: instances.slice(0, canary) },
     { name: 'rest', instances: instances.slice(canary) },

@@ -448,7 +448,7 @@ function sampleConnections(): { stop(): Promise<{ peakTotal: number; peakPerRole
   return {
     async stop() {
       sampling = false;
-      await sampler;
+      await sampler.catch(() => {});
       return { peakTotal, peakPerRole };
     },
   };
@@ -463,14 +463,15 @@ async function fleetRun(envs: string, dir: string): Promise<Array<[string, strin
   const f = (n: number) => `${Math.round(n)} ms`;
   const rowsOf = (output: string) => {
     const report = JSON.parse(output.slice(output.indexOf('{'))) as {
-      instances: Array<{ status: string; duration_ms: number }>;
+      instances: Array<{ name: string; status: string; duration_ms: number; message: string }>;
     };
     return report.instances;
   };
   const figures = (what: string, sample: Sample, expected: string, peak: { peakTotal: number }) => {
     const rows = rowsOf(sample.output);
     const wrong = rows.filter((r) => r.status !== expected);
-    if (wrong.length > 0) throw new Error(`${what}: ${wrong.length} instance(s) not ${expected}`);
+    if (wrong.length > 0)
+      throw new Error(`${what}: ${wrong.length} instance(s) not ${expected}: ${JSON.stringify(wrong.slice(0, 2))}`);
     const ms = rows.map((r) => r.duration_ms);
     const [first, last] = [ms.slice(0, 100), ms.slice(-100)];
     return [
@@ -487,7 +488,7 @@ async function fleetRun(envs: string, dir: string): Promise<Array<[string, strin
   const check = await measure(
     [BUNDLE, 'fleet', 'check', '--envs', envs, '--format', 'json', '--log-dir', join(dir, 'logs-check')],
     {},
-  );
+  ).finally(() => checking.stop());
   const checkPeak = await checking.stop();
 
   const migrations = join(dir, 'migrations');
@@ -511,7 +512,7 @@ async function fleetRun(envs: string, dir: string): Promise<Array<[string, strin
       join(dir, 'logs-bootstrap'),
     ],
     {},
-  );
+  ).finally(() => bootstrapping.stop());
   const rolloutPeak = await bootstrapping.stop();
   return [
     ...figures('fleet check', check, 'ok', checkPeak),
