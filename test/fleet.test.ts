@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
+import type { FleetRow } from '../src/fleet/fleet-report.js';
 import postgres from 'postgres';
 import { assertExit, assertNoSecrets, BUNDLE, type Env, type RunResult, runCli, spawnCli } from './harness/cli.js';
 import { tempDir } from './harness/net.js';
@@ -64,22 +65,10 @@ async function fleet(args: string[], env: Env = {}): Promise<RunResult> {
   return r;
 }
 
-interface Row {
-  name: string;
-  status: string;
-  exit_code: number;
-  applied: number | null;
-  pending: number | null;
-  setup_completed: boolean | null;
-  admin_present: boolean | null;
-  drift: number | null;
-  stage: string | null;
-  message: string;
-}
 interface Report {
   ok: boolean;
   summary: { total: number; by_status: Record<string, number>; by_exit_code: Record<string, number> };
-  instances: Row[];
+  instances: FleetRow[];
   stopped_by: string | null;
   log_dir: string;
 }
