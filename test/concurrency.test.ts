@@ -136,6 +136,10 @@ describe('the bootstrap lock', () => {
       const r = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '30' }));
       assertExit(r, 0, /is bootstrapped and up to date .*: nothing to do, confirmed without the lock/);
       assert.doesNotMatch(r.output, /waiting up to|acquired the bootstrap lock/);
+      // check predicts it: no wait either.
+      const c = await runCli(instanceEnv(tenant, { DATABASE_LOCK_TIMEOUT: '30' }), { args: ['check'] });
+      assertExit(c, 0, /a bootstrap would confirm it without the lock/);
+      assert.doesNotMatch(c.output, /watching it/);
     } finally {
       await lock.release();
     }

@@ -159,11 +159,20 @@ it(
               assert.equal((JSON.parse(checked.stdout) as { ok: boolean }).ok, true, describeRun('check', c, checked));
               assertExit(await runCli(env), 0, /nothing changed/);
               if (withLock) {
-                // A held lock: both give up after DATABASE_LOCK_TIMEOUT naming the holder (its "since" is a timestamp).
+                // A held lock: a complete instance is confirmed without waiting; with something to do (another
+                // super admin), both give up after DATABASE_LOCK_TIMEOUT naming the holder (its "since" is a
+                // timestamp).
                 const release = await holdLock(tenant);
                 try {
+                  assertExit(await runCli(env), 0, /confirmed without the lock/);
                   assertExit(
-                    await runCli(env),
+                    await runCli(env, { args: ['check'] }),
+                    0,
+                    /a bootstrap would confirm it without the lock/,
+                  );
+                  const work = { ...env, AUTO_SUPERADMIN_EMAIL: 'second-admin@client.example' };
+                  assertExit(
+                    await runCli(work),
                     4,
                     new RegExp(
                       'gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \\d+ \\(role ' +
@@ -171,7 +180,7 @@ it(
                     ),
                   );
                   assertExit(
-                    await runCli(env, { args: ['check'] }),
+                    await runCli(work, { args: ['check'] }),
                     4,
                     new RegExp(
                       'gave up: table superfasttt_lock: ExclusiveLock held by PostgreSQL backend pid \\d+ \\(role ' +

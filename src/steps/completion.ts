@@ -29,6 +29,8 @@ export async function completeAlready(ctx: StepContext, db: TenantSession): Prom
   } catch {
     return undefined; // a changed or unknown migration: the migrations step reports it
   }
+  // Before any other table is read: a bootstrap migrating now holds its tables' locks, but its
+  // migration is not in the history until it commits, so this returns before reading them.
   if (pending > 0) return undefined;
   const state = await readSetupState(kysely);
   if (!state?.completed) return undefined;

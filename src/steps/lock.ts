@@ -28,6 +28,9 @@ export const lockStep = defineStep({
   needs: { db: schemaStep },
   async inspect(ctx, { db }) {
     await assertPrimary(ctx, db);
+    // As the bootstrap: a complete instance is confirmed without waiting for a running bootstrap.
+    const complete = await completeAlready(ctx, db);
+    if (complete) return done(`${complete}: a bootstrap would confirm it without the lock`, db);
     return done(await waitLikeBootstrap(ctx, db), db);
   },
   async apply(ctx, { db }) {
