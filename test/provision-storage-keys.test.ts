@@ -211,7 +211,7 @@ describe('provision --storage-keys per-tenant (IAM)', () => {
     // Interrupted and run again: the tenant is rotated already, nothing is made.
     const before = creates();
     const again = await provision(['--tenant', 'alpha', '--storage-keys', 'per-tenant', '--rotate-storage-key']);
-    assertExit(again, 0, /alpha: unchanged, .*rotated already: no key of it is newer than the \.env's/);
+    assertExit(again, 0, /alpha: unchanged, .*not rotated: rotated already \(the \.env holds its newest key/);
     assert.equal(creates(), before);
     assert.equal(envOf('alpha').STORAGE_ACCESS_KEY, now.STORAGE_ACCESS_KEY);
 
@@ -355,6 +355,43 @@ describe('a deployer holding only the documented policies (an IAM user, not the 
     });
     await assert.rejects(own.send(new CreateAccessKeyCommand({ UserName: 'tenant_kappa' })), /not authorized/);
     own.destroy();
+  });
+});
+
+describe('the identity of a deprovisioned tenant', () => {
+  it('deprovision without --purge-storage still deletes it; the storage stays, for the deployer only', async () => {
+    assertExit(await provision(['--tenant', 'lambda', '--storage-keys', 'per-tenant']), 0, /lambda: created/);
+    const key = keyOf(envOf('lambda'));
+    const r = await runCli(base, {
+      args: ['deprovision', '--tenant', 'lambda', '--yes', '--storage-keys', 'per-tenant'],
+    });
+    outputs.push(r);
+    assertExit(r, 0, /lambda: schema tenant_lambda and role tenant_lambda removed; storage identity tenant_lambda/);
+    assert.equal(iam.user('tenant_lambda'), undefined);
+    await refused(client(key).send(new ListObjectsV2Command({ Bucket: SHARED, Prefix: 'tenant_lambda/' })), 'its key');
+    // The storage itself was left alone.
+    const kept = await admin.send(new ListObjectsV2Command({ Bucket: SHARED, Prefix: 'tenant_lambda/' }));
+    assert.ok((kept.KeyCount ?? 0) > 0);
+  });
+
+  it("left behind (an earlier tenant's), its keys are deleted before a new tenant of that name gets one", async () => {
+    // As an identity an older version left: ours (path and tag), with a key nobody's .env holds.
+    const sdk = new IAMClient({ region: iam.region, endpoint: iam.url, credentials: iam.admin });
+    await sdk.send(
+      new CreateUserCommand({
+        UserName: 'tenant_mu',
+        Path: '/superfasttt/',
+        Tags: [{ Key: 'superfasttt:tenant', Value: 'tenant_mu' }],
+      }),
+    );
+    const { AccessKey: stale } = await sdk.send(new CreateAccessKeyCommand({ UserName: 'tenant_mu' }));
+    sdk.destroy();
+    const r = await provision(['--tenant', 'mu', '--storage-keys', 'per-tenant']);
+    assertExit(r, 0, new RegExp(`mu: created, .*deleted ${stale?.AccessKeyId}, key\\(s\\) of the identity its \\.env`));
+    assert.deepEqual(
+      iam.user('tenant_mu')?.keys.map((k) => k.accessKeyId),
+      [envOf('mu').STORAGE_ACCESS_KEY],
+    );
   });
 });
 

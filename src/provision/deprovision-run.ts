@@ -38,8 +38,8 @@ export interface Deprovision {
   opts: DeprovisionOptions;
   /** With --purge-storage: the deployer's S3 account and where the tenants' storage is. */
   purge: { target: DeployerStorage; layout: StorageLayout } | undefined;
-  /** With --purge-storage and per-tenant keys: the provider whose identities are deleted. */
-  identities: OpenProvider | undefined;
+  /** With per-tenant keys: the provider whose identities are deleted (storage purged or not), and their layout. */
+  identities: { provider: OpenProvider; layout: StorageLayout } | undefined;
 }
 
 export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Deprovision {
@@ -56,10 +56,12 @@ export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Dep
       'set them, or leave the storage alone',
     );
   }
-  const layout = target && storageLayout(config.sharedBucket, opts.storageMode);
-  if (target && !layout) {
+  const perTenant = (opts.storageKeys ?? config.storageKeys.mode) === 'per-tenant';
+  const layout = storageLayout(config.sharedBucket, opts.storageMode);
+  if ((target || perTenant) && !layout) {
     throw new ConfigError(
-      'PROVISION_STORAGE_BUCKET: is required with --purge-storage --storage-mode prefix',
+      `PROVISION_STORAGE_BUCKET: is required with ${target ? '--purge-storage' : 'per-tenant storage keys'} ` +
+        '--storage-mode prefix',
       [],
       'set the shared bucket the tenants were provisioned in',
     );
@@ -73,8 +75,14 @@ export function prepareDeprovision(ctx: RunInput, opts: DeprovisionOptions): Dep
       'check the tenant name and --storage-mode',
     );
   // Refused here (exit 2) when the provider cannot be used; it connects on first use only.
-  const identities = target ? openKeyProvider(config, opts.storageKeys ?? config.storageKeys.mode, ctx.env) : undefined;
-  return { config, specs, opts, purge: target && layout ? { target, layout } : undefined, identities };
+  const provider = perTenant ? openKeyProvider(config, 'per-tenant', ctx.env) : undefined;
+  return {
+    config,
+    specs,
+    opts,
+    purge: target && layout ? { target, layout } : undefined,
+    identities: provider && layout ? { provider, layout } : undefined,
+  };
 }
 
 /** The dry run: what would be run for each tenant, one line each. */
@@ -87,7 +95,10 @@ export function deprovisionPlan({ config, specs, purge, identities }: Deprovisio
         `deleted, if it carries this tenant's proof of ownership`
       : 'storage left alone (--purge-storage to delete it)',
     ...(identities
-      ? [`storage identity ${spec.schema} and its keys deleted (${identities.name}), once that proof matched`]
+      ? [
+          `storage identity ${spec.schema} and its keys deleted (${identities.provider.name})` +
+            (purge ? ', once that proof matched' : ''),
+        ]
       : []),
   ]);
 }
@@ -128,7 +139,7 @@ export async function runDeprovision(
       }
     } finally {
       storage?.session.client.destroy();
-      identities?.close();
+      identities?.provider.close();
     }
   });
   return result;

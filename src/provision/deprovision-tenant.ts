@@ -8,7 +8,7 @@ import type { DeployerConfig } from '../config/targets.js';
 import type { Sql } from '../db/connect.js';
 import { quoteIdent } from '../db/sql-text.js';
 import { SchemaError } from '../errors.js';
-import { type DeployerS3, locationSession, storageLocation } from './deployer.js';
+import { type DeployerS3, locationSession, type StorageLayout, storageLocation } from './deployer.js';
 import { lockTimeoutAs } from './failures.js';
 import { purgeStorage } from './purge.js';
 import type { KeyProvider } from './storage-keys/provider.js';
@@ -27,14 +27,15 @@ export function dropStatements(spec: TenantSpec, database: string): string[] {
 
 /**
  * `storage`: the deployer's S3 session with --purge-storage, else undefined; `identities`: the
- * provider of per-tenant keys with --purge-storage, else undefined. Returns what was done.
+ * provider of per-tenant keys (their identities are deleted, storage purged or not), else undefined.
+ * Returns what was done.
  */
 export async function deprovisionOne(
   sql: Sql,
   storage: DeployerS3 | undefined,
   config: DeployerConfig,
   spec: TenantSpec,
-  keys: { identities: KeyProvider | undefined; signal: AbortSignal },
+  keys: { identities: { provider: KeyProvider; layout: StorageLayout } | undefined; signal: AbortSignal },
 ): Promise<string> {
   const { database } = config.database.url;
   const state = await tenantState(sql, spec);
@@ -83,6 +84,7 @@ export async function deprovisionOne(
   }
 
   let storageDone = '';
+  let purge: (() => Promise<string>) | undefined;
   if (storage) {
     const loc = storageLocation(storage.layout, spec);
     const session = locationSession(storage, loc);
@@ -95,14 +97,17 @@ export async function deprovisionOne(
           'provision for the tenant once to mark storage made before proofs existed)',
       );
     }
-    if (keys.identities) {
-      // Its storage is proven this tenant's: so is the identity made for it (the provider checks its own marks).
-      const scope = { tenant: spec.schema, mode: loc.mode, bucket: loc.bucket, prefix: loc.prefix };
-      await keys.identities.deleteIdentity(scope, keys.signal);
-      storageDone = `; storage identity ${spec.schema} and its keys deleted`;
-    }
-    storageDone += verdict === 'gone' ? `; ${where(loc)} already gone` : `; ${await purgeStorage(session, loc)}`;
+    purge = async () => (verdict === 'gone' ? `; ${where(loc)} already gone` : `; ${await purgeStorage(session, loc)}`);
   }
+  if (keys.identities) {
+    // Its keys die with the tenant, storage purged or kept: the provider deletes only an identity it made
+    // for this tenant (IAM: the path and tag), and a storage kept is then reachable by the deployer only.
+    const loc = storageLocation(keys.identities.layout, spec);
+    const scope = { tenant: spec.schema, mode: loc.mode, bucket: loc.bucket, prefix: loc.prefix };
+    await keys.identities.provider.deleteIdentity(scope, keys.signal);
+    storageDone = `; storage identity ${spec.schema} and its keys deleted`;
+  }
+  if (purge) storageDone += await purge();
 
   await sql
     .begin(async (tx) => {

@@ -153,7 +153,8 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
       if (!envFile) return { ...base, status, message: `role and schema in place${storageNote}` };
       if (keyed?.changed && keyed.key && storage) {
         // Only its storage variables change; the password and everything else are kept.
-        writeEnvFile(envFile, withStorageKey(oldEnv ?? '', storage.target, storage.layout, spec, keyed.key), true);
+        const rewritten = withStorageKey(oldEnv ?? '', storage.target, storage.layout, spec, keyed.key);
+        await writeOrForgetKey(run, scope, keyed, () => writeEnvFile(envFile, rewritten, true));
         const after = await loginProblem(readFileSync(envFile, 'utf8'), spec, login);
         if (after) throw new SchemaError(`${envFile} as rewritten does not boot the tenant: ${after}`, 'report it');
         return {
@@ -182,7 +183,7 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
         '--storage-keys per-tenant)';
     if (envFile) {
       // Overwriting is safe here: a file of another role was refused above unless --force.
-      writeEnvFile(envFile, content, true);
+      await writeOrForgetKey(run, scope, keyed, () => writeEnvFile(envFile, content, true));
       message += `; ${envFile} written`;
     }
     // The file as written (or the JSON output's environment) must boot the tenant.
@@ -199,6 +200,25 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
     return { ...base, status, message, ...(envFile && { env_file: envFile }), ...(opts.json && { env: values }) };
   } catch (error) {
     return fail(tenantFailure(spec, error));
+  }
+}
+
+/**
+ * Writes the .env; if that fails after a new key was made for it, the key is deleted (best effort):
+ * a key no .env holds would only linger, reaching the tenant's storage.
+ */
+async function writeOrForgetKey(
+  run: TenantRun,
+  scope: KeyScope | undefined,
+  keyed: KeyOutcome | undefined,
+  write: () => unknown,
+): Promise<void> {
+  try {
+    write();
+  } catch (error) {
+    if (run.keys && scope && keyed?.changed && keyed.key)
+      await run.keys.provider.deleteKey(scope, keyed.key.accessKeyId, run.ctx.signal).catch(() => {});
+    throw error;
   }
 }
 

@@ -147,7 +147,8 @@ async function takeLock(ctx: StepContext, db: TenantSession): Promise<'took' | '
       const [holder] = await lockHolders(session, schema, { relation: BOOTSTRAP_LOCK_TABLE });
       ctx.log.info(
         `another bootstrap of schema ${schema} is running ` +
-          `(${holder ?? 'holder not visible'}); waiting up to ${lockTimeoutSec} s`,
+          `(${holder ?? 'holder not visible'}); waiting up to ${lockTimeoutSec} s for it to end (and, if it ` +
+          `leaves work to do, up to ${lockTimeoutSec} s more for the lock)`,
         { step: 'lock' },
       );
       // Until the holder ends (bounded by the session's lock_timeout); then released at once.

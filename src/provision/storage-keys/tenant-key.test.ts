@@ -109,6 +109,18 @@ describe('settleTenantKey, ensure (every provision run)', () => {
     assert.equal(provider.keys.length, 1);
   });
 
+  it('keys of the identity its .env does not hold (an earlier tenant of this name) are deleted first', async () => {
+    const { provider, keys } = await setup(2, 'ensure');
+    const out = await settleTenantKey(keys, scope, undefined, true, signal);
+    assert.deepEqual(provider.deleted, ['AKIA1', 'AKIA2']);
+    assert.deepEqual(
+      provider.keys.map((k) => k.accessKeyId),
+      ['AKIA3'],
+    );
+    assert.equal(out.key?.accessKeyId, 'AKIA3');
+    assert.match(out.note, /deleted AKIA1, AKIA2, key\(s\) of the identity its \.env does not hold/);
+  });
+
   it('a new key that fails its proof is deleted, never returned', async () => {
     const { provider, keys } = await setup(0, 'ensure', ['AKIA1']);
     await assert.rejects(settleTenantKey(keys, scope, undefined, true, signal), /AKIA1 does not work/);
@@ -149,12 +161,17 @@ describe('settleTenantKey, rotate', () => {
     );
   });
 
-  it('without dates, nothing is deleted on a guess', async () => {
+  it('without dates, which key is newer cannot be told: refused, nothing deleted nor made', async () => {
     const { provider, keys, held } = await setup(2, 'rotate');
     for (const k of provider.keys) k.createdAt = '';
-    const out = await settleTenantKey(keys, scope, held(0), true, signal);
-    assert.match(out.note, /rotated already/);
+    await assert.rejects(settleTenantKey(keys, scope, held(0), true, signal), (e: Error) => {
+      assert.ok(e instanceof StorageError);
+      assert.match(e.message, /not rotated: .*no creation dates/);
+      assert.match(e.fix ?? '', /--revoke-old-storage-keys/);
+      return true;
+    });
     assert.deepEqual(provider.deleted, []);
+    assert.equal(provider.keys.length, 2);
   });
 });
 

@@ -6,11 +6,14 @@
  *
  * - ensure (every provision run): the identity exists with its policy. A .env key that is one of the
  *   identity's keys is proven and kept; any other (the shared keys of an earlier run, none yet) is
- *   replaced by a new key. So a fleet moves from shared to per-tenant keys by running provision.
+ *   replaced by a new key. So a fleet moves from shared to per-tenant keys by running provision. The
+ *   identity's keys the .env does not hold are then deleted first: an earlier tenant of the same name
+ *   (deprovisioned) or a run that never wrote its .env made them, and no instance of this .env has them.
  * - rotate: a new key, the old one left valid for the instances still running with it. Resumable:
  *   a tenant whose .env already holds the newest of two keys is rotated already (a second run after
- *   an interruption does not rotate it again); a newer key the .env does not hold was never written
- *   (a run interrupted between creating and writing it): it is deleted, then a key is made.
+ *   an interruption does not rotate it again: revoke the older key first to rotate again); a newer key
+ *   the .env does not hold was never written (a run interrupted between creating and writing it): it
+ *   is deleted, then a key is made. Without creation dates, which is newer cannot be told: refused.
  * - revoke: the .env's key, proven first, stays; every other key of the identity is deleted.
  */
 import type { S3Credentials } from '../../config/targets.js';
@@ -101,19 +104,33 @@ export async function settleTenantKey(
     return { key: held, changed: false, note: `${identity}; key ${held.accessKeyId} of the .env proven` };
   }
   if (heldInfo && action === 'rotate' && others.length > 0) {
+    if (!others.every((k) => k.createdAt) || !heldInfo.createdAt) {
+      throw new StorageError(
+        `storage keys of ${scope.tenant}: not rotated: besides the .env's key ${heldInfo.accessKeyId} its identity ` +
+          `holds ${ids(others)}, and the provider gives no creation dates to tell which is newer`,
+        'restart its instances on the .env, run --revoke-old-storage-keys (it keeps the .env key), then rotate again',
+      );
+    }
     const newer = others.filter((k) => isNewer(k, heldInfo));
     if (newer.length === 0) {
+      // Resumable: a tenant rotated by an earlier (interrupted) run is not rotated twice.
       return {
         key: held,
         changed: false,
         note:
-          `${identity}; rotated already: no key of it is newer than the .env's ${heldInfo.accessKeyId}; ` +
-          `${ids(others)} still valid until --revoke-old-storage-keys`,
+          `${identity}; not rotated: rotated already (the .env holds its newest key ${heldInfo.accessKeyId}; ` +
+          `${ids(others)} still valid): to rotate again, revoke that one first (--revoke-old-storage-keys)`,
       };
     }
     // Made by a run interrupted before its .env was written: no instance has it.
     for (const orphan of newer) await provider.deleteKey(scope, orphan.accessKeyId, signal);
     replaced = `; ${ids(newer)} (made by an interrupted rotation, never written) deleted`;
+  }
+  if (!heldInfo && listed.length > 0) {
+    // The .env holds none of them: made for an earlier tenant of this name, or by a run that never wrote
+    // its .env. No instance of this .env has them; left alone, they would keep reaching this storage.
+    for (const stale of listed) await provider.deleteKey(scope, stale.accessKeyId, signal);
+    replaced += `; deleted ${ids(listed)}, key(s) of the identity its .env does not hold`;
   }
   if (held && !heldInfo) replaced += `; it replaces the .env's key ${held.accessKeyId}, not one of the identity's`;
   if (heldInfo) replaced += `; ${heldInfo.accessKeyId} stays valid until --revoke-old-storage-keys`;
@@ -130,8 +147,7 @@ export async function settleTenantKey(
   return { key, changed: true, note: `${identity}; ${proof}${replaced}` };
 }
 
-/** `a` was created after `b`; unknown dates: not newer (nothing is deleted on a guess). */
+/** `a` was created after `b` (both dated). */
 function isNewer(a: KeyInfo, b: KeyInfo): boolean {
-  if (!a.createdAt || !b.createdAt) return false;
-  return Date.parse(a.createdAt) > Date.parse(b.createdAt);
+  return Date.parse(a.createdAt ?? '') > Date.parse(b.createdAt ?? '');
 }
