@@ -78,8 +78,8 @@ export const COMMANDS: ReadonlyArray<{ usage: string; description: string }> = [
       'deprovision --tenant NAME ... [--yes] [--purge-storage] [--storage-mode prefix|bucket] [--opaque-names] ' +
       '[--storage-keys shared|per-tenant]',
     description:
-      "deployment machine: drop the tenants' schemas and roles, and " +
-      'their storage and storage identities with --purge-storage (a dry run without --yes)',
+      "deployment machine: drop the tenants' schemas and roles (and their storage identities with per-tenant " +
+      'keys), and their storage with --purge-storage (a dry run without --yes)',
   },
   {
     usage:
