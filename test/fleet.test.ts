@@ -329,6 +329,11 @@ describe('fleet: refused before anything runs', () => {
     ['a bad shard', ['check', '--envs', dir, '--shard', '3/3'], /--shard/],
     ['a bad --max-failures', ['bootstrap', '--envs', dir, '--max-failures', 'many'], /--max-failures must be/],
     ['--canary on check', ['check', '--envs', dir, '--canary', '2'], /--canary/],
+    [
+      'a log directory that cannot be created',
+      ['check', '--envs', join(dir, 'ok'), '--log-dir', '/proc/fleet-logs'],
+      /--log-dir: \/proc\/fleet-logs cannot be created \(ENOENT\)/,
+    ],
   ];
   for (const [what, args, pattern] of cases) {
     it(what, async () => {

@@ -6,11 +6,12 @@
  * A signal (SIGINT, SIGTERM) starts nothing new and cancels the running instances cleanly (a
  * bootstrap cut short marks nothing done); the rows of what did not run say so.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandInput } from '../commands/input.js';
-import { BootstrapError } from '../errors.js';
+import { BootstrapError, ConfigError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { makeDirectory } from '../make-directory.js';
 import type { FleetRow } from './fleet-report.js';
 import type { Instance } from './instances.js';
 import { ALL_STAGE, crossed, describeMax, type MaxFailures, type Stage } from './stages.js';
@@ -45,7 +46,15 @@ export async function runFleet(
   opts: FleetRunOptions,
   runInstance: RunInstance,
 ): Promise<{ rows: FleetRow[]; stoppedBy?: string }> {
-  mkdirSync(opts.logDir, { recursive: true, mode: 0o700 });
+  try {
+    makeDirectory(opts.logDir);
+  } catch (error) {
+    throw new ConfigError(
+      `--log-dir: ${opts.logDir} cannot be created (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      [],
+      'give --log-dir a writable directory (in a read-only container: a mounted volume or an emptyDir)',
+    );
+  }
   const rows = new Map<string, FleetRow>();
   let failedInRun = 0;
   let stoppedBy: string | undefined;

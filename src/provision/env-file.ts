@@ -21,7 +21,6 @@ import {
   fsyncSync,
   linkSync,
   lstatSync,
-  mkdirSync,
   openSync,
   realpathSync,
   renameSync,
@@ -31,6 +30,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { makeDirectory } from '../make-directory.js';
 import { ConfigError } from '../errors.js';
 
 /**
@@ -126,7 +126,7 @@ export function renderEnv(values: Record<string, string | undefined>, header: st
  */
 export function assertSafeOutDir(dir: string, files: readonly string[] = []): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectory(dir);
   } catch (error) {
     // Something that is not a directory is there (or in the way): lstat below says what.
     if (!['EEXIST', 'ENOTDIR'].includes(errnoCode(error))) throw fileSystemError(error, dir, 'create the --out-dir');
