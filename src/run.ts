@@ -10,10 +10,6 @@ import { redact } from './redact.js';
 import { libpqEnvironmentWarning, neutraliseLibpqEnvironment } from './db/libpq-env.js';
 import { writeTerminationLog } from './termination-log.js';
 import { bootstrap } from './commands/bootstrap.js';
-import { check, checkOptions } from './commands/check.js';
-import { deprovision, deprovisionOptions } from './commands/deprovision.js';
-import { fleet, fleetOptions } from './commands/fleet.js';
-import { provision, provisionOptions } from './commands/provision.js';
 
 async function runCommand(argv: string[], VERSION: string): Promise<number> {
   const env = process.env;
@@ -64,14 +60,23 @@ async function runCommand(argv: string[], VERSION: string): Promise<number> {
         return 0;
       case 'bootstrap':
         return await bootstrap({ env, log, signal: controller.signal, version: VERSION });
-      case 'check':
+      // The other commands are loaded only when asked for: every pod start runs the bootstrap alone.
+      case 'check': {
+        const { check, checkOptions } = await import('./commands/check.js');
         return await check(input, checkOptions(args));
-      case 'provision':
+      }
+      case 'provision': {
+        const { provision, provisionOptions } = await import('./commands/provision.js');
         return await provision(input, provisionOptions(args));
-      case 'deprovision':
+      }
+      case 'deprovision': {
+        const { deprovision, deprovisionOptions } = await import('./commands/deprovision.js');
         return await deprovision(input, deprovisionOptions(args));
-      case 'fleet':
+      }
+      case 'fleet': {
+        const { fleet, fleetOptions } = await import('./commands/fleet.js');
         return await fleet(input, fleetOptions(args));
+      }
     }
   } catch (error) {
     return reportFailure(error, log, env.TERMINATION_LOG);
