@@ -38,6 +38,9 @@ export type RunInstance = (instance: Instance, input: CommandInput, opts: FleetR
 /** A run in one stage has none to show. */
 const stageOf = (stage: Stage) => (stage.name === ALL_STAGE ? null : stage.name);
 
+/** The row's findings when the instance did not run, or failed before reporting any. */
+const UNKNOWN = { applied: null, pending: null, setup_completed: null, admin_present: null, drift: null } as const;
+
 const isFailure = (row: Pick<FleetRow, 'status'>) => row.status === 'failed' || row.status === 'interrupted';
 
 export async function runFleet(
@@ -96,11 +99,7 @@ export async function runFleet(
           stage: stageOf(stage),
           status: 'not-started',
           exit_code: 0,
-          applied: null,
-          pending: null,
-          setup_completed: null,
-          admin_present: null,
-          drift: null,
+          ...UNKNOWN,
           duration_ms: 0,
           message: `not started: ${stoppedBy ?? 'the run stopped'}`,
         },
@@ -131,11 +130,7 @@ async function runLogged(
     outcome = {
       status: input.signal.aborted ? 'interrupted' : 'failed',
       exit_code: known ? error.exitCode : 1,
-      applied: null,
-      pending: null,
-      setup_completed: null,
-      admin_present: null,
-      drift: null,
+      ...UNKNOWN,
       message,
     };
   } finally {

@@ -112,11 +112,6 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
       if (status === 'unchanged' && storageNote.includes('created')) status = 'created';
     }
 
-    // Per-tenant storage keys: settled (every key proven) before any .env is written.
-    const scope: KeyScope | undefined =
-      run.keys && location && !spec.s3
-        ? { tenant: spec.schema, mode: location.mode, bucket: location.bucket, prefix: location.prefix }
-        : undefined;
     const oldEnv = envFile && before.roleExists && existsSync(envFile) ? readFileSync(envFile, 'utf8') : undefined;
     const held = oldEnv === undefined ? undefined : envStorageKey(oldEnv);
     const login = { deployer: config.database, log: run.ctx.log, signal: run.ctx.signal };
@@ -130,6 +125,11 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
           `run again with --rotate-password to set a new password and rewrite ${envFile}`,
         );
     }
+    // Per-tenant storage keys: settled (every key proven) before any .env is written.
+    const scope: KeyScope | undefined =
+      run.keys && location && !spec.s3
+        ? { tenant: spec.schema, mode: location.mode, bucket: location.bucket, prefix: location.prefix }
+        : undefined;
     let keyed: KeyOutcome | undefined;
     if (run.keys && scope) {
       const deliver = outcome.password !== undefined || envFile !== undefined;
@@ -137,12 +137,10 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
         keyed = await settleTenantKey(run.keys, scope, held, deliver, run.ctx.signal);
       } catch (error) {
         if (!(error instanceof BootstrapError)) throw error;
-        // A new password exists only in memory now: the fix says how to get one into a .env.
-        const fix = outcome.password
-          ? `${error.fix ?? ''}; then run provision again with --rotate-password (its ` +
-            `${outcome.created ? 'role was created' : 'password was changed'}, its .env not written)`
-          : error.fix;
-        return { ...fail(error, 'PostgreSQL and storage ready, storage key failed: '), ...(fix && { fix }) };
+        return {
+          ...fail(error, 'PostgreSQL and storage ready, storage key failed: '),
+          ...keyFailureFix(error, outcome),
+        };
       }
       storageNote += `; ${keyed.note}`;
     } else if (run.keys && spec.s3) {
@@ -201,6 +199,16 @@ export async function provisionOne(run: TenantRun, spec: TenantSpec): Promise<Te
   } catch (error) {
     return fail(tenantFailure(spec, error));
   }
+}
+
+/** A key failure's fix; a new password exists only in memory then: it says how to get one into a .env. */
+function keyFailureFix(error: BootstrapError, outcome: { created: boolean; password?: string }): { fix?: string } {
+  if (!outcome.password) return error.fix ? { fix: error.fix } : {};
+  return {
+    fix:
+      `${error.fix ?? ''}; then run provision again with --rotate-password (its ` +
+      `${outcome.created ? 'role was created' : 'password was changed'}, its .env not written)`,
+  };
 }
 
 /**

@@ -17,19 +17,17 @@ export type StorageKeysMode = 'shared' | 'per-tenant';
 
 export type OpenProvider = KeyProvider & { close(): void };
 
-/** The deployer's storage account as the command sees it: resolved values (a _FILE read), never the raw environment. */
+/**
+ * What the command's environment is taken from (commandEnv keeps only its COMMAND_ENV names): the
+ * process's, with the deployer's storage account as resolved (a _FILE read), never as written.
+ */
 function commandSource(
   storage: DeployerStorage,
   sharedBucket: string | undefined,
   env: NodeJS.ProcessEnv,
 ): Record<string, string | undefined> {
   return {
-    PATH: env.PATH,
-    HOME: env.HOME,
-    TMPDIR: env.TMPDIR,
-    LANG: env.LANG,
-    LC_ALL: env.LC_ALL,
-    TZ: env.TZ,
+    ...env,
     PROVISION_STORAGE_ENDPOINT: storage.endpoint ?? undefined,
     PROVISION_STORAGE_REGION: storage.region,
     PROVISION_STORAGE_BUCKET: sharedBucket,
